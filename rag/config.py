@@ -1,0 +1,65 @@
+"""All settings in one place. Every field can be set with a ``RAG_<NAME>`` environment variable."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=None, extra="ignore")
+
+    # --- where things live -------------------------------------------------------------
+    index: Path = Field(Path("index"), description="Index directory (RAG_INDEX).")
+    corpus: Path = Field(Path("corpus"), description="Default corpus directory.")
+
+    # --- embedding -----------------------------------------------------------------------
+    embedder: Literal["e5", "sentence-transformers"] = "e5"
+    model: str = Field(
+        "intfloat/multilingual-e5-small",
+        description="Model id; for sentence-transformers a hub name or a local path.",
+    )
+    query_prompt: str = Field("", description="Prefix for queries (sentence-transformers backend).")
+    passage_prompt: str = Field("", description="Prefix for passages (sentence-transformers backend).")
+    device: str | None = Field(None, description="torch device for sentence-transformers; auto if unset.")
+    batch_size: int = 32
+
+    # --- chunking ------------------------------------------------------------------------
+    chunk_tokens: int = Field(200, description="Max chunk length in model tokens (window is 512).")
+    chunk_overlap: int = Field(32, description="Overlap between chunks in model tokens.")
+
+    # --- index ---------------------------------------------------------------------------
+    faiss_index: Literal["auto", "flat", "hnsw", "ivf"] = Field(
+        "auto", description="auto = exact (flat) below `ann_threshold` chunks, HNSW above."
+    )
+    ann_threshold: int = 50_000
+    keep_versions: int = Field(2, description="Index versions kept on disk after a successful build.")
+    max_file_bytes: int = Field(20 * 1024 * 1024, description="Loader refuses larger files.")
+
+    # --- retrieval -----------------------------------------------------------------------
+    top_k: int = Field(5, description="Passages returned / cited by default.")
+    candidates: int = Field(50, description="Candidates taken from each retriever before fusion.")
+    rrf_k: int = 60
+
+    # --- service -------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8000
+    admin_token: str | None = Field(None, description="Bearer token for admin routes; unset = routes off.")
+    api_keys: str = Field("", description="Comma-separated API keys for query routes; empty = open.")
+    cors_origins: str = Field("*", description="Comma-separated CORS allow-list.")
+    max_question_chars: int = 1000
+    max_body_bytes: int = 2 * 1024 * 1024
+    rate_limit_per_minute: int = Field(600, description="Per key or client address; 0 = off.")
+    frame_ancestors: str = Field("*", description="CSP frame-ancestors for served pages.")
+    cache_size: int = Field(1024, description="Answer cache entries (0 = off).")
+    workers: int = Field(4, description="Threads for CPU-bound request work.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once from the environment."""
+    return Settings()
