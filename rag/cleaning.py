@@ -1,0 +1,144 @@
+"""General rules for cleaning web-scraped text, shared by every loader.
+
+Cleaning only *drops whole lines* (site chrome: search boxes, share buttons, language switches...),
+strips trailing whitespace and collapses blank runs. Every line that survives is kept byte-for-byte
+(Arabic letters, diacritics, digits untouched), because the cleaned text is the stored document text
+that all answer/citation offsets point into.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["BOILERPLATE_RULES", "clean_text", "extract_title", "is_boilerplate"]
+
+_I = re.IGNORECASE
+
+# Share targets, used alone or as a run such as "Facebook | Twitter | LinkedIn".
+_SHARE = (
+    r"facebook|twitter|x|linkedin|whatsapp|telegram|pinterest|reddit|tumblr|e-?mail|print|copy link"
+    r"|share(?: (?:this|on|via))?(?: (?:article|post|page|story))?"
+    r"|فيسبوك|فيس بوك|تويتر|لينكد ?إن|واتس ?اب|تيليجرام|تلغرام|البريد الإلكتروني|طباعة|نسخ الرابط"
+    r"|شارك(?: (?:المقالة|المقال|الخبر|هذا|هذه الصفحة|عبر))?|مشاركة(?: (?:المقال|الخبر))?"
+)
+# Language switches: "English", "العربية", "EN | AR"...
+_LANG = r"english|arabic|français|francais|en|ar|fr|العربية|عربي|الإنجليزية|الانجليزية|english version|النسخة العربية"
+_SEP = r"[\s|,·•/:\-–—]*"
+
+# (pattern, why) - each pattern must match the WHOLE stripped line; case-insensitive for Latin.
+BOILERPLATE_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern, _I), why)
+    for pattern, why in (
+        (
+            (
+                r"(?:search|search\W*…|search for:?|close this search box\.?|type to search|menu|main menu"
+                r"|open menu|close menu|toggle (?:navigation|menu)|skip to (?:main )?content|back to top"
+                r"|بحث|ابحث|إغلاق|القائمة|القائمة الرئيسية|انتقل إلى المحتوى|تخطى إلى المحتوى|العودة للأعلى)"
+            ),
+            "navigation / search UI",
+        ),
+        (rf"(?:(?:{_SHARE}){_SEP})+", "share buttons (alone or in a row)"),
+        (
+            (
+                r"(?:recent posts?|related (?:posts?|articles?|links|news)|latest (?:posts?|news)"
+                r"|أحدث المقالات|أحدث الأخبار|آخر الأخبار|مقالات ذات صلة|أخبار ذات صلة|روابط ذات صلة)\s*:?"
+            ),
+            "recent/related-posts widget heading",
+        ),
+        (
+            r"(?:read more|continue reading|learn more|اقرأ المزيد|اقرا المزيد|المزيد)\W*",
+            "'read more' link alone on its line",
+        ),
+        (r"(?:https?://|www\.)\S+", "bare URL alone on its line"),
+        (rf"(?:(?:{_LANG}){_SEP})+", "language switch"),
+        (r"[\W_]+", "only punctuation / pipes / symbols"),
+    )
+)
+
+# Two or more newlines, i.e. one or more blank lines.
+_BLANK_RUN = re.compile(r"\n(?:[ \t]*\n)+")
+
+
+def is_boilerplate(line: str) -> bool:
+    """True if a single line is site chrome by one of the general ``BOILERPLATE_RULES``."""
+    stripped = line.strip()
+    return bool(stripped) and any(p.fullmatch(stripped) for p, _ in BOILERPLATE_RULES)
+
+
+def clean_text(text: str) -> str:
+    """Normalise newlines, drop boilerplate lines, strip trailing spaces, collapse blank runs.
+
+    Content lines are returned unchanged except for trailing whitespace; the result has no leading
+    or trailing blank lines and never more than one blank line in a row.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    kept = [line.rstrip() for line in text.split("\n") if not is_boilerplate(line)]
+    return _BLANK_RUN.sub("\n\n", "\n".join(kept)).strip("\n")
+
+
+# --- titles ------------------------------------------------------------------------------------
+
+_MONTHS = (
+    r"january|february|march|april|may|june|july|august|september|october|november|december"
+    r"|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
+    r"|monday|tuesday|wednesday|thursday|friday|saturday|sunday|mon|tue|wed|thu|fri|sat|sun"
+    r"|يناير|فبراير|مارس|أبريل|ابريل|إبريل|مايو|يونيو|يونيه|يوليو|يوليه|أغسطس|اغسطس|سبتمبر|أكتوبر|اكتوبر"
+    r"|نوفمبر|ديسمبر|كانون الثاني|شباط|آذار|نيسان|أيار|حزيران|تموز|آب|أيلول|تشرين الأول|تشرين الثاني"
+    r"|كانون الأول|الاثنين|الإثنين|الثلاثاء|الأربعاء|الخميس|الجمعة|السبت|الأحد|ص|م|am|pm"
+)
+# A line made only of digits (Latin or Arabic-Indic), month/day names and separators.
+_DATE_LINE = re.compile(rf"(?:[\d\s.,/:|\-–—،]|\b(?:{_MONTHS})\b)+", _I)
+_MD_HEADING = re.compile(r"#{1,6}\s+(.*?)(?:\s+#+)?\s*")
+_TRIM = " \t\u00a0\u200e\u200f()[]{}<>«»\"'“”‘’„:：;،-–—*#•·|"
+_MAX_TITLE = 200
+
+
+def _is_title_like(line: str) -> bool:
+    """A line that can serve as a title: not a date, not punctuation, >= 3 word characters."""
+    return (
+        len(re.findall(r"[^\W_]", line)) >= 3
+        and not _DATE_LINE.fullmatch(line)
+        and not is_boilerplate(line)
+    )
+
+
+def _tidy_title(line: str) -> str:
+    """Strip surrounding brackets/quotes/colons, re-close one dangling '(' and cap the length."""
+    title = line.strip(_TRIM)
+    # Right-to-left scrapes often turn "عنوان (الاسكوا)" into "(عنوان (الاسكوا": re-close it.
+    if title.count("(") == title.count(")") + 1 and title.rfind("(") > title.rfind(")"):
+        title += ")"
+    if len(title) > _MAX_TITLE:
+        # Long first paragraph: end at a sentence, else a clause, else a word boundary (+ "…").
+        head = title[: _MAX_TITLE + 1]
+        sentence = max(head.rfind(m + " ") for m in ".!?؟")
+        clause = max(head.rfind(m + " ") for m in "،,؛;")
+        if sentence >= 40:
+            title = head[: sentence + 1]
+        elif clause >= 40:
+            title = head[:clause]
+        else:
+            cut = head.rfind(" ")
+            title = head[: cut if cut >= 40 else _MAX_TITLE].rstrip() + "…"
+    return title
+
+
+def extract_title(text: str) -> str:
+    """Pick a display title: a leading Markdown ``# heading``, else the first heading-like line.
+
+    Skips date-only, punctuation-only and very short lines; falls back to the first non-blank
+    line, and returns "" only when the text has no non-blank line at all.
+    """
+    lines = [
+        ln.strip() for ln in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    ]
+    lines = [ln for ln in lines if ln]
+    if not lines:
+        return ""
+    heading = _MD_HEADING.fullmatch(lines[0])
+    if heading and heading.group(1).strip(_TRIM):
+        return _tidy_title(heading.group(1))
+    for line in lines:
+        if _is_title_like(line):
+            return _tidy_title(line)
+    return _tidy_title(lines[0]) or lines[0][:_MAX_TITLE]
