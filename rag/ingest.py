@@ -1,0 +1,299 @@
+"""Ingestion: documents -> chunks + sentences -> vectors -> a new complete index version.
+
+Incremental by content hash: unchanged documents keep their vectors, changed ones are
+re-embedded, removed ones dropped. Every run that changes something writes a *new* version
+directory aside and then switches ``CURRENT`` to it atomically (see ``rag.index``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rag import dense
+from rag.chunking import Chunker, document_sentences
+from rag.config import Settings
+from rag.embedding import Embedder, embed_in_batches
+from rag.index import (
+    CURRENT, FORMAT_VERSION, MANIFEST, EmbedderMismatch, Index, current_version, data_files,
+    fsync_dir, sha256_file, version_name,
+)
+from rag.lexical import BM25Index
+from rag.schema import Document
+from rag.store import ChunkRow, DocRow, SentenceRow, write_store
+from rag.text import detect_language, tokenize
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+def content_hash(doc: Document) -> str:
+    h = hashlib.sha256()
+    for part in (doc.title, doc.text, doc.url or ""):
+        h.update(part.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+@dataclass
+class IngestReport:
+    """What an ingest (or removal) did."""
+
+    version: int | None
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    embedded_texts: int = 0
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+
+@dataclass
+class _Prepared:
+    """One document ready to be written: fresh (vectors to compute) or reused from the old index."""
+
+    doc: Document
+    lang: str
+    hash: str
+    chunks: list[tuple[int, int, int, int, int, str]]  # ordinal, start, end, first/last sentence, tokens
+    sentences: list[tuple[int, int]]
+    chunk_vectors: np.ndarray | None = None
+    sentence_vectors: np.ndarray | None = None
+
+
+@contextmanager
+def writer_lock(root: Path):
+    """One writer at a time per index directory (across processes)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class Indexer:
+    """Builds and updates the index under ``root`` with one embedder."""
+
+    def __init__(self, root: Path | str, embedder: Embedder, settings: Settings, progress: Progress | None = None):
+        self.root = Path(root)
+        self.embedder = embedder
+        self.settings = settings
+        self.progress = progress or (lambda stage, done, total: None)
+        self.chunker = Chunker(embedder.token_count, settings.chunk_tokens, settings.chunk_overlap)
+
+    # --- public --------------------------------------------------------------------------
+    def ingest(self, documents: Sequence[Document], *, prune: bool = False, rebuild: bool = False) -> IngestReport:
+        """Add or update ``documents``; with ``prune``, drop indexed documents not among them."""
+        with writer_lock(self.root):
+            old = self._open_old(rebuild)
+            incoming = {d.doc_id: d for d in documents}  # the last one of a duplicated id wins
+            removed = [i for i in (old.doc_ids if old else []) if prune and i not in incoming]
+            return self._write(old, list(incoming.values()), removed)
+
+    def remove(self, doc_ids: Iterable[str]) -> IngestReport:
+        """Delete documents; unknown ids raise ``KeyError`` and nothing is written."""
+        with writer_lock(self.root):
+            old = self._open_old(False)
+            ids = list(dict.fromkeys(doc_ids))
+            missing = [i for i in ids if old is None or i not in old.doc_row]
+            if missing:
+                raise KeyError(", ".join(missing))
+            return self._write(old, [], ids)
+
+    # --- internals -----------------------------------------------------------------------
+    def _open_old(self, rebuild: bool) -> Index | None:
+        if rebuild or current_version(self.root) is None:
+            return None
+        old = Index.open(self.root)
+        try:
+            old.check_embedder(self.embedder.model_id, self.embedder.dim)
+        except EmbedderMismatch:
+            old.close()
+            raise
+        return old
+
+    def _write(self, old: Index | None, documents: list[Document], removed: list[str]) -> IngestReport:
+        t0 = time.perf_counter()
+        report = IngestReport(version=old.version if old else None, removed=list(removed))
+        fresh: dict[str, _Prepared] = {}
+        for doc in documents:
+            h = content_hash(doc)
+            if old is not None and old.hashes.get(doc.doc_id) == h:
+                report.unchanged.append(doc.doc_id)
+                continue
+            (report.updated if old is not None and doc.doc_id in old.doc_row else report.added).append(doc.doc_id)
+            fresh[doc.doc_id] = self._prepare(doc, h)
+        report.timings_s["chunk"] = time.perf_counter() - t0
+        if not report.changed and old is not None:
+            old.close()
+            report.timings_s["total"] = time.perf_counter() - t0
+            return report
+
+        t1 = time.perf_counter()
+        report.embedded_texts = self._embed(list(fresh.values()))
+        report.timings_s["embed"] = time.perf_counter() - t1
+
+        t2 = time.perf_counter()
+        order: list[str] = [i for i in (old.doc_ids if old else []) if i not in removed]
+        order += [i for i in fresh if i not in (old.doc_row if old else {})]
+        version = (old.version if old else self._last_version()) + 1
+        self._write_version(version, order, fresh, old)
+        report.version = version
+        report.timings_s["write"] = time.perf_counter() - t2
+        if old is not None:
+            old.close()
+        self._collect_garbage(version)
+        report.timings_s["total"] = time.perf_counter() - t0
+        return report
+
+    def _prepare(self, doc: Document, h: str) -> _Prepared:
+        sentences = document_sentences(doc)
+        index_of = {(s.start, s.end): i for i, s in enumerate(sentences)}
+        chunks = []
+        for c in self.chunker.split(doc, sentences):
+            ids = [index_of[(s.start, s.end)] for s in c.sentences]
+            first, last = (ids[0], ids[-1] + 1) if ids else (0, 0)
+            chunks.append((c.ordinal, c.start, c.end, first, last, " ".join(tokenize(c.text))))
+        return _Prepared(doc, detect_language(doc.text), h, chunks, [(s.start, s.end) for s in sentences])
+
+    def _embed(self, prepared: list[_Prepared]) -> int:
+        texts: list[str] = []
+        for p in prepared:
+            texts += [p.doc.text[s:e] for _, s, e, *_ in p.chunks]
+            texts += [p.doc.text[s:e] for s, e in p.sentences]
+        total = len(texts)
+        done = 0
+
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
+            self.progress("embed", done, total)
+
+        self.progress("embed", 0, total)
+        vectors = embed_in_batches(
+            self.embedder.embed_passages, texts, self.embedder.dim, batch_size=self.settings.batch_size, on_batch=tick
+        )
+        i = 0
+        for p in prepared:
+            p.chunk_vectors = vectors[i : i + len(p.chunks)]
+            i += len(p.chunks)
+            p.sentence_vectors = vectors[i : i + len(p.sentences)]
+            i += len(p.sentences)
+        return total
+
+    def _last_version(self) -> int:
+        versions = [int(p.name[1:]) for p in self.root.glob("v*") if p.name[1:].isdigit()]
+        return max(versions, default=0)
+
+    def _write_version(self, version: int, order: list[str], fresh: dict[str, _Prepared], old: Index | None) -> None:
+        docs: list[DocRow] = []
+        chunks: list[ChunkRow] = []
+        sentences: list[SentenceRow] = []
+        chunk_vecs: list[np.ndarray] = []
+        sent_vecs: list[np.ndarray] = []
+        for doc_row, doc_id in enumerate(order):
+            s_base, c_base = len(sentences), len(chunks)
+            if doc_id in fresh:
+                p = fresh[doc_id]
+                d = p.doc
+                docs.append(DocRow(doc_row, d.doc_id, d.title, d.text, d.url, d.source, p.lang, p.hash))
+                sentences += [SentenceRow(s_base + i, doc_row, s, e) for i, (s, e) in enumerate(p.sentences)]
+                chunks += [
+                    ChunkRow(c_base + i, doc_row, o, s, e, s_base + f, s_base + l, tok)
+                    for i, (o, s, e, f, l, tok) in enumerate(p.chunks)
+                ]
+                chunk_vecs.append(p.chunk_vectors)
+                sent_vecs.append(p.sentence_vectors)
+            else:  # reuse the old version's rows and vectors
+                assert old is not None
+                r = old.doc_row[doc_id]
+                docs.append(DocRow(doc_row, doc_id, old.titles[r], old.texts[r], old.urls[r], old.sources[r], old.langs[r], old.hashes[doc_id]))
+                s_rows = np.flatnonzero(old.sentence_doc == r)
+                c_rows = np.flatnonzero(old.chunk_doc == r)
+                s_old_base = int(s_rows[0]) if len(s_rows) else 0
+                sentences += [
+                    SentenceRow(s_base + i, doc_row, int(old.sentence_start[j]), int(old.sentence_end[j]))
+                    for i, j in enumerate(s_rows)
+                ]
+                for i, j in enumerate(c_rows):
+                    info = old.chunk_info(int(j))
+                    chunks.append(ChunkRow(
+                        c_base + i, doc_row, info.ordinal, info.start, info.end,
+                        s_base + info.first_sentence - s_old_base, s_base + info.last_sentence - s_old_base,
+                        old.chunk_tokens[j],
+                    ))
+                chunk_vecs.append(np.asarray(old.chunk_vectors[c_rows]))
+                sent_vecs.append(np.asarray(old.sentence_vectors[s_rows]))
+
+        dim = self.embedder.dim
+        cv = np.concatenate(chunk_vecs) if chunk_vecs else np.zeros((0, dim), np.float32)
+        sv = np.concatenate(sent_vecs) if sent_vecs else np.zeros((0, dim), np.float32)
+        kind = dense.choose_kind(self.settings.faiss_index, len(cv), self.settings.ann_threshold)
+
+        tmp = self.root / f".tmp-{version_name(version)}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        write_store(tmp / "store.sqlite", docs, chunks, sentences)
+        np.save(tmp / "chunks.npy", cv.astype(np.float32))
+        np.save(tmp / "sentences.npy", sv.astype(np.float32))
+        dense.save(dense.build(cv, kind), tmp / "dense.faiss")
+        BM25Index.build([c.tokens.split() for c in chunks]).save(tmp / "bm25")
+        files = data_files(tmp)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "version": version,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "model_id": self.embedder.model_id,
+            "dim": dim,
+            "faiss_index": kind,
+            "chunking": {"tokens": self.settings.chunk_tokens, "overlap": self.settings.chunk_overlap},
+            "counts": {"documents": len(docs), "chunks": len(chunks), "sentences": len(sentences)},
+            "documents": {d.doc_id: d.content_hash for d in docs},
+            "files": {str(f.relative_to(tmp)): sha256_file(f) for f in files},
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
+        for f in [*files, tmp / MANIFEST]:
+            with open(f, "rb+") as fh:
+                os.fsync(fh.fileno())
+        for d in {f.parent for f in files} | {tmp}:
+            fsync_dir(d)
+        final = self.root / version_name(version)
+        shutil.rmtree(final, ignore_errors=True)  # a leftover of a crashed run, never live
+        os.rename(tmp, final)
+        fsync_dir(self.root)
+        pointer = self.root / f".{CURRENT}.tmp"
+        with open(pointer, "w") as fh:
+            fh.write(version_name(version))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(pointer, self.root / CURRENT)
+        fsync_dir(self.root)
+        log.info("index version %s written: %d documents, %d chunks", version, len(docs), len(chunks))
+
+    def _collect_garbage(self, live: int) -> None:
+        """Drop old versions beyond ``keep_versions`` and leftovers of crashed writers."""
+        keep = max(self.settings.keep_versions, 1)
+        versions = sorted(int(p.name[1:]) for p in self.root.glob("v*") if p.name[1:].isdigit())
+        for v in versions:
+            if v > live or v <= live - keep:
+                shutil.rmtree(self.root / version_name(v), ignore_errors=True)
+        for tmp in self.root.glob(".tmp-*"):
+            shutil.rmtree(tmp, ignore_errors=True)

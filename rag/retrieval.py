@@ -1,0 +1,98 @@
+"""Retrieval stage: dense (FAISS) and lexical (BM25) candidates fused into ranked passages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from rag import dense
+from rag.index import Index
+from rag.schema import Passage
+from rag.text import tokenize
+
+Mode = Literal["hybrid", "dense", "bm25"]
+
+
+@dataclass(frozen=True)
+class FusionWeights:
+    """Weight of each ranked list in reciprocal rank fusion, per question language.
+
+    RRF (Cormack et al. 2009) needs no score calibration between BM25 and cosine; k=60 is
+    the constant from that paper and flattens the head so one list cannot dominate by rank 1
+    alone. English questions over mostly Arabic text get a lighter BM25 weight: only names
+    and numbers can match lexically there, so BM25's list is mostly noise (see RESULTS.md).
+    """
+
+    dense: float = 1.0
+    bm25_ar: float = 1.0
+    bm25_en: float = 0.3
+    k: int = 60
+
+    def bm25(self, lang: str) -> float:
+        return self.bm25_ar if lang == "ar" else self.bm25_en
+
+
+@dataclass
+class Candidates:
+    """Ranked rows from each retriever for one query, before fusion."""
+
+    dense_rows: np.ndarray
+    dense_scores: np.ndarray
+    bm25_rows: np.ndarray
+    bm25_scores: np.ndarray
+
+
+def gather(index: Index, qvec: np.ndarray | None, question: str, n: int, mode: Mode) -> Candidates:
+    """Top-``n`` candidates from the retrievers ``mode`` asks for."""
+    empty_f, empty_i = np.zeros(0, np.float32), np.zeros(0, np.int64)
+    ds, dr = (dense.search(index.dense, qvec, n) if mode != "bm25" and qvec is not None else (empty_f, empty_i))
+    bs, br = (index.bm25.search_tokens(tokenize(question), n) if mode != "dense" else (empty_f, empty_i))
+    return Candidates(dr, ds, br, bs)
+
+
+def fuse(c: Candidates, weights: FusionWeights, lang: str, mode: Mode) -> list[tuple[int, float, int | None, int | None]]:
+    """(row, fused score, dense rank, bm25 rank), best first."""
+    scores: dict[int, float] = {}
+    d_rank = {int(r): i + 1 for i, r in enumerate(c.dense_rows)}
+    b_rank = {int(r): i + 1 for i, r in enumerate(c.bm25_rows)}
+    if mode == "dense":
+        scores = {r: float(s) for r, s in zip(c.dense_rows.tolist(), c.dense_scores.tolist())}
+    elif mode == "bm25":
+        scores = {r: float(s) for r, s in zip(c.bm25_rows.tolist(), c.bm25_scores.tolist())}
+    else:
+        wb = weights.bm25(lang)
+        for r, rank in d_rank.items():
+            scores[r] = scores.get(r, 0.0) + weights.dense / (weights.k + rank)
+        for r, rank in b_rank.items():
+            scores[r] = scores.get(r, 0.0) + wb / (weights.k + rank)
+    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [(r, s, d_rank.get(r), b_rank.get(r)) for r, s in ranked]
+
+
+def to_passages(index: Index, fused: list[tuple[int, float, int | None, int | None]], c: Candidates, k: int) -> list[Passage]:
+    d_score = dict(zip(c.dense_rows.tolist(), c.dense_scores.tolist()))
+    b_score = dict(zip(c.bm25_rows.tolist(), c.bm25_scores.tolist()))
+    out = []
+    for row, score, dr, br in fused[:k]:
+        info = index.chunk_info(row)
+        out.append(Passage(
+            chunk_id=f"{info.doc_id}#{info.ordinal}", doc_id=info.doc_id, title=index.titles[info.doc_row],
+            text=index.chunk_text(row), start=info.start, end=info.end, score=score,
+            dense_rank=dr, bm25_rank=br, dense_score=d_score.get(row), bm25_score=b_score.get(row), row=row,
+        ))
+    return out
+
+
+class Retriever:
+    """Hybrid retriever over one index version."""
+
+    def __init__(self, index: Index, weights: FusionWeights | None = None, candidates: int = 50):
+        self.index = index
+        self.weights = weights or FusionWeights()
+        self.candidates = candidates
+
+    def retrieve(self, question: str, qvec: np.ndarray | None, lang: str, k: int, mode: Mode = "hybrid") -> list[Passage]:
+        c = gather(self.index, qvec, question, max(self.candidates, k), mode)
+        return to_passages(self.index, fuse(c, self.weights, lang, mode), c, k)

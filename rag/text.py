@@ -1,0 +1,198 @@
+"""Text layer: Arabic-aware normalisation for matching, language detection, sentence
+segmentation with offsets, and the tokenizer BM25 and lexical scoring share.
+
+Normalisation is only ever used to *compare* text. What users see, and every offset, refers
+to the original text; ``normalize_with_offsets`` gives the map back when a match found in
+normalised text has to be reported in the original.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import Stemmer
+
+# --- normalisation -------------------------------------------------------------------------
+
+# Harakat, sukun, shadda, superscript alef and Quranic marks carry no meaning for matching.
+_DIACRITICS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed]")
+_TATWEEL = "\u0640"
+_CHAR_MAP = {
+    **{c: "ا" for c in "أإآٱٲٳ"},
+    "ى": "ي",
+    "ی": "ي",  # Persian ya
+    "ئ": "ي",
+    "ؤ": "و",
+    "ة": "ه",
+    "ک": "ك",  # Persian kaf
+    **{chr(0x0660 + i): str(i) for i in range(10)},  # Arabic-Indic digits
+    **{chr(0x06F0 + i): str(i) for i in range(10)},  # Persian digits
+    "٫": ".",  # Arabic decimal separator
+    "٬": ",",  # Arabic thousands separator
+}
+# Unusual spaces (nbsp, thin, zero-width...) become a plain space; zero-width joiners are dropped.
+_SPACES = {c: " " for c in "\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"}
+_DROP = set("\u200b\u200c\u200d\u200e\u200f\u2066\u2067\u2068\u2069\u202a\u202b\u202c\u202d\u202e\ufeff") | {_TATWEEL}
+
+_ARABIC_LETTER = re.compile("[\u0621-\u064a\u0671-\u06d3]")
+_LATIN_LETTER = re.compile("[A-Za-z]")
+
+
+# Before stemming, letters the Snowball stemmer reads as suffix markers (ta marbuta, alef
+# maqsura, hamza seats) are kept; the stem is fully normalised afterwards.
+_STEM_KEEP = frozenset("ةىئؤ")
+
+
+def _norm_char(c: str, keep: frozenset[str] = frozenset()) -> str:
+    """Normalised form of one character ("" when it is dropped)."""
+    if c in _DROP or _DIACRITICS.match(c):
+        return ""
+    if c in keep:
+        return c
+    c = _CHAR_MAP.get(c) or _SPACES.get(c) or c
+    return c.lower()
+
+
+def normalize(text: str) -> str:
+    """Matching form of ``text``: no diacritics/tatweel, unified alef/hamza/ya/ta marbuta,
+    ASCII digits, plain spaces, lower-case Latin. Never show this to users."""
+    return "".join(_norm_char(c) for c in text)
+
+
+def normalize_with_offsets(text: str) -> tuple[str, list[int]]:
+    """``normalize`` plus, for each normalised character, its index in the original text.
+
+    A match ``norm[i:j]`` maps back to ``text[offsets[i]:offsets[j-1] + 1]``.
+    """
+    out: list[str] = []
+    offsets: list[int] = []
+    for i, c in enumerate(text):
+        n = _norm_char(c)
+        for ch in n:
+            out.append(ch)
+            offsets.append(i)
+    return "".join(out), offsets
+
+
+def detect_language(text: str) -> str:
+    """``"ar"`` or ``"en"`` by which script has more letters (Arabic wins ties: it is our default)."""
+    ar = len(_ARABIC_LETTER.findall(text))
+    lat = len(_LATIN_LETTER.findall(text))
+    return "en" if lat > ar else "ar"
+
+
+# --- sentences -----------------------------------------------------------------------------
+
+# A sentence ends at . ! ? ؟ ؛ … (possibly repeated, possibly followed by closing quotes or
+# brackets), or at a line break. A full stop does not end a sentence inside a number (7.98),
+# after a single letter (initials: "J. Smith"), or after a known abbreviation.
+_ABBREVIATIONS = {
+    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "inc", "ltd", "co", "corp",
+    "no", "vol", "fig", "e.g", "i.e", "u.s", "u.k", "u.a.e", "jan", "feb", "mar", "apr", "jun",
+    "jul", "aug", "sep", "sept", "oct", "nov", "dec", "approx", "dept", "est", "gov", "mt",
+    "د", "م", "ه", "ص", "ج",  # Arabic single-letter abbreviations (doctor, AD, AH, page, part)
+}
+_TERMINATOR = re.compile(r"[.!?؟؛…]+[\"'”’»)\]]*")
+_WORD_BEFORE = re.compile(r"([\w.]+)$")
+
+
+def _is_sentence_end(text: str, m: re.Match[str]) -> bool:
+    punct = m.group()
+    if punct[0] != "." or len(punct.rstrip("\"'”’»)]")) > 1:
+        return True
+    after = text[m.end() : m.end() + 1]
+    if after and not after.isspace():
+        return False  # 7.98, example.com, U.S.A
+    word = _WORD_BEFORE.search(text, 0, m.start())
+    if word:
+        w = word.group(1).lower()
+        if w in _ABBREVIATIONS or (len(w) == 1 and w.isalpha()):
+            return False
+    return True
+
+
+def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Sentence ``(start, end)`` offsets in ``text[start:end]``, trimmed of surrounding
+    whitespace; empty or punctuation-only pieces are skipped."""
+    end = len(text) if end is None else end
+    spans: list[tuple[int, int]] = []
+    cuts = []
+    for m in _TERMINATOR.finditer(text, start, end):
+        if _is_sentence_end(text, m):
+            cuts.append(m.end())
+    for m in re.finditer(r"\n", text[start:end]):
+        cuts.append(start + m.start())
+    cuts = sorted(set(cuts)) + [end]
+    prev = start
+    for cut in cuts:
+        s, e = prev, cut
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if e > s and any(ch.isalnum() for ch in text[s:e]):
+            spans.append((s, e))
+        prev = cut
+    return spans
+
+
+# --- tokens --------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+# Snowball's Arabic stemmer removes "ال", "بال", "لل"... itself but not a conjunction و/ف in
+# front of them ("والحكومة" stays "والحكوم"), so that one letter is stripped first.
+_AR_ARTICLES = ("ال", "بال", "كال", "لل")
+_AR_STOPWORDS = frozenset(
+    normalize(w)
+    for w in (
+        "في من إلى على عن مع هذا هذه ذلك تلك التي الذي الذين و أو ثم كما قد لقد كان كانت يكون "
+        "هو هي هم نحن أن إن لا ما ماذا متى كم كيف أين لماذا هل أي عند بين حول خلال بعد قبل منذ "
+        "حتى كل أيضا وقد وفي وهي وهو او ال"
+    ).split()
+)
+_EN_STOPWORDS = frozenset(
+    "a an the of in on at to for from by with and or is are was were be been being do does did "
+    "what which who whom whose when where why how many much that this these those it its as "
+    "into about than then there their they he she his her i you we our can could will would "
+    "has have had not no".split()
+)
+
+
+@lru_cache(maxsize=2)
+def _stemmer(lang: str) -> Stemmer.Stemmer:
+    return Stemmer.Stemmer(lang)
+
+
+def _strip_arabic_prefix(token: str) -> str:
+    if token[:1] in ("و", "ف") and token[1:].startswith(_AR_ARTICLES) and len(token) >= 6:
+        return token[1:]
+    return token
+
+
+def tokenize(text: str, *, stopwords: bool = True) -> list[str]:
+    """Normalised, stemmed word tokens for BM25 and lexical overlap (Arabic and English)."""
+    words = _TOKEN.findall("".join(_norm_char(c, _STEM_KEEP) for c in text))
+    out: list[str] = []
+    ar_stem = _stemmer("arabic")
+    en_stem = _stemmer("english")
+    for w in words:
+        if stopwords and (normalize(w) in _AR_STOPWORDS or w in _EN_STOPWORDS):
+            continue
+        if _ARABIC_LETTER.match(w):
+            out.append(normalize(ar_stem.stemWord(_strip_arabic_prefix(w))))
+        elif w.isascii() and w.isalpha():
+            out.append(en_stem.stemWord(w))
+        else:
+            out.append(w)
+    return out
+
+
+def is_arabic_char(c: str) -> bool:
+    return bool(_ARABIC_LETTER.match(c))
+
+
+def strip_control(text: str) -> str:
+    """Drop control characters other than newline/tab (for query hygiene)."""
+    return "".join(c for c in text if c in "\n\t" or unicodedata.category(c)[0] != "C")
