@@ -52,7 +52,9 @@ def _norm_char(c: str, keep: frozenset[str] = frozenset()) -> str:
     if c in keep:
         return c
     c = _CHAR_MAP.get(c) or _SPACES.get(c) or c
-    return c.lower()
+    # One character in, at most one out, so offsets map 1:1. Only "İ" lower-cases to two
+    # characters ("i" + combining dot above); "i" is its matching form.
+    return c.lower()[:1]
 
 
 def normalize(text: str) -> str:
