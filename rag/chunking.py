@@ -36,7 +36,6 @@ class Chunker:
             chunk_size=chunk_tokens,
             chunk_overlap=overlap,
             length_function=lambda t: max(token_count(t) - overhead, 0),
-            add_start_index=True,
             strip_whitespace=True,
         )
 
@@ -44,12 +43,31 @@ class Chunker:
         """Chunks of ``doc`` in order; ``doc.text[c.start:c.end] == c.text`` for each."""
         sentences = document_sentences(doc) if sentences is None else sentences
         chunks: list[Chunk] = []
-        for piece in self._splitter.create_documents([doc.text]):
-            start = piece.metadata["start_index"]
-            text = piece.page_content
-            if start < 0 or doc.text[start : start + len(text)] != text:
-                start = doc.text.find(text)  # the splitter lost the offset; recover it exactly
+        prev_start, prev_end = -1, 0
+        for text in self._splitter.split_text(doc.text):
+            start = _locate(doc.text, text, prev_start, prev_end)
             end = start + len(text)
             inside = tuple(s for s in sentences if s.start < end and s.end > start)
             chunks.append(Chunk(doc.doc_id, len(chunks), start, end, text, inside))
+            prev_start, prev_end = start, end
         return chunks
+
+
+def _locate(text: str, piece: str, prev_start: int, prev_end: int) -> int:
+    """Offset of chunk ``piece`` in ``text``, given the previous chunk's span.
+
+    The splitter returns chunks in order, each starting after the previous one's start and
+    no later than the first non-space character after its end (overlap or adjacency). The
+    last occurrence in that window is the chunk; searching the whole text instead (or
+    langchain's ``start_index``, which subtracts the overlap in tokens from a character
+    offset) lands on the wrong copy when a document repeats a passage.
+    """
+    limit = prev_end
+    while limit < len(text) and text[limit].isspace():
+        limit += 1
+    start = text.rfind(piece, prev_start + 1, limit + len(piece))
+    if start < 0:  # not expected from the splitter; still return an exact occurrence
+        start = text.find(piece, prev_start + 1)
+        if start < 0:
+            start = text.find(piece)
+    return start
