@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,11 +122,25 @@ class Index:
             )
         try:
             self._load()
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            raise IndexCorrupt(f"index version {self.path} cannot be read: {exc}") from exc
+        except (OSError, ValueError, RuntimeError, KeyError, sqlite3.Error) as exc:
+            raise IndexCorrupt(f"index version {self.path} cannot be read ({self._damaged_files()}): {exc}") from exc
         problems = self.consistency_errors()
         if problems:
-            raise IndexCorrupt(f"index version {self.path} is inconsistent: " + "; ".join(problems[:5]))
+            raise IndexCorrupt(
+                f"index version {self.path} is inconsistent ({self._damaged_files()}): " + "; ".join(problems[:5])
+            )
+
+    def _damaged_files(self) -> str:
+        """Which files differ from the manifest's checksums (only computed when opening fails),
+        so the error names the file to look at rather than just the version."""
+        damaged = []
+        for name, digest in self.manifest.get("files", {}).items():
+            f = self.path / name
+            if not f.is_file():
+                damaged.append(f"{name} missing")
+            elif sha256_file(f) != digest:
+                damaged.append(f"{name} checksum mismatch")
+        return ", ".join(damaged) or "all checksums match"
 
     @classmethod
     def open(cls, root: Path | str) -> "Index":
