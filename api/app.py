@@ -1,0 +1,112 @@
+"""The HTTP service: ``create_app(settings, rag)`` builds the FastAPI app.
+
+The model and index load once, in the lifespan (not at import), in a worker thread; pass a
+prebuilt ``rag`` to share one across apps (tests). ``rag serve`` runs this under uvicorn.
+
+Routes: ``POST /ask``, ``GET /search``, ``GET /documents[/{id}]``, admin ``POST /documents`` and
+``DELETE /documents/{id}``, ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /health``,
+``GET /ready``, and the pages ``GET /`` and ``GET /widget.js``. Errors: see ``api.errors``;
+access rules: see ``api.security``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import anyio.to_thread
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from api.access_log import configure_logging
+from api.errors import install_error_handlers
+from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from api.routers import ask, chat, documents, health, pages
+from api.security import Guard
+from rag.config import Settings, get_settings
+from rag.index import IndexProblem
+from rag.pipeline import RAG
+
+log = logging.getLogger("api.app")
+
+DESCRIPTION = """\
+Extractive question answering over Arabic and English documents: every answer is a verbatim,
+cited span of a stored document (or an explicit "not in the documents").
+
+* **Errors** always look like `{"error": {"type", "message", "details"?, "request_id"}}`.
+* **API keys** (when `RAG_API_KEYS` is set): `X-API-Key: <key>` or `Authorization: Bearer <key>`.
+* **Admin routes** need `Authorization: Bearer <RAG_ADMIN_TOKEN>`; they are disabled (403) when no
+  token is configured.
+* Query responses carry `X-Index-Version`; every response carries `X-Request-ID`.
+"""
+
+
+def _origins(raw: str) -> list[str]:
+    return [o.strip() for o in raw.split(",") if o.strip()]
+
+
+def create_app(settings: Settings | None = None, rag: RAG | None = None) -> FastAPI:
+    """Build the app. With ``rag`` given it is used as is (and not closed at shutdown)."""
+    settings = settings or get_settings()
+    configure_logging()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.cpu_limiter = anyio.CapacityLimiter(max(1, settings.workers))
+        owned = app.state.rag is None
+        if owned:
+            t0 = time.perf_counter()
+            # Loading the model and opening the index take seconds: keep the loop free meanwhile.
+            try:
+                app.state.rag = await anyio.to_thread.run_sync(RAG, settings)
+            except IndexProblem as exc:
+                # A corrupt index or another embedder's index: refuse to start rather than serve wrong answers.
+                log.error("cannot start: %s", exc)
+                raise
+            log.info("loaded model and index in %.1f s", time.perf_counter() - t0)
+        loaded: RAG = app.state.rag
+        if loaded.ready:
+            idx = loaded.snapshot.index
+            log.info("serving index version %d: %d documents, %d chunks, model %s", idx.version, idx.n_documents, idx.n_chunks, idx.model_id)
+        else:
+            log.warning("no index in %s: /ready answers 503 until documents are added", loaded.index_dir)
+        try:
+            yield
+        finally:
+            if owned and loaded.ready:
+                loaded.snapshot.index.close()
+
+    app = FastAPI(
+        title="rag-arabic",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        strict_content_type=False,  # a JSON body without Content-Type is read as JSON (curl -d ... works)
+    )
+    app.state.settings = settings
+    app.state.rag = rag
+    app.state.guard = Guard(settings)
+    app.state.started_at = time.time()
+    # Created here for apps used without their lifespan; the lifespan makes a fresh one per run.
+    app.state.cpu_limiter = anyio.CapacityLimiter(max(1, settings.workers))
+
+    install_error_handlers(app)
+    for router in (ask.router, documents.read, documents.admin, chat.router, health.router, pages.router):
+        app.include_router(router)
+
+    # add_middleware puts each new one outside the previous: the last added runs first.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=_origins(settings.cors_origins),
+        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+        allow_headers=["Content-Type", "Authorization", "X-API-Key", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "X-Index-Version", "Retry-After"],
+        allow_credentials=False,  # keys travel in headers, never cookies
+        max_age=600,
+    )
+    return app

@@ -1,0 +1,115 @@
+"""Chat turns -> one retrieval question, and an ``AskResult`` -> a cited chat reply.
+
+Follow-up rule (documented for users of ``/v1/chat/completions``): only user turns count. The last
+user turn is the question. It is a *follow-up* when an earlier user turn exists and it either
+
+* starts with a continuation: English "and", "also", "but", "what about", "how about"; Arabic a
+  lone "و"/"ف" or و/ف glued to a question word ("ومتى", "وكم", "فأين", ...), or
+* has at most ``FOLLOW_UP_MAX_WORDS`` content words (stopwords removed), e.g. "When was it held?".
+
+A follow-up is sent to retrieval prefixed with the most recent earlier user turn that was not
+itself a follow-up (the topic), e.g. "How many speakers at the forum? and when was it held?".
+Everything else (system prompts, assistant turns) is ignored: the answer is extractive.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from api.schemas import ChatMessage
+from rag.schema import AskResult
+from rag.text import detect_language, normalize, tokenize
+
+FOLLOW_UP_MAX_WORDS = 2
+
+_EN_LEADS = re.compile(r"^\s*(and|also|but|what about|how about)\b", re.IGNORECASE)
+_AR_QUESTION_WORDS = frozenset(
+    normalize(w) for w in ["متى", "كم", "أين", "ما", "ماذا", "من", "هل", "كيف", "لماذا", "أي", "أيضا", "ماذا", "عن", "لمن"]
+)
+_FIRST_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+ABSTAIN = {
+    "ar": "لم أجد الإجابة في الوثائق.",
+    "en": "The documents do not answer this question.",
+}
+SOURCES = {"ar": "المصادر:", "en": "Sources:"}
+
+
+@dataclass(frozen=True)
+class Resolved:
+    question: str  # what retrieval gets
+    turn: str  # the last user turn as written
+    topic: str | None  # the earlier turn prepended to a follow-up, None for a standalone question
+
+
+def message_text(message: ChatMessage) -> str:
+    """The text of a message: a string, or its ``text`` parts joined."""
+    content = message.content
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "\n".join(p.text for p in content if p.type == "text" and p.text)
+
+
+def _starts_with_continuation(text: str) -> bool:
+    if _EN_LEADS.match(text):
+        return True
+    m = _FIRST_WORD.search(text)
+    if m is None:
+        return False
+    word = normalize(m.group())
+    return word in {"و", "ف"} or (word[:1] in {"و", "ف"} and word[1:] in _AR_QUESTION_WORDS)
+
+
+def is_follow_up(text: str) -> bool:
+    """Continuation words or very few content words (see the module docstring)."""
+    return _starts_with_continuation(text) or len(tokenize(text)) <= FOLLOW_UP_MAX_WORDS
+
+
+def resolve_question(messages: list[ChatMessage]) -> Resolved | None:
+    """The question to retrieve for, or None when there is no user turn with text."""
+    turns = [t.strip() for t in (message_text(m) for m in messages if m.role == "user") if t.strip()]
+    if not turns:
+        return None
+    last, earlier = turns[-1], turns[:-1]
+    if not earlier or not is_follow_up(last):
+        return Resolved(last, last, None)
+    topic = next((t for t in reversed(earlier) if not is_follow_up(t)), earlier[-1])
+    return Resolved(f"{topic} {last}", last, topic)
+
+
+def reply_language(text: str) -> str:
+    return "ar" if detect_language(text) == "ar" else "en"
+
+
+def document_link(doc_id: str, start: int, end: int) -> str:
+    return f"/documents/{quote(doc_id, safe='/')}?start={start}&end={end}"
+
+
+def render_reply(result: AskResult, language: str, url_of: dict[str, str | None]) -> tuple[str, list[dict[str, Any]]]:
+    """The assistant content (answer + ``[1]`` marker + sources list) and its structured citations.
+
+    The answer is one verbatim span of one document, so there is one source, numbered [1]; the
+    other retrieved passages stay available in the ``rag`` field. Abstaining cites nothing.
+    """
+    a = result.answer
+    if a is None:
+        return ABSTAIN[language], []
+    url = url_of.get(a.doc_id)
+    citation = {
+        "index": 1, "doc_id": a.doc_id, "title": a.title, "url": url, "start": a.start, "end": a.end,
+        "text": a.text, "score": round(float(a.score), 6), "link": document_link(a.doc_id, a.start, a.end),
+    }
+    where = f" — {url}" if url else f" ({a.doc_id})"
+    content = f"{a.text} [1]\n\n{SOURCES[language]}\n[1] {a.title}{where}"
+    return content, [citation]
+
+
+def stream_pieces(content: str, words_per_piece: int = 4) -> list[str]:
+    """Split content into a few words per piece; the pieces concatenate back to exactly ``content``."""
+    words = re.findall(r"\s+|\S+\s*", content)
+    return ["".join(words[i : i + words_per_piece]) for i in range(0, len(words), words_per_piece)]

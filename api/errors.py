@@ -1,0 +1,134 @@
+"""One JSON error shape for every 4xx/5xx the service sends.
+
+    {"error": {"type": "validation_error", "message": "...", "details": [...], "request_id": "..."}}
+
+``details`` is present only when there is something itemised to say (validation errors,
+skipped records). Handlers here replace FastAPI's defaults (``{"detail": ...}``) so clients,
+the widget and the OpenAI client (which reads ``error.message``) see the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rag.index import IndexNotFound, IndexProblem
+
+log = logging.getLogger("api.errors")
+
+# Error type per status for errors raised as plain HTTPException (e.g. by the router: 404, 405).
+_TYPE_BY_STATUS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """Raise anywhere in a request to answer with the common error shape."""
+
+    def __init__(
+        self,
+        status: int,
+        type: str,
+        message: str,
+        *,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.type = type
+        self.message = message
+        self.details = details
+        self.headers = headers
+
+
+def error_body(type: str, message: str, request_id: str | None = None, details: list | None = None) -> dict[str, Any]:
+    err: dict[str, Any] = {"type": type, "message": message}
+    if details:
+        err["details"] = details
+    if request_id:
+        err["request_id"] = request_id
+    return {"error": err}
+
+
+def error_response(
+    request: Request | None,
+    status: int,
+    type: str,
+    message: str,
+    *,
+    details: list | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    rid = getattr(request.state, "request_id", None) if request is not None else None
+    return JSONResponse(error_body(type, message, rid, details), status_code=status, headers=headers)
+
+
+def validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Pydantic errors without the echoed input (could be large or secret) or internal URLs."""
+    out = []
+    for e in exc.errors():
+        loc = [str(x) for x in e.get("loc", ())]
+        out.append({"loc": loc, "msg": e.get("msg", "invalid value"), "type": e.get("type", "value_error")})
+    return out
+
+
+async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    return error_response(request, exc.status, exc.type, exc.message, details=exc.details, headers=exc.headers)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    status = exc.status_code
+    message = exc.detail if isinstance(exc.detail, str) else _TYPE_BY_STATUS.get(status, "error").replace("_", " ")
+    if status == 404 and message == "Not Found":
+        message = f"no route for {request.method} {request.url.path}"
+    elif status == 405:
+        message = f"method {request.method} is not allowed on {request.url.path}"
+    return error_response(
+        request, status, _TYPE_BY_STATUS.get(status, "error" if status < 500 else "internal_error"), message,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    details = validation_details(exc)
+    bad_json = [e for e in exc.errors() if e.get("type") == "json_invalid"]
+    if bad_json:
+        reason = (bad_json[0].get("ctx") or {}).get("error", "JSON decode error")
+        pos = bad_json[0].get("loc", ("body", "?"))[-1]
+        return error_response(request, 400, "invalid_json", f"request body is not valid JSON: {reason} at position {pos}")
+    first = details[0] if details else {"loc": [], "msg": "invalid request"}
+    where = ".".join(x for x in first["loc"] if x != "body") or "body"
+    message = f"{where}: {first['msg']}" + (f" (and {len(details) - 1} more)" if len(details) > 1 else "")
+    return error_response(request, 422, "validation_error", message, details=details)
+
+
+async def _index_problem(request: Request, exc: IndexProblem) -> JSONResponse:
+    # No index yet (or it became unreadable): the service is up but cannot answer.
+    # The detail (paths on disk) goes to the log, not to the client.
+    log.warning("index unavailable: %s", exc)
+    message = "no index is loaded yet" if isinstance(exc, IndexNotFound) else "the index cannot be read"
+    return error_response(request, 503, "index_unavailable", message, headers={"Retry-After": "5"})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every expected error through the common shape (unexpected ones: see middleware)."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(IndexProblem, _index_problem)

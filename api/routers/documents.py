@@ -1,0 +1,120 @@
+"""Documents: read (query routes) and add/update/delete (admin routes).
+
+Writes run in the worker pool; ``RAG.ingest_documents``/``RAG.remove`` write a new complete index
+version aside, switch ``CURRENT`` atomically and reload, so the next query sees the change and no
+query ever sees a half-written index. Document ids may contain '/' (paths below the corpus).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from api.access_log import log_fields
+from api.deps import get_rag, run_cpu
+from api.errors import ApiError
+from api.schemas import (
+    INGEST_EXAMPLES,
+    DeleteResponse,
+    DocumentIn,
+    DocumentList,
+    DocumentOut,
+    IngestResponse,
+    error_responses,
+)
+from api.security import require_admin, require_client
+from rag.loading import documents_from_records
+
+read = APIRouter(
+    tags=["documents"],
+    dependencies=[Depends(require_client)],
+    responses=error_responses(401, 404, 422, 429, 500, 503),
+)
+admin = APIRouter(
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses=error_responses(400, 401, 403, 404, 413, 415, 422, 429, 500, 503),
+)
+
+
+def _version_header(version: int | None) -> dict[str, str]:
+    return {"X-Index-Version": str(version)} if version is not None else {}
+
+
+@read.get("/documents", response_model=DocumentList, summary="List indexed documents")
+async def list_documents(request: Request) -> JSONResponse:
+    index = get_rag(request).snapshot.index
+    docs = [
+        {"doc_id": d, "title": t, "url": u, "length": len(x)}
+        for d, t, u, x in zip(index.doc_ids, index.titles, index.urls, index.texts)
+    ]
+    return JSONResponse({"documents": docs, "index_version": index.version}, headers=_version_header(index.version))
+
+
+@read.get("/documents/{doc_id:path}", response_model=DocumentOut, summary="A document's text, optionally with a span marked")
+async def get_document(
+    request: Request,
+    doc_id: str,
+    start: Annotated[int | None, Query(description="Span start (character offset, with end).")] = None,
+    end: Annotated[int | None, Query(description="Span end, exclusive; 0 <= start < end <= length.")] = None,
+) -> JSONResponse:
+    """The stored (cleaned) text: every ``start``/``end`` the service returns indexes into it.
+    With ``?start=&end=`` also ``marked`` = the text split into before / span / after."""
+    index = get_rag(request).snapshot.index  # one snapshot for the whole answer
+    row = index.doc_row.get(doc_id)
+    if row is None:
+        raise ApiError(404, "not_found", f"no document {doc_id!r} in index version {index.version}")
+    text = index.texts[row]
+    out = {
+        "doc_id": doc_id, "title": index.titles[row], "url": index.urls[row], "text": text,
+        "length": len(text), "index_version": index.version,
+    }
+    if start is not None or end is not None:
+        if start is None or end is None or not (0 <= start < end <= len(text)):
+            raise ApiError(
+                422, "validation_error",
+                f"span needs both start and end with 0 <= start < end <= {len(text)} (got start={start}, end={end})",
+                details=[{"loc": ["query", "start"], "msg": f"0 <= start < end <= {len(text)}", "type": "value_error"}],
+            )
+        out["marked"] = {"start": start, "end": end, "before": text[:start], "span": text[start:end], "after": text[end:]}
+    return JSONResponse(out, headers=_version_header(index.version))
+
+
+@admin.post("/documents", response_model=IngestResponse, summary="Add or update documents (admin)")
+async def add_documents(
+    request: Request,
+    body: Annotated[DocumentIn | list[DocumentIn], Body(openapi_examples=INGEST_EXAMPLES)],
+) -> JSONResponse:
+    """One object or a list. All or nothing: if any record cannot be used (e.g. its text is empty
+    after cleaning, duplicate ids), nothing is written and the reasons come back as a 422."""
+    records = body if isinstance(body, list) else [body]
+    if not records:
+        raise ApiError(422, "validation_error", "no documents given")
+    loaded = documents_from_records([r.model_dump(exclude_none=True) for r in records])
+    if loaded.skipped:
+        raise ApiError(
+            422, "validation_error", f"{len(loaded.skipped)} of {len(records)} documents cannot be indexed; nothing was written",
+            details=[{"loc": ["body", s.path], "msg": s.reason, "type": "value_error"} for s in loaded.skipped],
+        )
+    rag = get_rag(request, need_index=False)  # the first documents may create the index
+    report = await run_cpu(request, rag.ingest_documents, loaded.documents)
+    log_fields(request, documents=len(loaded.documents), index_version=report.version)
+    return JSONResponse(
+        {"index_version": report.version, "added": report.added, "updated": report.updated, "unchanged": report.unchanged},
+        headers=_version_header(report.version),
+    )
+
+
+@admin.delete("/documents/{doc_id:path}", response_model=DeleteResponse, summary="Delete a document (admin)")
+async def delete_document(request: Request, doc_id: str) -> JSONResponse:
+    rag = get_rag(request)
+    if doc_id not in rag.snapshot.index.doc_row:
+        raise ApiError(404, "not_found", f"no document {doc_id!r} in the index")
+    try:
+        report = await run_cpu(request, rag.remove, [doc_id])
+    except KeyError:  # deleted by a concurrent request meanwhile
+        raise ApiError(404, "not_found", f"no document {doc_id!r} in the index") from None
+    log_fields(request, index_version=report.version)
+    return JSONResponse({"index_version": report.version, "removed": report.removed}, headers=_version_header(report.version))

@@ -1,0 +1,86 @@
+"""The pages the service serves: ``GET /`` (demo page) and ``GET /widget.js`` from ``api/static``.
+
+They carry the security headers: a Content-Security-Policy (scripts only from this origin, plus
+the exact inline scripts of the demo page by their sha256; ``frame-ancestors`` from
+``RAG_FRAME_ANCESTORS`` so sites may or may not embed the page), ``X-Content-Type-Options`` and
+a referrer policy. widget.js is meant to be loaded by other sites, so it is cross-origin
+readable (a CSP on a script file would have no effect). Files are read per request, so edits show
+without a restart.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from api.errors import ApiError
+from api.schemas import error_responses
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+router = APIRouter(tags=["pages"], include_in_schema=True, responses=error_responses(404))
+
+NONE = "'none'"
+_INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc\s*=)[^>]*>(.*?)</script>", re.IGNORECASE | re.DOTALL)
+
+
+def _read(name: str) -> bytes:
+    path = STATIC / name
+    if not path.is_file():
+        raise ApiError(404, "not_found", f"{name} is not installed (api/static/{name})")
+    return path.read_bytes()
+
+
+def content_security_policy(html: str, frame_ancestors: str) -> str:
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(s.encode("utf-8")).digest()).decode() + "'"
+        for s in _INLINE_SCRIPT.findall(html)
+    )
+    return "; ".join(
+        [
+            "default-src 'self'",
+            f"script-src 'self' {hashes}".strip(),
+            "style-src 'self' 'unsafe-inline'",  # inline styles are harmless enough for a demo page
+            "img-src 'self' data:",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            f"frame-ancestors {frame_ancestors.strip() or NONE}",
+        ]
+    )
+
+
+@router.get("/", response_class=Response, summary="Demo page with the chat widget")
+@router.head("/", response_class=Response, include_in_schema=False)
+async def index_page(request: Request) -> Response:
+    html = _read("index.html").decode("utf-8")
+    return Response(
+        html,
+        media_type="text/html; charset=utf-8",
+        headers={
+            "Content-Security-Policy": content_security_policy(html, request.app.state.settings.frame_ancestors),
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "strict-origin-when-cross-origin",
+            "Cache-Control": "no-cache",
+        },
+    )
+
+
+@router.get("/widget.js", response_class=Response, summary="The embeddable chat widget")
+@router.head("/widget.js", response_class=Response, include_in_schema=False)
+async def widget() -> Response:
+    return Response(
+        _read("widget.js"),
+        media_type="application/javascript; charset=utf-8",
+        headers={
+            "X-Content-Type-Options": "nosniff",
+            "Cross-Origin-Resource-Policy": "cross-origin",
+            "Cache-Control": "public, max-age=300",
+        },
+    )
