@@ -4,6 +4,7 @@ return it as a verbatim, cited span, or abstain when nothing is confident enough
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,7 +12,7 @@ import numpy as np
 from rag.focus import extract_focus, question_type, sentence_has_type
 from rag.index import Index
 from rag.schema import Answer, Passage
-from rag.text import tokenize
+from rag.text import normalize, tokenize
 
 
 @dataclass(frozen=True)
@@ -19,22 +20,51 @@ class AnswerWeights:
     """Linear sentence score and the abstention model, both fitted on the dev split of
     eval/qa/corpus_qa.jsonl and XQuAD dev questions (see eval/RESULTS.md for the search).
 
-    score = sim * cos(question, sentence) + passage * cos(question, passage)
-            + lexical * share of question terms in the sentence
-            + rank * 1/(1 + passage rank) + type * (sentence holds the asked-for type)
+    score = sim * cos(question, sentence) + passage * (retriever's passage score)
+            + lexical * (IDF-weighted share of question terms found in the sentence)
+            + type * (sentence holds the asked-for type: a number for "how many"...)
+
+    Passage rank and neighbouring-sentence similarity were tried and did not help on dev.
     """
 
     sim: float = 1.0
-    passage: float = 0.3
-    lexical: float = 0.3
-    rank: float = 0.05
-    type: float = 0.05
+    passage: float = 0.5
+    lexical: float = 0.2
+    type: float = 0.02
     context_passages: int = 5
-    # Abstain when P(answerable) = sigmoid(bias + a*best cos + b*lexical) is below ``threshold``.
-    abstain_bias: float = -20.0
-    abstain_sim: float = 24.0
-    abstain_lexical: float = 4.0
+
+
+@dataclass(frozen=True)
+class AbstentionModel:
+    """P(the corpus answers the question) = sigmoid(bias + sim*cos(best sentence)
+    + lexical*(its IDF-weighted term overlap) + coverage*(IDF-weighted share of question
+    terms found anywhere in the top 3 passages)); abstain below ``threshold``.
+
+    Logistic regression fitted on the dev split of eval/qa/corpus_qa.jsonl, one model per
+    question language. Cross-lingual (English) questions share no words with Arabic text,
+    so their model rests on similarity alone and is deliberately permissive: a stricter one
+    abstained on answerable questions as often as on unanswerable ones (eval/RESULTS.md).
+    Independent of the model, a number in the question that no top passage contains
+    ("... in 2040?") means the passages cannot answer it.
+    """
+
+    bias: float
+    sim: float
+    lexical: float
+    coverage: float
     threshold: float = 0.5
+
+    def probability(self, sim: float, lexical: float, coverage: float) -> float:
+        z = self.bias + self.sim * sim + self.lexical * lexical + self.coverage * coverage
+        return 1.0 / (1.0 + math.exp(-z))
+
+
+ABSTENTION = {
+    "ar": AbstentionModel(bias=-3.792, sim=1.383, lexical=6.39, coverage=1.695),
+    # sim only: 50% at cos 0.775, 1.5 sd below answerable English questions on dev (mean 0.81,
+    # sd 0.023), above off-topic ones (~0.78 and below)
+    "en": AbstentionModel(bias=-31.0, sim=40.0, lexical=0.0, coverage=0.0),
+}
 
 
 @dataclass
@@ -47,21 +77,23 @@ class ScoredSentence:
     lexical: float
 
 
-def _lexical(q_terms: set[str], sentence: str) -> float:
+def _lexical(q_terms: set[str], sentence: str, idf: dict[str, float], default_idf: float) -> float:
+    """IDF-weighted share of the question's terms that occur in the sentence."""
     if not q_terms:
         return 0.0
-    return len(q_terms & set(tokenize(sentence))) / len(q_terms)
+    total = sum(idf.get(t, default_idf) for t in q_terms)
+    return sum(idf.get(t, default_idf) for t in q_terms & set(tokenize(sentence))) / total
 
 
 def score_sentences(index: Index, question: str, qvec: np.ndarray, passages: list[Passage], w: AnswerWeights) -> list[ScoredSentence]:
     """Every sentence of the top passages, scored, best first."""
     q_terms = set(tokenize(question))
+    idf, default_idf = index.idf()
     kind = question_type(question)
     seen: set[int] = set()
     out: list[ScoredSentence] = []
     for rank, p in enumerate(passages[: w.context_passages]):
         info = index.chunk_info(p.row)
-        p_sim = float(np.dot(index.chunk_vectors[p.row], qvec))
         rows = [r for r in range(info.first_sentence, info.last_sentence) if r not in seen]
         if not rows:
             continue
@@ -69,30 +101,54 @@ def score_sentences(index: Index, question: str, qvec: np.ndarray, passages: lis
         sims = np.asarray(index.sentence_vectors[rows]) @ qvec
         for r, sim in zip(rows, sims.tolist()):
             text = index.sentence_text(r)
-            lex = _lexical(q_terms, text)
-            score = (
-                w.sim * sim + w.passage * p_sim + w.lexical * lex + w.rank / (1 + rank)
-                + w.type * sentence_has_type(text, kind)
-            )
+            lex = _lexical(q_terms, text, idf, default_idf)
+            score = w.sim * sim + w.passage * p.score + w.lexical * lex + w.type * sentence_has_type(text, kind)
             out.append(ScoredSentence(r, info.doc_row, rank, score, sim, lex))
     out.sort(key=lambda s: -s.score)
     return out
 
 
-def confidence(best: ScoredSentence, w: AnswerWeights) -> float:
-    """P(the corpus answers the question), from the best sentence's evidence."""
-    z = w.abstain_bias + w.abstain_sim * best.sim + w.abstain_lexical * best.lexical
-    return 1.0 / (1.0 + math.exp(-z))
+_NUMBER = re.compile(r"\d+")
 
 
-def answer(index: Index, question: str, qvec: np.ndarray, passages: list[Passage], w: AnswerWeights) -> tuple[Answer | None, float, ScoredSentence | None]:
+def missing_numbers(question: str, passages: list[Passage]) -> bool:
+    """True when the question names a number that none of the passages contains."""
+    wanted = set(_NUMBER.findall(normalize(question)))
+    if not wanted:
+        return False
+    present = set(_NUMBER.findall(normalize(" ".join(p.text for p in passages))))
+    return not wanted <= present
+
+
+def coverage(index: Index, question: str, passages: list[Passage]) -> float:
+    """IDF-weighted share of the question's terms found in the top 3 passages."""
+    q_terms = set(tokenize(question))
+    if not q_terms:
+        return 0.0
+    idf, default_idf = index.idf()
+    found = set(tokenize(" ".join(p.text for p in passages[:3])))
+    total = sum(idf.get(t, default_idf) for t in q_terms)
+    return sum(idf.get(t, default_idf) for t in q_terms & found) / total
+
+
+def confidence(index: Index, question: str, lang: str, best: ScoredSentence, passages: list[Passage]) -> float:
+    """P(the corpus answers the question), from the evidence of the best sentence."""
+    if missing_numbers(question, passages[:5]):
+        return 0.0
+    model = ABSTENTION.get(lang, ABSTENTION["en"])
+    return model.probability(best.sim, best.lexical, coverage(index, question, passages))
+
+
+def answer(
+    index: Index, question: str, qvec: np.ndarray, passages: list[Passage], w: AnswerWeights, lang: str = "ar"
+) -> tuple[Answer | None, float, ScoredSentence | None]:
     """(answer or None when abstaining, confidence, best sentence)."""
     scored = score_sentences(index, question, qvec, passages, w)
     if not scored:
         return None, 0.0, None
     best = scored[0]
-    conf = confidence(best, w)
-    if conf < w.threshold:
+    conf = confidence(index, question, lang, best, passages)
+    if conf < ABSTENTION.get(lang, ABSTENTION["en"]).threshold:
         return None, conf, best
     start, end = int(index.sentence_start[best.row]), int(index.sentence_end[best.row])
     text = index.texts[best.doc_row][start:end]

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+from collections import Counter
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,6 +176,7 @@ class Index:
         self.sentence_doc = np.array([s.doc_row for s in sentences], np.int64)
         self.sentence_start = np.array([s.start for s in sentences], np.int64)
         self.sentence_end = np.array([s.end for s in sentences], np.int64)
+        self._idf: tuple[dict[str, float], float] | None = None
         self.chunk_vectors = np.load(p / "chunks.npy", mmap_mode="r")
         self.sentence_vectors = np.load(p / "sentences.npy", mmap_mode="r")
         self.dense = dense.load(p / "dense.faiss")
@@ -222,6 +225,17 @@ class Index:
             row, d, self.doc_ids[d], int(self.chunk_ordinal[row]), int(self.chunk_start[row]),
             int(self.chunk_end[row]), int(self.chunk_first_sentence[row]), int(self.chunk_last_sentence[row]),
         )
+
+    def idf(self) -> tuple[dict[str, float], float]:
+        """BM25-style IDF of every token over the chunks (computed once per version), and
+        the IDF an unseen token gets."""
+        if self._idf is None:
+            df: Counter[str] = Counter()
+            for toks in self.chunk_tokens:
+                df.update(set(toks.split()))
+            n = max(self.n_chunks, 1)
+            self._idf = ({t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}, math.log(1 + (n + 0.5) / 0.5))
+        return self._idf
 
     # --- verification --------------------------------------------------------------------
     def consistency_errors(self) -> list[str]:

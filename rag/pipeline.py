@@ -129,7 +129,7 @@ class RAG:
         n = max(k, self.answering.context_passages)
         passages = snap.retriever.retrieve(question, qvec, lang, n, mode)
         t2 = time.perf_counter()
-        ans, _, _ = answer(snap.index, question, qvec, passages, self.answering)
+        ans, _, _ = answer(snap.index, question, qvec, passages, self.answering, lang)
         t3 = time.perf_counter()
         result = AskResult(
             question=question,
