@@ -1,0 +1,30 @@
+# Two entry points (see README): `make serve` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: serve test test-fast
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $@
+
+# The dev extra includes the sentence-transformers backend (torch pinned to the CPU wheel).
+$(VENV)/.dev-installed: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+# Browser tests drive Debian's Chromium; it is never downloaded by Playwright.
+/usr/bin/chromium:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+
+serve: $(VENV)/.installed
+	$(BIN)/rag serve
+
+test: $(VENV)/.dev-installed /usr/bin/chromium
+	$(BIN)/python -m pytest
+
+test-fast: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest -m "not slow"
