@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     frame_ancestors: str = Field("*", description="CSP frame-ancestors for served pages.")
     cache_size: int = Field(1024, description="Answer cache entries (0 = off).")
     workers: int = Field(4, description="Threads for CPU-bound request work.")
+    reload_interval_s: float = Field(
+        2.0, description="How often queries check for an index version written by another process (0 = never)."
+    )
 
 
 @lru_cache(maxsize=1)

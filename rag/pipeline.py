@@ -9,6 +9,7 @@ swapping in a new version mid-request never mixes versions in one answer.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -19,7 +20,7 @@ from pathlib import Path
 from rag.answering import AnswerWeights, answer
 from rag.config import Settings, get_settings
 from rag.embedding import Embedder, make_embedder
-from rag.index import Index, IndexNotFound
+from rag.index import Index, IndexNotFound, IndexProblem, current_version
 from rag.ingest import Indexer, IngestReport, Progress
 from rag.loading import load_paths
 from rag.retrieval import FusionWeights, Mode, Retriever
@@ -52,6 +53,8 @@ class RAG:
         self.answering = answering or AnswerWeights()
         self._snapshot: Snapshot | None = None
         self._write_lock = threading.Lock()
+        self._reload_lock = threading.Lock()
+        self._last_check = 0.0
         self._cache: OrderedDict[tuple, AskResult] = OrderedDict()
         self._cache_lock = threading.Lock()
         self.reload(missing_ok=True)
@@ -59,6 +62,29 @@ class RAG:
     # --- index lifecycle -------------------------------------------------------------------
     def reload(self, *, missing_ok: bool = False) -> None:
         """Open the live index version (a no-op when it is the one already open)."""
+        with self._reload_lock:
+            self._reload(missing_ok)
+
+    def refresh(self) -> None:
+        """Pick up a version written by another process (``rag ingest``, a roll-out that swapped
+        ``CURRENT``), checking at most every ``reload_interval_s``; a stat, not a reload, when
+        nothing changed."""
+        now = time.monotonic()
+        if self.settings.reload_interval_s <= 0 or now - self._last_check < self.settings.reload_interval_s:
+            return
+        self._last_check = now
+        try:
+            live = current_version(self.index_dir)
+        except IndexProblem:
+            return  # keep serving the version we have
+        snap = self._snapshot
+        if live is not None and (snap is None or live != snap.index.version):
+            try:
+                self.reload()
+            except IndexProblem:
+                logging.getLogger(__name__).exception("index version %s cannot be opened; still serving the previous one", live)
+
+    def _reload(self, missing_ok: bool) -> None:
         try:
             index = Index.open(self.index_dir)
         except IndexNotFound:
@@ -107,6 +133,7 @@ class RAG:
 
     # --- queries ---------------------------------------------------------------------------
     def search(self, query: str, k: int | None = None, *, language: str | None = None, mode: Mode = "hybrid") -> list[Passage]:
+        self.refresh()
         snap = self.snapshot
         lang = language or detect_language(query)
         qvec = self.embedder.embed_queries([query])[0] if mode != "bm25" else None
@@ -114,6 +141,7 @@ class RAG:
 
     def ask(self, question: str, k: int | None = None, *, language: str | None = None, mode: Mode = "hybrid") -> AskResult:
         """Answer ``question`` with a cited extractive span, or abstain."""
+        self.refresh()
         snap = self.snapshot
         k = k or self.settings.top_k
         lang = language or detect_language(question)
