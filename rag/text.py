@@ -57,10 +57,28 @@ def _norm_char(c: str, keep: frozenset[str] = frozenset()) -> str:
     return c.lower()[:1]
 
 
+class _CharTable(dict):
+    """``str.translate`` table filled lazily with ``_norm_char``: the per-character Python call
+    runs once per distinct character instead of once per character of every text (normalising
+    is the hot path of tokenising, at ingest and per query)."""
+
+    def __init__(self, keep: frozenset[str] = frozenset()):
+        super().__init__()
+        self.keep = keep
+
+    def __missing__(self, code: int) -> str:
+        out = self[code] = _norm_char(chr(code), self.keep)
+        return out
+
+
+_NORM_TABLE = _CharTable()
+_STEM_TABLE = _CharTable(_STEM_KEEP)
+
+
 def normalize(text: str) -> str:
     """Matching form of ``text``: no diacritics/tatweel, unified alef/hamza/ya/ta marbuta,
     ASCII digits, plain spaces, lower-case Latin. Never show this to users."""
-    return "".join(_norm_char(c) for c in text)
+    return text.translate(_NORM_TABLE)
 
 
 def normalize_with_offsets(text: str) -> tuple[str, list[int]]:
@@ -175,20 +193,25 @@ def _strip_arabic_prefix(token: str) -> str:
 
 def tokenize(text: str, *, stopwords: bool = True) -> list[str]:
     """Normalised, stemmed word tokens for BM25 and lexical overlap (Arabic and English)."""
-    words = _TOKEN.findall("".join(_norm_char(c, _STEM_KEEP) for c in text))
     out: list[str] = []
-    ar_stem = _stemmer("arabic")
-    en_stem = _stemmer("english")
-    for w in words:
-        if stopwords and (normalize(w) in _AR_STOPWORDS or w in _EN_STOPWORDS):
-            continue
-        if _ARABIC_LETTER.match(w):
-            out.append(normalize(ar_stem.stemWord(_strip_arabic_prefix(w))))
-        elif w.isascii() and w.isalpha():
-            out.append(en_stem.stemWord(w))
-        else:
-            out.append(w)
+    for w in _TOKEN.findall(text.translate(_STEM_TABLE)):
+        t = _word_token(w, stopwords)
+        if t is not None:
+            out.append(t)
     return out
+
+
+@lru_cache(maxsize=1 << 16)
+def _word_token(w: str, stopwords: bool) -> str | None:
+    """The token of one word (None for a stopword); cached, since vocabularies are small
+    next to the number of words tokenised."""
+    if stopwords and (normalize(w) in _AR_STOPWORDS or w in _EN_STOPWORDS):
+        return None
+    if _ARABIC_LETTER.match(w):
+        return normalize(_stemmer("arabic").stemWord(_strip_arabic_prefix(w)))
+    if w.isascii() and w.isalpha():
+        return _stemmer("english").stemWord(w)
+    return w
 
 
 def is_arabic_char(c: str) -> bool:
