@@ -53,6 +53,35 @@ def sentence_has_type(text: str, kind: str | None) -> bool:
     return False
 
 
+_CLAUSE = re.compile(r"[^،,؛;:()]+")
+_LEADING_CONJUNCTION = re.compile(r"^(?:و|ف)(?=\S{3,})")
+_NAME_WORDS = 5  # an appositive name is short: "سيفات يرلي" / "محمد بن راشد آل مكتوم"
+
+
+def _person_focus(question: str, sentence: str, sentence_start: int) -> Focus | None:
+    """News text introduces people as "NAME، ROLE": for a "who is the ROLE" question, find
+    the clause that matches the question best and return the short clause before it."""
+    q_terms = set(tokenize(question))
+    clauses = [(m.start(), m.end()) for m in _CLAUSE.finditer(sentence) if m.group().strip()]
+    best, best_overlap = None, 0
+    for i, (s, e) in enumerate(clauses[1:], 1):
+        overlap = len(q_terms & set(tokenize(sentence[s:e])))
+        if overlap > best_overlap:
+            best, best_overlap = i, overlap
+    if best is None:
+        return None
+    s, e = clauses[best - 1]
+    name = sentence[s:e].strip()
+    if not name or len(name.split()) > _NAME_WORDS or re.search(r"\d", name):
+        return None
+    start = s + (len(sentence[s:e]) - len(sentence[s:e].lstrip()))
+    lead = _LEADING_CONJUNCTION.match(name)  # "وسيفات يرلي" -> "سيفات يرلي"
+    if lead:
+        start += lead.end()
+        name = name[lead.end():]
+    return Focus(text=name, start=sentence_start + start, end=sentence_start + start + len(name), kind="name")
+
+
 def extract_focus(question: str, sentence: str, sentence_start: int) -> Focus | None:
     """The factoid inside ``sentence`` answering ``question``, offsets in the document.
 
@@ -60,6 +89,8 @@ def extract_focus(question: str, sentence: str, sentence_start: int) -> Focus | 
     sentence wins ("how many speakers" -> the number next to "speakers").
     """
     kind = question_type(question)
+    if kind == "person":
+        return _person_focus(question, sentence, sentence_start)
     if kind not in ("number", "date"):
         return None
     norm, offsets = normalize_with_offsets(sentence)
