@@ -47,6 +47,12 @@ class Chunker:
         for text in self._splitter.split_text(doc.text):
             start = _locate(doc.text, text, prev_start, prev_end)
             end = start + len(text)
+            # Whitespace stripping and character-level overlap can make langchain emit a piece
+            # that lies inside the previous one, or one that contains it: keep the larger.
+            if chunks and end <= prev_end:
+                continue
+            if chunks and start <= prev_start:
+                chunks.pop()
             inside = tuple(s for s in sentences if s.start < end and s.end > start)
             chunks.append(Chunk(doc.doc_id, len(chunks), start, end, text, inside))
             prev_start, prev_end = start, end
@@ -56,18 +62,18 @@ class Chunker:
 def _locate(text: str, piece: str, prev_start: int, prev_end: int) -> int:
     """Offset of chunk ``piece`` in ``text``, given the previous chunk's span.
 
-    The splitter returns chunks in order, each starting after the previous one's start and
-    no later than the first non-space character after its end (overlap or adjacency). The
-    last occurrence in that window is the chunk; searching the whole text instead (or
+    The splitter returns chunks in order, each starting at or after the previous one's start
+    and no later than the first non-space character after its end (overlap or adjacency).
+    The last occurrence in that window is the chunk; searching the whole text instead (or
     langchain's ``start_index``, which subtracts the overlap in tokens from a character
     offset) lands on the wrong copy when a document repeats a passage.
     """
     limit = prev_end
     while limit < len(text) and text[limit].isspace():
         limit += 1
-    start = text.rfind(piece, prev_start + 1, limit + len(piece))
+    start = text.rfind(piece, max(prev_start, 0), limit + len(piece))
     if start < 0:  # not expected from the splitter; still return an exact occurrence
-        start = text.find(piece, prev_start + 1)
+        start = text.find(piece, max(prev_start, 0))
         if start < 0:
             start = text.find(piece)
     return start
