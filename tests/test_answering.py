@@ -1,0 +1,86 @@
+"""Answering stage on a small real index: the chosen sentence, its exact offsets, the
+sentences considered, and abstention by threshold."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from rag.answering import ABSTENTION, AnswerWeights, answer, confidence, score_sentences
+from rag.index import Index
+from rag.retrieval import Retriever
+from rag.text import detect_language
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def index(small_index):
+    idx = Index.open(small_index)
+    yield idx
+    idx.close()
+
+
+def _run(index, e5, question):
+    lang = detect_language(question)
+    qvec = e5.embed_queries([question])[0]
+    passages = Retriever(index).retrieve(question, qvec, lang, 5)
+    return qvec, passages, answer(index, question, qvec, passages, AnswerWeights(), lang)
+
+
+@pytest.mark.parametrize(
+    ("question", "doc_id", "sentence_part"),
+    [
+        ("متى وصل مسبار الأمل إلى مدار المريخ؟", "ar_space", "ووصل المسبار إلى مدار المريخ"),
+        ("كم نخلة تضم دولة الإمارات؟", "ar_palms", "40 مليون نخلة"),
+        ("When did UNESCO inscribe Arabic coffee on its heritage list?", "en_coffee", "UNESCO inscribed"),
+    ],
+)
+def test_answer_is_the_right_sentence_with_exact_offsets(index, e5, question, doc_id, sentence_part):
+    _, _, (ans, conf, best) = _run(index, e5, question)
+    assert ans is not None, f"abstained (confidence {conf:.3f})"
+    assert ans.doc_id == doc_id and sentence_part in ans.text
+    row = index.doc_row[doc_id]
+    assert index.texts[row][ans.start : ans.end] == ans.text
+    assert ans.title == index.titles[row]
+    assert (ans.start, ans.end) == (int(index.sentence_start[best.row]), int(index.sentence_end[best.row]))
+    assert ans.score == conf
+
+
+def test_focus_lies_inside_the_answer(index, e5):
+    _, _, (ans, _, _) = _run(index, e5, "متى وصل مسبار الأمل إلى مدار المريخ؟")
+    assert ans is not None and ans.focus is not None
+    assert ans.start <= ans.focus.start < ans.focus.end <= ans.end
+    assert index.texts[index.doc_row[ans.doc_id]][ans.focus.start : ans.focus.end] == ans.focus.text
+    assert "2021" in ans.focus.text
+
+
+def test_only_sentences_of_the_top_passages_are_scored(index, e5):
+    question = "كم عدد المسؤولين في القمة؟"
+    qvec, passages, _ = _run(index, e5, question)
+    w = AnswerWeights()
+    scored = score_sentences(index, question, qvec, passages, w)
+    allowed = set()
+    for p in passages[: w.context_passages]:
+        info = index.chunk_info(p.row)
+        allowed |= set(range(info.first_sentence, info.last_sentence))
+    assert scored and {s.row for s in scored} <= allowed
+    assert len({s.row for s in scored}) == len(scored)  # each sentence once
+    assert [s.score for s in scored] == sorted((s.score for s in scored), reverse=True)
+
+
+def test_threshold_decides_between_answer_and_abstention(index, e5, monkeypatch):
+    question = "متى وصل مسبار الأمل إلى مدار المريخ؟"
+    _, passages, (ans, conf, best) = _run(index, e5, question)
+    assert ans is not None and 0.0 <= conf <= 1.0
+    assert confidence(index, question, "ar", best, passages) == conf
+    strict = replace(ABSTENTION["ar"], threshold=1.01)
+    monkeypatch.setitem(ABSTENTION, "ar", strict)
+    _, _, (none, conf2, best2) = _run(index, e5, question)
+    assert none is None and conf2 == conf and best2 is not None and best2.row == best.row
+
+
+def test_no_passages_means_no_answer(index, e5):
+    qvec = e5.embed_queries(["سؤال"])[0]
+    assert answer(index, "سؤال", qvec, [], AnswerWeights()) == (None, 0.0, None)

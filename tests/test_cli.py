@@ -1,0 +1,182 @@
+"""The ``rag`` command over a small synthetic corpus: ingest, ask, search, remove, info,
+verify, and clear errors without an index."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from rag.cli import app
+from rag.config import get_settings
+from rag.index import Index
+
+pytestmark = pytest.mark.slow  # loads the real model and builds indexes
+
+ENV = {"COLUMNS": "400", "NO_COLOR": "1"}  # no wrapping or colour codes in human output
+runner = CliRunner()
+
+
+def rag(*args: str):
+    return runner.invoke(app, list(args), env=ENV)
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.fixture(scope="module")
+def cli_corpus(tmp_path_factory, small_docs):
+    """The small documents as .txt files (first line = title)."""
+    root = tmp_path_factory.mktemp("cli_corpus")
+    for d in small_docs:
+        (root / f"{d.doc_id}.txt").write_text(f"{d.title}\n\n{d.text}\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def cli_index(tmp_path_factory, cli_corpus, e5):
+    """An index built by `rag ingest` (shared by the read-only command tests)."""
+    index = tmp_path_factory.mktemp("cli") / "index"
+    result = rag("ingest", str(cli_corpus), "--index", str(index))
+    assert result.exit_code == 0, result.output
+    return index
+
+
+def test_ingest_reports_what_it_did(cli_index, cli_corpus, tmp_path):
+    index = tmp_path / "index"
+    shutil.copytree(cli_index, index)
+    again = rag("ingest", str(cli_corpus), "--index", str(index))
+    assert again.exit_code == 0, again.output
+    out = flat(again.stdout)
+    assert "version 1: 0 added, 0 updated, 4 unchanged, 0 removed, 0 skipped; 0 texts embedded" in out
+
+    (cli_corpus / "ar_palms.txt").rename(tmp_path / "moved.txt")
+    try:
+        pruned = rag("ingest", str(cli_corpus), "--index", str(index), "--prune")
+    finally:
+        (tmp_path / "moved.txt").rename(cli_corpus / "ar_palms.txt")
+    assert pruned.exit_code == 0, pruned.output
+    assert "version 2: 0 added, 0 updated, 3 unchanged, 1 removed" in flat(pruned.stdout)
+
+
+def test_first_ingest_builds_every_document(cli_index):
+    idx = Index.open(cli_index)
+    assert sorted(idx.doc_ids) == ["ar_palms", "ar_space", "ar_summit", "en_coffee"]
+    assert idx.titles[idx.doc_row["ar_space"]] == "مسبار الأمل"
+    assert idx.verify() == []
+    idx.close()
+
+
+def test_ingest_with_nothing_to_index_fails(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = rag("ingest", str(empty), "--index", str(tmp_path / "index"))
+    assert result.exit_code == 1
+    assert "no documents" in result.stderr
+
+
+def test_ask_human_output_shows_the_span_and_its_source(cli_index):
+    result = rag("ask", "متى وصل مسبار الأمل إلى مدار المريخ؟", "--index", str(cli_index))
+    assert result.exit_code == 0, result.output
+    out = flat(result.stdout)
+    assert "ووصل المسبار إلى مدار المريخ في فبراير من عام 2021" in out
+    assert "source: مسبار الأمل (ar_space, chars" in out
+
+
+def test_ask_json_has_exactly_the_documented_shape(cli_index):
+    result = rag("ask", "When did UNESCO inscribe Arabic coffee?", "--json", "--k", "2", "--index", str(cli_index))
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)  # exactly one JSON object, nothing else on stdout
+    assert set(data) == {"question", "language", "answerable", "answer", "citations", "timings_ms", "index_version"}
+    assert data["question"] == "When did UNESCO inscribe Arabic coffee?"
+    assert data["language"] == "en" and data["answerable"] is True and data["index_version"] == 1
+    answer = data["answer"]
+    assert set(answer) - {"focus"} == {"text", "doc_id", "title", "start", "end", "score"}
+    assert answer["doc_id"] == "en_coffee"
+    assert len(data["citations"]) == 2
+    assert all(set(c) == {"doc_id", "title", "text", "start", "end", "score"} for c in data["citations"])
+    idx = Index.open(cli_index)
+    text = idx.texts[idx.doc_row["en_coffee"]]
+    assert text[answer["start"] : answer["end"]] == answer["text"]
+    for c in data["citations"]:
+        assert idx.texts[idx.doc_row[c["doc_id"]]][c["start"] : c["end"]] == c["text"]
+    idx.close()
+    assert set(data["timings_ms"]) >= {"total"}
+
+
+def test_search_json(cli_index):
+    result = rag("search", "مسبار المريخ", "--json", "--k", "3", "--index", str(cli_index))
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["query"] == "مسبار المريخ" and len(data["passages"]) == 3
+    assert data["passages"][0]["doc_id"] == "ar_space"
+    assert set(data["passages"][0]) == {"chunk_id", "doc_id", "title", "text", "start", "end", "score", "dense_rank", "bm25_rank"}
+
+
+def test_search_human_output(cli_index):
+    result = rag("search", "Arabic coffee", "--k", "1", "--index", str(cli_index))
+    assert result.exit_code == 0, result.output
+    assert "Arabic coffee (en_coffee" in flat(result.stdout)
+
+
+def test_remove(cli_index, tmp_path):
+    index = tmp_path / "index"
+    shutil.copytree(cli_index, index)
+    result = rag("remove", "ar_palms", "--index", str(index))
+    assert result.exit_code == 0, result.output
+    assert "removed ar_palms; index version 2" in flat(result.stdout)
+    unknown = rag("remove", "nope", "--index", str(index))
+    assert unknown.exit_code == 1
+    assert "not in the index: nope" in flat(unknown.stderr)
+    idx = Index.open(index)
+    assert idx.version == 2 and "ar_palms" not in idx.doc_row
+    idx.close()
+
+
+def test_info(cli_index):
+    result = rag("info", "--index", str(cli_index), "--verify")
+    assert result.exit_code == 0, result.output
+    out = flat(result.stdout.replace("│", " "))
+    for expected in ("version 1", "model intfloat/multilingual-e5-small", "dimensions 384", "documents 4", "verified"):
+        assert expected in out
+
+
+def test_verify_healthy(cli_index):
+    result = rag("verify", "--index", str(cli_index))
+    assert result.exit_code == 0, result.output
+    assert "verified" in result.stdout
+
+
+def test_index_from_the_environment(cli_index, monkeypatch):
+    monkeypatch.setenv("RAG_INDEX", str(cli_index))
+    get_settings.cache_clear()
+    try:
+        result = rag("info")
+    finally:
+        monkeypatch.delenv("RAG_INDEX")
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert str(cli_index) in flat(result.stdout)
+
+
+@pytest.mark.parametrize(
+    "command", [["ask", "سؤال"], ["ask", "question", "--json"], ["search", "سؤال"], ["remove", "x"], ["info"]]
+)
+def test_no_index_is_a_clear_error_with_exit_2(tmp_path, command):
+    result = rag(*command, "--index", str(tmp_path / "missing"))
+    assert result.exit_code == 2, result.output
+    assert "no index in" in result.stderr and "rag ingest" in result.stderr
+    assert result.stdout == ""
+
+
+def test_corrupt_index_is_a_clear_error_with_exit_2(cli_index, tmp_path):
+    index = tmp_path / "index"
+    shutil.copytree(cli_index, index)
+    store = index / "v000001" / "store.sqlite"
+    store.write_bytes(store.read_bytes()[:1000])
+    result = rag("ask", "سؤال", "--index", str(index))
+    assert result.exit_code == 2
+    assert "store.sqlite" in result.stderr
