@@ -65,8 +65,13 @@ class IngestReport:
 
 
 @dataclass
-class _Prepared:
-    """One document ready to be written: fresh (vectors to compute) or reused from the old index."""
+class Prepared:
+    """One fresh document ready to be written: chunks, sentences and (once embedded) vectors.
+
+    This is the hand-over between "prepare + embed" (here in one process, or spread over a
+    cluster by ``rag.distributed``) and "write a version" (always ``Indexer``), so every
+    engine produces the same on-disk index.
+    """
 
     doc: Document
     lang: str
@@ -75,6 +80,32 @@ class _Prepared:
     sentences: list[tuple[int, int]]
     chunk_vectors: np.ndarray | None = None
     sentence_vectors: np.ndarray | None = None
+
+    def texts(self) -> list[str]:
+        """What gets embedded, in vector order: the chunks, then the sentences."""
+        return [self.doc.text[s:e] for _, s, e, *_ in self.chunks] + [self.doc.text[s:e] for s, e in self.sentences]
+
+    def set_vectors(self, vectors: np.ndarray) -> None:
+        """Split the vectors of ``texts()`` into chunk and sentence vectors."""
+        n = len(self.chunks)
+        self.chunk_vectors, self.sentence_vectors = vectors[:n], vectors[n:]
+
+
+# Prepares and embeds fresh (document, content hash) pairs, in any order; may record stage
+# timings. ``Indexer.prepare`` is the single-process one, ``rag.distributed`` a Ray one.
+Preparer = Callable[[list[tuple[Document, str]], dict[str, float]], list[Prepared]]
+
+
+def prepare_document(doc: Document, h: str, chunker: Chunker) -> Prepared:
+    """Sentences and chunks of one document (no vectors yet); the only chunking code path."""
+    sentences = document_sentences(doc)
+    index_of = {(s.start, s.end): i for i, s in enumerate(sentences)}
+    chunks = []
+    for c in chunker.split(doc, sentences):
+        ids = [index_of[(s.start, s.end)] for s in c.sentences]
+        first, last = (ids[0], ids[-1] + 1) if ids else (0, 0)
+        chunks.append((c.ordinal, c.start, c.end, first, last, " ".join(tokenize(c.text))))
+    return Prepared(doc, detect_language(doc.text), h, chunks, [(s.start, s.end) for s in sentences])
 
 
 @contextmanager
@@ -100,13 +131,28 @@ class Indexer:
         self.chunker = Chunker(embedder.token_count, settings.chunk_tokens, settings.chunk_overlap)
 
     # --- public --------------------------------------------------------------------------
-    def ingest(self, documents: Sequence[Document], *, prune: bool = False, rebuild: bool = False) -> IngestReport:
-        """Add or update ``documents``; with ``prune``, drop indexed documents not among them."""
+    def ingest(
+        self, documents: Sequence[Document], *, prune: bool = False, rebuild: bool = False, prepare: Preparer | None = None
+    ) -> IngestReport:
+        """Add or update ``documents``; with ``prune``, drop indexed documents not among them.
+
+        ``prepare`` chunks and embeds the new and changed documents (default: ``self.prepare``,
+        in this process); the diff, the version layout and the atomic switch stay here.
+        """
         with writer_lock(self.root):
             old = self._open_old(rebuild)
             incoming = {d.doc_id: d for d in documents}  # the last one of a duplicated id wins
             removed = [i for i in (old.doc_ids if old else []) if prune and i not in incoming]
-            return self._write(old, list(incoming.values()), removed)
+            return self._write(old, list(incoming.values()), removed, prepare or self.prepare)
+
+    def prepare(self, items: list[tuple[Document, str]], timings: dict[str, float]) -> list[Prepared]:
+        """Chunk and embed fresh documents in this process (the default ``Preparer``)."""
+        t0 = time.perf_counter()
+        prepared = [prepare_document(doc, h, self.chunker) for doc, h in items]
+        t1 = time.perf_counter()
+        self._embed(prepared)
+        timings["chunk"], timings["embed"] = t1 - t0, time.perf_counter() - t1
+        return prepared
 
     def remove(self, doc_ids: Iterable[str]) -> IngestReport:
         """Delete documents; unknown ids raise ``KeyError`` and nothing is written."""
@@ -116,7 +162,7 @@ class Indexer:
             missing = [i for i in ids if old is None or i not in old.doc_row]
             if missing:
                 raise KeyError(", ".join(missing))
-            return self._write(old, [], ids)
+            return self._write(old, [], ids, self.prepare)
 
     # --- internals -----------------------------------------------------------------------
     def _open_old(self, rebuild: bool) -> Index | None:
@@ -130,26 +176,25 @@ class Indexer:
             raise
         return old
 
-    def _write(self, old: Index | None, documents: list[Document], removed: list[str]) -> IngestReport:
+    def _write(self, old: Index | None, documents: list[Document], removed: list[str], prepare: Preparer) -> IngestReport:
         t0 = time.perf_counter()
         report = IngestReport(version=old.version if old else None, removed=list(removed))
-        fresh: dict[str, _Prepared] = {}
+        todo: list[tuple[Document, str]] = []
         for doc in documents:
             h = content_hash(doc)
             if old is not None and old.hashes.get(doc.doc_id) == h:
                 report.unchanged.append(doc.doc_id)
                 continue
             (report.updated if old is not None and doc.doc_id in old.doc_row else report.added).append(doc.doc_id)
-            fresh[doc.doc_id] = self._prepare(doc, h)
-        report.timings_s["chunk"] = time.perf_counter() - t0
+            todo.append((doc, h))
         if not report.changed and old is not None:
             old.close()
             report.timings_s["total"] = time.perf_counter() - t0
             return report
 
-        t1 = time.perf_counter()
-        report.embedded_texts = self._embed(list(fresh.values()))
-        report.timings_s["embed"] = time.perf_counter() - t1
+        by_id = {p.doc.doc_id: p for p in prepare(todo, report.timings_s)}
+        fresh = {doc.doc_id: by_id[doc.doc_id] for doc, _ in todo}  # input order, whatever order came back
+        report.embedded_texts = sum(len(p.chunks) + len(p.sentences) for p in fresh.values())
 
         t2 = time.perf_counter()
         order: list[str] = [i for i in (old.doc_ids if old else []) if i not in removed]
@@ -164,21 +209,8 @@ class Indexer:
         report.timings_s["total"] = time.perf_counter() - t0
         return report
 
-    def _prepare(self, doc: Document, h: str) -> _Prepared:
-        sentences = document_sentences(doc)
-        index_of = {(s.start, s.end): i for i, s in enumerate(sentences)}
-        chunks = []
-        for c in self.chunker.split(doc, sentences):
-            ids = [index_of[(s.start, s.end)] for s in c.sentences]
-            first, last = (ids[0], ids[-1] + 1) if ids else (0, 0)
-            chunks.append((c.ordinal, c.start, c.end, first, last, " ".join(tokenize(c.text))))
-        return _Prepared(doc, detect_language(doc.text), h, chunks, [(s.start, s.end) for s in sentences])
-
-    def _embed(self, prepared: list[_Prepared]) -> int:
-        texts: list[str] = []
-        for p in prepared:
-            texts += [p.doc.text[s:e] for _, s, e, *_ in p.chunks]
-            texts += [p.doc.text[s:e] for s, e in p.sentences]
+    def _embed(self, prepared: list[Prepared]) -> int:
+        texts = [t for p in prepared for t in p.texts()]
         total = len(texts)
         done = 0
 
@@ -193,17 +225,16 @@ class Indexer:
         )
         i = 0
         for p in prepared:
-            p.chunk_vectors = vectors[i : i + len(p.chunks)]
-            i += len(p.chunks)
-            p.sentence_vectors = vectors[i : i + len(p.sentences)]
-            i += len(p.sentences)
+            n = len(p.chunks) + len(p.sentences)
+            p.set_vectors(vectors[i : i + n])
+            i += n
         return total
 
     def _last_version(self) -> int:
         versions = [int(p.name[1:]) for p in self.root.glob("v*") if p.name[1:].isdigit()]
         return max(versions, default=0)
 
-    def _write_version(self, version: int, order: list[str], fresh: dict[str, _Prepared], old: Index | None) -> None:
+    def _write_version(self, version: int, order: list[str], fresh: dict[str, Prepared], old: Index | None) -> None:
         docs: list[DocRow] = []
         chunks: list[ChunkRow] = []
         sentences: list[SentenceRow] = []

@@ -27,7 +27,10 @@ __all__ = [
     "SUPPORTED_SUFFIXES",
     "LoadReport",
     "Skipped",
+    "combine_reports",
     "documents_from_records",
+    "files_to_load",
+    "load_file",
     "load_paths",
 ]
 
@@ -86,49 +89,77 @@ def load_paths(
         from rag.config import get_settings
 
         max_file_bytes = get_settings().max_file_bytes
-    if isinstance(paths, str | Path):  # one path, not a sequence of characters
-        paths = [paths]
-    report = LoadReport()
-    origin: dict[str, str] = {}  # doc_id -> where it was first loaded from
-    for given in paths:
-        root = Path(given)
-        if root.is_dir():
-            targets = [
-                (f, f.relative_to(root).with_suffix("").as_posix())
-                for f in _files_under(root, report)
-            ]
-        elif root.is_file():
-            targets = [(root, root.stem)]
-        else:
-            _skip(
-                report,
-                str(root),
-                "not found"
-                if not root.exists() and not root.is_symlink()
-                else "not a regular file",
-            )
-            continue
-        for file, doc_id in targets:
-            try:
-                documents, partial = _load_file(file, doc_id, max_file_bytes)
-            except _Skip as exc:
-                _skip(report, str(file), exc.reason)
-                continue
-            except Exception as exc:  # noqa: BLE001 - a parser bug must not abort the whole load
-                _skip(
-                    report, str(file), f"failed to parse: {type(exc).__name__}: {exc}"
-                )
-                continue
-            for item in partial:
-                _skip(report, item.path, item.reason)
-            for doc in documents:
-                _add(report, doc, origin, where=str(file))
+    targets, walk_skips = files_to_load(paths)
+    report = combine_reports(
+        [LoadReport(skipped=walk_skips)]
+        + [load_file(file, doc_id, max_file_bytes=max_file_bytes) for file, doc_id in targets]
+    )
     logger.info(
         "loaded %d documents, skipped %d inputs",
         len(report.documents),
         len(report.skipped),
     )
     return report
+
+
+def files_to_load(
+    paths: Sequence[Path | str],
+) -> tuple[list[tuple[Path, str]], list[Skipped]]:
+    """The (file, doc_id) pairs ``load_paths`` reads, in load order, and the inputs it skips
+    while walking. Split out so files can be read elsewhere (``rag.distributed`` reads them
+    on a cluster) with the same ids and order."""
+    if isinstance(paths, str | Path):  # one path, not a sequence of characters
+        paths = [paths]
+    walk = LoadReport()
+    targets: list[tuple[Path, str]] = []
+    for given in paths:
+        root = Path(given)
+        if root.is_dir():
+            targets += [
+                (f, f.relative_to(root).with_suffix("").as_posix())
+                for f in _files_under(root, walk)
+            ]
+        elif root.is_file():
+            targets.append((root, root.stem))
+        else:
+            _skip(
+                walk,
+                str(root),
+                "not found"
+                if not root.exists() and not root.is_symlink()
+                else "not a regular file",
+            )
+    return targets, walk.skipped
+
+
+def load_file(path: Path, doc_id: str, *, max_file_bytes: int) -> LoadReport:
+    """The documents of one file (several for JSONL) and what in it was skipped; never raises."""
+    report = LoadReport()
+    try:
+        documents, partial = _load_file(path, doc_id, max_file_bytes)
+    except _Skip as exc:
+        _skip(report, str(path), exc.reason)
+        return report
+    except Exception as exc:  # noqa: BLE001 - a parser bug must not abort the whole load
+        _skip(report, str(path), f"failed to parse: {type(exc).__name__}: {exc}")
+        return report
+    for item in partial:
+        _skip(report, item.path, item.reason)
+    report.documents = documents
+    return report
+
+
+def combine_reports(reports: Iterable[LoadReport]) -> LoadReport:
+    """Per-file reports, in load order, into one; a doc_id seen before is skipped (ids must be
+    unique across one load)."""
+    out = LoadReport()
+    origin: dict[str, str] = {}  # doc_id -> where it was first loaded from
+    for r in reports:
+        out.skipped += r.skipped
+        for doc in r.documents:
+            where = doc.source if doc.source is not None else doc.doc_id
+            _add(out, doc, origin, where=where)
+    return out
 
 
 def documents_from_records(records: Iterable[Any]) -> LoadReport:
