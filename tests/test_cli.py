@@ -180,3 +180,20 @@ def test_corrupt_index_is_a_clear_error_with_exit_2(cli_index, tmp_path):
     result = rag("ask", "سؤال", "--index", str(index))
     assert result.exit_code == 2
     assert "store.sqlite" in result.stderr
+
+
+# --- the acceptance commands, on the real corpus ----------------------------------------
+
+
+def test_ask_over_the_corpus_cites_the_forum_document(corpus_index):
+    result = rag("ask", "Who is the CEO of TMRW among the forum speakers?", "--json", "--index", str(corpus_index))
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["answerable"] is True and data["answer"]["doc_id"] == "002_37161d73928ee183"
+
+
+def test_ask_over_the_corpus_abstains_in_human_output(corpus_index):
+    result = rag("ask", "Who will host the World Government Summit in 2040?", "--index", str(corpus_index))
+    assert result.exit_code == 0, result.output
+    assert "The documents do not answer this question." in flat(result.stdout)
+    assert "source:" not in result.stdout

@@ -110,19 +110,24 @@ def test_check_embedder_refuses_another_model(small_index):
 
 
 @pytest.mark.parametrize("name", ["chunks.npy", "sentences.npy", "dense.faiss", "store.sqlite"])
-def test_flipped_byte_is_reported_by_verify(small_index_copy, name):
+def test_flipped_last_byte_is_reported_by_verify(small_index_copy, name):
+    # damage that still loads: only the checksums can tell
     _flip_byte(small_index_copy / "v000001" / name)
-    try:
-        idx = Index.open(small_index_copy)
-    except IndexCorrupt as exc:  # damage that breaks loading is named at open
-        assert name in str(exc)
-        return
+    idx = Index.open(small_index_copy)
     problems = idx.verify()
     idx.close()
     assert f"checksum mismatch for {name}" in problems
 
 
-def test_flipped_vector_byte_opens_but_fails_verification(small_index_copy):
+@pytest.mark.parametrize("name", ["chunks.npy", "dense.faiss", "store.sqlite"])
+def test_flipped_header_byte_refuses_to_open_naming_the_file(small_index_copy, name):
+    _flip_byte(small_index_copy / "v000001" / name, 3)
+    with pytest.raises(IndexCorrupt) as info:
+        Index.open(small_index_copy)
+    assert f"{name} checksum mismatch" in str(info.value)
+
+
+def test_flipped_vector_byte_is_the_only_problem_reported(small_index_copy):
     _flip_byte(small_index_copy / "v000001" / "chunks.npy")  # a vector component, not the header
     idx = Index.open(small_index_copy)
     assert idx.verify() == ["checksum mismatch for chunks.npy"]
