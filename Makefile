@@ -18,7 +18,7 @@ $(VENV)/.dev-installed: $(VENV)/.installed
 
 # Browser tests drive Debian's Chromium; it is never downloaded by Playwright.
 /usr/bin/chromium:
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
 
 serve: $(VENV)/.installed
 	$(BIN)/rag serve
