@@ -101,6 +101,8 @@ def score_sentences(index: Index, question: str, qvec: np.ndarray, passages: lis
         sims = np.asarray(index.sentence_vectors[rows]) @ qvec
         for r, sim in zip(rows, sims.tolist()):
             text = index.sentence_text(r)
+            if not _WORD.search(text):
+                continue  # "2015 |" table cells: short fragments embed close to any query
             lex = _lexical(q_terms, text, idf, default_idf)
             score = w.sim * sim + w.passage * p.score + w.lexical * lex + w.type * sentence_has_type(text, kind)
             out.append(ScoredSentence(r, info.doc_row, rank, score, sim, lex))
@@ -109,6 +111,7 @@ def score_sentences(index: Index, question: str, qvec: np.ndarray, passages: lis
 
 
 _NUMBER = re.compile(r"\d+")
+_WORD = re.compile(r"[^\W\d_]{2,}")
 
 
 def missing_numbers(question: str, passages: list[Passage]) -> bool:
