@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import bm25s
@@ -48,14 +49,35 @@ class BM25Index:
         """Top-``k`` (scores, rows) with a positive score."""
         return self.search_tokens(tokenize(query), k)
 
-    def search_tokens(self, tokens: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+    def document_frequencies(self) -> dict[str, int]:
+        """Rows containing each token (what this index's IDF is computed from)."""
+        if self._model is None:
+            return {}
+        indptr = np.asarray(self._model.scores["indptr"])
+        df = np.diff(indptr)
+        # bm25s may list a token (its empty-string placeholder) with no column in the matrix
+        return {t: int(df[i]) for t, i in self._model.vocab_dict.items() if i < len(df) and df[i] > 0}
+
+    @staticmethod
+    def idf(df: int, n: int) -> float:
+        """The IDF bm25s bakes into its scores (its default "lucene" variant)."""
+        return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+    def search_tokens(
+        self, tokens: list[str], k: int, *, token_weights: Mapping[str, float] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (scores, rows); ``token_weights`` scales each token's contribution
+        (a sharded index uses it to swap this index's IDF for the global one)."""
         if self._model is None or not tokens or k <= 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
         vocab = self._model.vocab_dict
         known = [t for t in tokens if t in vocab]
         if not known:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        scores = self._model.get_scores(known)
+        if token_weights is None:
+            scores = self._model.get_scores(known)
+        else:
+            scores = sum(token_weights.get(t, 1.0) * self._model.get_scores([t]) for t in known)
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]

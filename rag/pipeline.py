@@ -20,10 +20,11 @@ from pathlib import Path
 from rag.answering import AnswerWeights, answer
 from rag.config import Settings, get_settings
 from rag.embedding import Embedder, make_embedder
-from rag.index import Index, IndexNotFound, IndexProblem, current_version
+from rag.index import Index, IndexNotFound, IndexProblem
 from rag.ingest import Indexer, IngestReport, Progress
 from rag.loading import load_paths
 from rag.retrieval import FusionWeights, Mode, Retriever
+from rag.sharding import ShardedIndexer, live_version, make_indexer, open_index
 from rag.schema import AskResult, Document, Passage
 from rag.text import detect_language, normalize
 
@@ -74,7 +75,7 @@ class RAG:
             return
         self._last_check = now
         try:
-            live = current_version(self.index_dir)
+            live = live_version(self.index_dir)
         except IndexProblem:
             return  # keep serving the version we have
         snap = self._snapshot
@@ -86,7 +87,7 @@ class RAG:
 
     def _reload(self, missing_ok: bool) -> None:
         try:
-            index = Index.open(self.index_dir)
+            index = open_index(self.index_dir)  # sharded or not
         except IndexNotFound:
             if missing_ok:
                 return
@@ -111,8 +112,8 @@ class RAG:
     def ready(self) -> bool:
         return self._snapshot is not None
 
-    def indexer(self, progress: Progress | None = None) -> Indexer:
-        return Indexer(self.index_dir, self.embedder, self.settings, progress)
+    def indexer(self, progress: Progress | None = None) -> Indexer | ShardedIndexer:
+        return make_indexer(self.index_dir, self.embedder, self.settings, progress)
 
     def ingest_documents(self, documents: Sequence[Document], *, prune: bool = False, rebuild: bool = False, progress: Progress | None = None) -> IngestReport:
         """Index documents and switch queries to the new version."""
