@@ -33,8 +33,8 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(32, description="Overlap between chunks in model tokens.")
 
     # --- index ---------------------------------------------------------------------------
-    faiss_index: Literal["auto", "flat", "hnsw", "ivf"] = Field(
-        "auto", description="auto = exact (flat) below `ann_threshold` chunks, HNSW above."
+    faiss_index: Literal["auto", "flat", "hnsw", "ivf", "ivfpq"] = Field(
+        "auto", description="auto = exact (flat) below `ann_threshold` chunks, HNSW above; ivfpq = compressed (56 B/vector)."
     )
     ann_threshold: int = 50_000
     keep_versions: int = Field(2, description="Index versions kept on disk after a successful build.")

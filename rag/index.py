@@ -179,7 +179,7 @@ class Index:
         self._idf: tuple[dict[str, float], float] | None = None
         self.chunk_vectors = np.load(p / "chunks.npy", mmap_mode="r")
         self.sentence_vectors = np.load(p / "sentences.npy", mmap_mode="r")
-        self.dense = dense.load(p / "dense.faiss")
+        self.dense = dense.load(p / "dense.faiss", vectors=self.chunk_vectors)  # exact re-scoring for ivfpq
         self.bm25 = BM25Index.load(p / "bm25")
 
     # --- identity ------------------------------------------------------------------------
