@@ -221,5 +221,38 @@ def serve(
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=False)
 
 
+@app.command()
+def bench(
+    quick: Annotated[bool, typer.Option("--quick", help="Tiny sizes (CI smoke run, well under a minute).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write bench.json and growth.png here.", show_default=False)] = None,
+    corpus: Annotated[Optional[list[Path]], typer.Option("--corpus", help="Corpus to ingest (default ./corpus).", show_default=False)] = None,
+    xquad: Annotated[Optional[Path], typer.Option("--xquad", help="Also ingest the contexts of this SQuAD-format file.", show_default=False)] = None,
+    sizes: Annotated[Optional[str], typer.Option("--sizes", help="Growth corpus sizes in chunks, e.g. 1000,10000,100000.", show_default=False)] = None,
+    sections: Annotated[Optional[str], typer.Option("--sections", help="Any of ingest,query,memory,growth (default all).", show_default=False)] = None,
+) -> None:
+    """Measure query, ingest, growth and memory against the embedding model's own floor."""
+    from rag.bench import BenchConfig, run_bench, summary_lines, write_outputs
+
+    overrides: dict = {}
+    if corpus:
+        overrides["corpus"] = corpus
+    if xquad is not None:
+        overrides["xquad_contexts"] = xquad
+    if sizes:
+        overrides["growth_sizes"] = tuple(int(x) for x in sizes.split(",") if x.strip())
+    if sections:
+        overrides["sections"] = tuple(x.strip() for x in sections.split(",") if x.strip())
+    cfg = BenchConfig.quick(**overrides) if quick else BenchConfig(**overrides)
+    results = run_bench(cfg, get_settings(), progress=lambda msg: err.print(f"[dim]{msg}[/dim]"))
+    if out is not None:
+        paths = write_outputs(results, out)
+        err.print("wrote " + ", ".join(str(p) for p in paths.values()))
+    if as_json:
+        print(json.dumps(results, ensure_ascii=False))
+    else:
+        console.print("\n".join(summary_lines(results)), markup=False, highlight=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

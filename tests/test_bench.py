@@ -1,0 +1,104 @@
+"""The benchmark runs and reports every figure; timings themselves are never asserted (they
+depend on the machine), only that they were measured and are consistent with each other."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from rag.bench import GOALS, SyntheticEmbedder, stats_ms, summary_lines, synthetic_documents, verdicts
+from rag.cli import app
+
+PARAGRAPHS = [
+    ("تُعقد القمة العالمية للحكومات في دبي كل عام. ويشارك فيها آلاف المسؤولين. وتناقش مستقبل الحكومات.", "ar"),
+    ("أطلقت الإمارات مسبار الأمل إلى المريخ. ووصل المسبار في فبراير 2021. ويدرس الغلاف الجوي.", "ar"),
+    ("Arabic coffee is flavoured with cardamom. It is served in small cups. Dates come with it.", "en"),
+    ("The falcon is the national bird. Falconry is an old tradition. Hospitals treat falcons.", "en"),
+]
+
+
+class _Tokens:
+    """Stands in for the model where only token counts are needed."""
+
+    model_id, dim, max_tokens = "fake", 8, 512
+
+    def token_count(self, text: str) -> int:
+        return len(text.split()) + 2
+
+    def embed_queries(self, texts):
+        return np.ones((len(texts), self.dim), np.float32) / np.sqrt(self.dim)
+
+
+def test_stats_ms_reports_percentiles_in_milliseconds() -> None:
+    samples = [0.010, 0.020, 0.030, 0.040, 0.100]
+    s = stats_ms(samples)
+    assert s["n"] == 5
+    assert s["p50"] == pytest.approx(np.percentile(samples, 50) * 1e3)
+    assert s["p95"] == pytest.approx(np.percentile(samples, 95) * 1e3)
+    assert s["p50"] <= s["p95"] <= s["p99"]
+    assert math.isnan(stats_ms([])["p50"])
+
+
+def test_verdicts_compare_each_measured_ratio_with_its_goal() -> None:
+    results = {"query": {"ask_over_floor": GOALS["ask_over_floor"] - 0.01, "http_over_floor": GOALS["http_over_floor"] + 0.5}}
+    v = verdicts(results)
+    assert v["ask_over_floor"]["met"] is True
+    assert v["http_over_floor"]["met"] is False
+    assert "ingest_over_floor" not in v  # not measured, not judged
+
+
+def test_synthetic_documents_are_distinct_and_vectors_stay_near_their_paragraph() -> None:
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((len(PARAGRAPHS), 8)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    emb = SyntheticEmbedder(_Tokens(), base, seed=3)
+    docs = synthetic_documents(PARAGRAPHS, 40, emb, seed=3)
+    assert len(docs) == 40 and len({d.doc_id for d in docs}) == 40
+    assert len({d.text for d in docs}) > 20  # variations, not 10 copies of 4 paragraphs
+    vecs = emb.embed_passages([d.text for d in docs])
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    # document i is mixed mostly from paragraph i % 4: that paragraph is its nearest base vector
+    nearest = (vecs @ base.T).argmax(axis=1)
+    assert np.mean(nearest == np.arange(40) % len(PARAGRAPHS)) > 0.8
+
+
+@pytest.mark.slow
+def test_rag_bench_quick_reports_every_section(tmp_path) -> None:
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["bench", "--quick", "--json", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.stdout)
+    m = r["machine"]
+    assert m["cores"] >= 1 and m["cpu_model"] and m["python"] and m["numpy"] and m["faiss"]
+
+    q = r["query"]
+    for name in ("floor_query", "ask", "ask_cached_repeat", "http_floor_query", "http_ask"):
+        assert q[name]["n"] == q["questions"] and 0 < q[name]["p50"] <= q[name]["p95"]
+    assert q["ask_over_floor"] == pytest.approx(q["ask"]["p50"] / q["floor_query"]["p50"], rel=1e-2)
+    assert q["http_over_floor"] == pytest.approx(q["http_ask"]["p50"] / q["http_floor_query"]["p50"], rel=1e-2)
+    assert {"embed", "retrieve", "answer", "total"} <= set(q["ask_stages"])
+
+    i = r["ingest"]
+    assert i["texts_embedded"] > i["chunks"] > 0  # chunks and sentences are embedded
+    assert i["ingest_over_floor"] == pytest.approx(i["ingest_s"] / i["floor_passage_s"], rel=1e-2)
+    assert 0 < i["reingest_s"] < i["ingest_s"]
+
+    mem = r["memory"]
+    assert mem["index_bytes_per_chunk"] > 0 and mem["serve"]["peak_rss_mb"] >= mem["serve"]["rss_mb"] > 0
+
+    g = r["growth"]
+    assert [row["chunks"] >= size for row, size in zip(g["sizes"], r["config"]["growth_sizes"])] == [True, True]
+    for row in g["sizes"]:
+        assert set(row["kinds"]) == {"flat", "hnsw", "ivf"}
+        assert row["kinds"]["flat"]["recall_at_10"] == 1.0  # exact search against itself
+        assert all(0 <= k["recall_at_10"] <= 1 for k in row["kinds"].values())
+    assert set(r["verdicts"]) == set(GOALS)
+
+    assert (out / "bench.json").is_file() and (out / "growth.png").stat().st_size > 1000
+    text = "\n".join(summary_lines(r))
+    for label in ("machine:", "RAG.ask, cache off", "HTTP POST /ask", "full ingest", "re-ingest", "peak RSS", "growth:", "goals:"):
+        assert label in text
