@@ -38,12 +38,15 @@ class AnswerWeights:
 class AbstentionModel:
     """P(the corpus answers the question) = sigmoid(bias + sim*cos(best sentence)
     + lexical*(its IDF-weighted term overlap) + coverage*(IDF-weighted share of question
-    terms found anywhere in the top 3 passages)); abstain below ``threshold``.
+    terms found anywhere in the top 3 passages) + passage*(best passage cosine));
+    abstain below ``threshold``.
 
-    Logistic regression fitted on the dev split of eval/qa/corpus_qa.jsonl, one model per
-    question language. Cross-lingual (English) questions share no words with Arabic text,
-    so their model rests on similarity alone and is deliberately permissive: a stricter one
-    abstained on answerable questions as often as on unanswerable ones (eval/RESULTS.md).
+    The Arabic model is a logistic regression fitted on the dev split of
+    eval/qa/corpus_qa.jsonl. Cross-lingual (English) questions share no words with Arabic
+    text, and sentence similarity did not separate answerable from unanswerable ones on dev
+    (AUC 0.44), so their model only catches questions off the corpus' topics: best passage
+    cosine below 0.755, under the 5th percentile of answerable English dev questions and
+    above off-topic ones ("capital of Japan" 0.73, "chocolate cake recipe" 0.745).
     Independent of the model, a number in the question that no top passage contains
     ("... in 2040?") means the passages cannot answer it.
     """
@@ -52,18 +55,17 @@ class AbstentionModel:
     sim: float
     lexical: float
     coverage: float
+    passage: float = 0.0
     threshold: float = 0.5
 
-    def probability(self, sim: float, lexical: float, coverage: float) -> float:
-        z = self.bias + self.sim * sim + self.lexical * lexical + self.coverage * coverage
+    def probability(self, sim: float, lexical: float, coverage: float, passage: float) -> float:
+        z = self.bias + self.sim * sim + self.lexical * lexical + self.coverage * coverage + self.passage * passage
         return 1.0 / (1.0 + math.exp(-z))
 
 
 ABSTENTION = {
     "ar": AbstentionModel(bias=-3.792, sim=1.383, lexical=6.39, coverage=1.695),
-    # sim only: 50% at cos 0.775, 1.5 sd below answerable English questions on dev (mean 0.81,
-    # sd 0.023), above off-topic ones (~0.78 and below)
-    "en": AbstentionModel(bias=-31.0, sim=40.0, lexical=0.0, coverage=0.0),
+    "en": AbstentionModel(bias=-0.755 * 60.0, sim=0.0, lexical=0.0, coverage=0.0, passage=60.0),
 }
 
 
@@ -134,12 +136,13 @@ def coverage(index: Index, question: str, passages: list[Passage]) -> float:
     return sum(idf.get(t, default_idf) for t in q_terms & found) / total
 
 
-def confidence(index: Index, question: str, lang: str, best: ScoredSentence, passages: list[Passage]) -> float:
+def confidence(index: Index, question: str, qvec: np.ndarray, lang: str, best: ScoredSentence, passages: list[Passage]) -> float:
     """P(the corpus answers the question), from the evidence of the best sentence."""
     if missing_numbers(question, passages[:5]):
         return 0.0
     model = ABSTENTION.get(lang, ABSTENTION["en"])
-    return model.probability(best.sim, best.lexical, coverage(index, question, passages))
+    best_passage = max(float(np.dot(index.chunk_vectors[p.row], qvec)) for p in passages) if passages else 0.0
+    return model.probability(best.sim, best.lexical, coverage(index, question, passages), best_passage)
 
 
 def answer(
@@ -150,7 +153,7 @@ def answer(
     if not scored:
         return None, 0.0, None
     best = scored[0]
-    conf = confidence(index, question, lang, best, passages)
+    conf = confidence(index, question, qvec, lang, best, passages)
     if conf < ABSTENTION.get(lang, ABSTENTION["en"]).threshold:
         return None, conf, best
     start, end = int(index.sentence_start[best.row]), int(index.sentence_end[best.row])

@@ -3,6 +3,7 @@ their offsets into the document and the sentences they overlap."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
@@ -30,33 +31,57 @@ class Chunker:
         # The tokenizer adds its special tokens and the "passage: " prefix to every call;
         # subtract them so the splitter's sum over pieces approximates the joined length.
         overhead = token_count("")
+        self._length = lambda t: max(token_count(t) - overhead, 0)
+        self.overlap = overlap
+        # langchain only overlaps when its pieces are smaller than the overlap, so a text of
+        # long sentences got chunks that merely touch. Split into (size - overlap) token
+        # pieces without overlap instead, then extend each chunk back into the previous one
+        # by up to ``overlap`` tokens at a word boundary: every chunk stays within the size.
         self._splitter = RecursiveCharacterTextSplitter(
             separators=SEPARATORS,
             keep_separator="end",
-            chunk_size=chunk_tokens,
-            chunk_overlap=overlap,
-            length_function=lambda t: max(token_count(t) - overhead, 0),
+            chunk_size=chunk_tokens - overlap,
+            chunk_overlap=0,
+            length_function=self._length,
             strip_whitespace=True,
         )
 
     def split(self, doc: Document, sentences: list[Sentence] | None = None) -> list[Chunk]:
         """Chunks of ``doc`` in order; ``doc.text[c.start:c.end] == c.text`` for each."""
         sentences = document_sentences(doc) if sentences is None else sentences
-        chunks: list[Chunk] = []
+        spans: list[tuple[int, int]] = []
         prev_start, prev_end = -1, 0
         for text in self._splitter.split_text(doc.text):
             start = _locate(doc.text, text, prev_start, prev_end)
             end = start + len(text)
-            # Whitespace stripping and character-level overlap can make langchain emit a piece
-            # that lies inside the previous one, or one that contains it: keep the larger.
-            if chunks and end <= prev_end:
+            # Whitespace stripping can make langchain emit a piece that lies inside the
+            # previous one, or one that contains it: keep the larger.
+            if spans and end <= prev_end:
                 continue
-            if chunks and start <= prev_start:
-                chunks.pop()
-            inside = tuple(s for s in sentences if s.start < end and s.end > start)
-            chunks.append(Chunk(doc.doc_id, len(chunks), start, end, text, inside))
+            if spans and start <= prev_start:
+                spans.pop()
+            spans.append((start, end))
             prev_start, prev_end = start, end
+        chunks: list[Chunk] = []
+        for i, (start, end) in enumerate(spans):
+            if i:
+                start = self._extend_back(doc.text, start, floor=spans[i - 1][0] + 1)
+            inside = tuple(s for s in sentences if s.start < end and s.end > start)
+            chunks.append(Chunk(doc.doc_id, i, start, end, doc.text[start:end], inside))
         return chunks
+
+    def _extend_back(self, text: str, start: int, floor: int) -> int:
+        """The earliest word start in ``text[floor:start]`` that adds at most ``overlap``
+        tokens in front of ``start``."""
+        best = start
+        for m in reversed(list(_WORD_START.finditer(text, floor, start))):
+            if self._length(text[m.start() : start]) > self.overlap:
+                break
+            best = m.start()
+        return best
+
+
+_WORD_START = re.compile(r"(?<!\S)\S")
 
 
 def _locate(text: str, piece: str, prev_start: int, prev_end: int) -> int:

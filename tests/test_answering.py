@@ -72,9 +72,9 @@ def test_only_sentences_of_the_top_passages_are_scored(index, e5):
 
 def test_threshold_decides_between_answer_and_abstention(index, e5, monkeypatch):
     question = "متى وصل مسبار الأمل إلى مدار المريخ؟"
-    _, passages, (ans, conf, best) = _run(index, e5, question)
+    qvec, passages, (ans, conf, best) = _run(index, e5, question)
     assert ans is not None and 0.0 <= conf <= 1.0
-    assert confidence(index, question, "ar", best, passages) == conf
+    assert confidence(index, question, qvec, "ar", best, passages) == conf
     strict = replace(ABSTENTION["ar"], threshold=1.01)
     monkeypatch.setitem(ABSTENTION, "ar", strict)
     _, _, (none, conf2, best2) = _run(index, e5, question)
