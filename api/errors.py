@@ -94,6 +94,10 @@ async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     status = exc.status_code
+    if status == 400:  # a body FastAPI could not parse: also before the route's dependencies ran
+        denied = await _access_denied(request)
+        if denied is not None:
+            return denied
     message = exc.detail if isinstance(exc.detail, str) else _TYPE_BY_STATUS.get(status, "error").replace("_", " ")
     if status == 404 and message == "Not Found":
         message = f"no route for {request.method} {request.url.path}"
@@ -105,10 +109,31 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     )
 
 
+async def _access_denied(request: Request) -> JSONResponse | None:
+    """Run the route's access checks (admin token / API key / rate limit), if it has any.
+
+    FastAPI decodes a JSON body *before* it runs a route's dependencies, so without this a
+    client with no token would get "invalid JSON" (and skip the rate limit) where every other
+    request of theirs gets 401 or 429: access is checked first, always."""
+    from api.security import require_admin, require_client  # api.security imports this module
+
+    route = request.scope.get("route")
+    for dep in getattr(route, "dependencies", ()):
+        if dep.dependency in (require_admin, require_client):
+            try:
+                await dep.dependency(request)
+            except ApiError as err:
+                return await _api_error(request, err)
+    return None
+
+
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     details = validation_details(exc)
     bad_json = [e for e in exc.errors() if e.get("type") == "json_invalid"]
     if bad_json:
+        denied = await _access_denied(request)
+        if denied is not None:
+            return denied
         reason = (bad_json[0].get("ctx") or {}).get("error", "JSON decode error")
         pos = bad_json[0].get("loc", ("body", "?"))[-1]
         return error_response(request, 400, "invalid_json", f"request body is not valid JSON: {reason} at position {pos}")

@@ -1,0 +1,175 @@
+"""Consistency under change: concurrent clients query ``/ask`` and ``/search`` while an admin adds,
+updates and deletes documents through the API. No query may fail, and every response must come
+wholly from one index version: its body and ``X-Index-Version`` header agree, and every document
+it cites existed in that version with exactly the cited text at the cited offsets."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from rag.config import Settings
+from rag.pipeline import RAG
+
+pytestmark = pytest.mark.slow  # real embedder, real index writes, threads
+
+ADMIN = "consistency-admin-token"
+AUTH = {"Authorization": f"Bearer {ADMIN}"}
+
+# The documents the writer churns: "churn" is added, changed, deleted and added again, so the same
+# id has different texts in different versions; an original document is deleted and restored.
+FALCONS_A = {"id": "churn", "title": "Falcon hospital",
+             "text": "The Abu Dhabi Falcon Hospital treats more than 11000 falcons every year. It opened in 1999."}
+FALCONS_B = {"id": "churn", "title": "Falcon hospital",
+             "text": "The Abu Dhabi Falcon Hospital treats more than 12500 falcons every year. Visits need a booking."}
+PEARLS = {"id": "extra/pearls", "title": "الغوص على اللؤلؤ",
+          "text": "كان الغوص على اللؤلؤ مصدر الرزق الأول لسكان الخليج قبل النفط. واستمر موسم الغوص الكبير أربعة أشهر."}
+QUESTIONS = [
+    "How many falcons does the Abu Dhabi Falcon Hospital treat every year?",
+    "كم استمر موسم الغوص الكبير؟",
+    "كم عدد النخيل في الإمارات؟",
+    "When did UNESCO inscribe Arabic coffee?",
+    "متى وصل مسبار الأمل إلى مدار المريخ؟",
+]
+
+
+@dataclass
+class Seen:
+    """One response a reader got, checked after all threads are done."""
+
+    route: str
+    status: int
+    header_version: str | None
+    body: dict = field(default_factory=dict)
+
+
+def _texts_of(index) -> dict[str, str]:
+    return dict(zip(index.doc_ids, index.texts))
+
+
+def _check_passage(p: dict, docs: dict[str, str], where: str) -> list[str]:
+    text = docs.get(p["doc_id"])
+    if text is None:
+        return [f"{where}: cites {p['doc_id']!r}, which is not in that version"]
+    if text[p["start"] : p["end"]] != p["text"]:
+        return [f"{where}: text of {p['doc_id']!r} at {p['start']}-{p['end']} is not what that version holds"]
+    return []
+
+
+def test_queries_during_updates_never_fail_and_never_mix_versions(small_index_copy, e5) -> None:
+    rag = RAG(Settings(index=small_index_copy), embedder=e5)
+    settings = Settings(index=small_index_copy, admin_token=ADMIN, api_keys="", rate_limit_per_minute=0, workers=4)
+    app = create_app(settings, rag=rag)
+    # version -> {doc_id: text}, filled by the single writer as each change lands
+    versions: dict[int, dict[str, str]] = {rag.snapshot.index.version: _texts_of(rag.snapshot.index)}
+    seen: list[Seen] = []
+    ready_versions: list[list[int]] = []
+    errors: list[str] = []
+    done = threading.Event()
+    lock = threading.Lock()
+
+    with TestClient(app) as client:
+
+        def reader(i: int) -> None:
+            mine: list[int] = []
+            n = 0
+            try:
+                while not done.is_set() or n < 4:
+                    q = QUESTIONS[(i + n) % len(QUESTIONS)]
+                    if n % 2:
+                        r = client.get("/search", params={"q": q, "k": 5})
+                        route = "search"
+                    else:
+                        r = client.post("/ask", json={"question": q, "top_k": 5})
+                        route = "ask"
+                    s = Seen(route, r.status_code, r.headers.get("x-index-version"),
+                             r.json() if r.headers.get("content-type", "").startswith("application/json") else {})
+                    ready = client.get("/ready")
+                    with lock:
+                        seen.append(s)
+                    mine.append(ready.json()["index_version"] if ready.status_code == 200 else -1)
+                    n += 1
+            except Exception as exc:  # noqa: BLE001 - a transport failure is a failed query too
+                with lock:
+                    errors.append(f"reader {i}: {type(exc).__name__}: {exc}")
+            with lock:
+                ready_versions.append(mine)
+
+        def write(method: str, url: str, json: dict | None = None) -> None:
+            r = client.request(method, url, json=json, headers=AUTH)
+            assert r.status_code == 200, r.text
+            v = r.json()["index_version"]
+            assert r.headers["x-index-version"] == str(v)
+            # The only writer: until its next write, the live version is the one just made.
+            live = rag.snapshot.index
+            assert live.version == v
+            versions[v] = _texts_of(live)
+            assert (json["id"] in versions[v]) if method == "POST" else (url.removeprefix("/documents/") not in versions[v])
+
+        readers = [threading.Thread(target=reader, args=(i,)) for i in range(4)]
+        for t in readers:
+            t.start()
+        try:
+            time.sleep(0.5)
+            palms = {"id": "ar_palms", "title": rag.snapshot.index.titles[rag.snapshot.index.doc_row["ar_palms"]],
+                     "text": versions[min(versions)]["ar_palms"]}
+            for method, url, body in [
+                ("POST", "/documents", FALCONS_A),
+                ("POST", "/documents", PEARLS),
+                ("POST", "/documents", FALCONS_B),  # same id, new text
+                ("DELETE", "/documents/churn", None),
+                ("DELETE", "/documents/ar_palms", None),  # an original document
+                ("POST", "/documents", FALCONS_A),  # back, with its first text
+                ("DELETE", "/documents/extra/pearls", None),
+                ("POST", "/documents", palms),
+            ]:
+                write(method, url, body)
+                time.sleep(0.2)  # let queries land on every version
+        finally:
+            done.set()
+            for t in readers:
+                t.join(timeout=300)
+
+    assert not errors, errors
+    problems: list[str] = []
+    for s in seen:
+        where = f"{s.route} at version {s.header_version}"
+        if s.status != 200:
+            problems.append(f"{where}: HTTP {s.status} {s.body}")
+            continue
+        v = s.body["index_version"]
+        if s.header_version != str(v):
+            problems.append(f"{s.route}: body says version {v}, header says {s.header_version}")
+            continue
+        docs = versions.get(v)
+        if docs is None:
+            problems.append(f"{where}: a version no write produced")
+            continue
+        passages = s.body["citations"] if s.route == "ask" else s.body["passages"]
+        for p in passages:
+            problems += _check_passage(p, docs, where)
+        if s.route == "ask" and s.body["answer"] is not None:
+            problems += _check_passage(s.body["answer"], docs, f"{where} (answer)")
+    assert not problems, problems[:10]
+
+    # /ready reports the version, and for each client it only ever moves forward.
+    for mine in ready_versions:
+        assert -1 not in mine
+        assert mine == sorted(mine)
+    # The test meant something: queries were answered from most versions, and cited the churned
+    # document in more than one of its texts.
+    served = {s.body["index_version"] for s in seen}
+    assert len(seen) >= 30 and len(served) >= 4, (len(seen), sorted(served))
+    churn_texts = {
+        versions[s.body["index_version"]]["churn"]
+        for s in seen
+        for p in (s.body["citations"] if s.route == "ask" else s.body["passages"])
+        if p["doc_id"] == "churn"
+    }
+    assert churn_texts == {FALCONS_A["text"], FALCONS_B["text"]}
+    assert rag.snapshot.index.version == max(versions)
