@@ -66,6 +66,10 @@ def ingest(
     index: IndexOpt = None,
     prune: Annotated[bool, typer.Option(help="Remove indexed documents not found under PATHS.")] = False,
     rebuild: Annotated[bool, typer.Option(help="Ignore the existing index and build from scratch.")] = False,
+    engine: Annotated[str, typer.Option(help="local (this process) or ray (read, chunk and embed on a Ray cluster).")] = "local",
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (auto, ray://head:10001); default: a local Ray.", show_default=False)] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Ray embedding actors (default: one per cluster CPU).", show_default=False)] = None,
+    shards: Annotated[Optional[int], typer.Option(min=1, help="Build (or re-shard into) N shards; later ingests keep the count.", show_default=False)] = None,
 ) -> None:
     """Build or update the index (unchanged documents are not re-embedded)."""
     from rag.loading import load_paths
@@ -73,7 +77,23 @@ def ingest(
 
     settings = _settings(index)
     paths = paths or [settings.corpus]
-    loaded = load_paths(paths, max_file_bytes=settings.max_file_bytes)
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter("--engine must be local or ray")
+    if engine != "ray" and (address or workers):
+        raise typer.BadParameter("--address and --workers go with --engine ray")
+    ray_engine = None
+    if engine == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError as exc:
+            err.print("[red]error:[/red] --engine ray needs the ray extra: pip install 'rag-arabic[ray]'")
+            raise typer.Exit(2) from exc
+        from rag.distributed import RayEngine
+
+        ray_engine = RayEngine(settings, address=address, workers=workers)
+        loaded = ray_engine.load(paths)
+    else:
+        loaded = load_paths(paths, max_file_bytes=settings.max_file_bytes)
     for s in loaded.skipped:
         err.print(f"[yellow]skipped[/yellow] {s.path}: {s.reason}")
     if not loaded.documents and not prune:
@@ -83,7 +103,15 @@ def ingest(
         rag = RAG(settings)
         bar, update = _progress()
         with bar:
-            report = rag.ingest_documents(loaded.documents, prune=prune, rebuild=rebuild, progress=update)
+            if ray_engine is None and shards is None:
+                report = rag.ingest_documents(loaded.documents, prune=prune, rebuild=rebuild, progress=update)
+            else:
+                from rag.sharding import make_indexer
+
+                if ray_engine is not None:
+                    ray_engine.expect, ray_engine.progress = (rag.embedder.model_id, rag.embedder.dim), update
+                writer = make_indexer(settings.index, rag.embedder, settings, update, shards=shards)
+                report = writer.ingest(loaded.documents, prune=prune, rebuild=rebuild, prepare=ray_engine)
     except IndexProblem as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -160,9 +188,11 @@ def remove(doc_ids: list[str], index: IndexOpt = None) -> None:
 @app.command()
 def info(index: IndexOpt = None, verify: Annotated[bool, typer.Option(help="Also run the full verification.")] = False) -> None:
     """Describe the index: version, model, counts, size."""
+    from rag.sharding import open_index
+
     settings = _settings(index)
     try:
-        idx = Index.open(settings.index)
+        idx = open_index(settings.index)
     except IndexProblem as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -170,14 +200,40 @@ def info(index: IndexOpt = None, verify: Annotated[bool, typer.Option(help="Also
     table = Table(show_header=False)
     for k, v in [
         ("path", str(idx.path)), ("version", idx.version), ("created", m["created"]), ("model", m["model_id"]),
-        ("dimensions", m["dim"]), ("faiss index", m["faiss_index"]), ("documents", idx.n_documents),
-        ("chunks", idx.n_chunks), ("sentences", idx.n_sentences), ("size", f"{idx.size_bytes() / 1e6:.2f} MB"),
-        ("bytes per chunk", f"{idx.size_bytes() / max(idx.n_chunks, 1):.0f}"),
+        ("dimensions", m["dim"]), ("faiss index", m["faiss_index"]), *([("shards", m["n_shards"])] if "n_shards" in m else []),
+        ("documents", idx.n_documents), ("chunks", idx.n_chunks), ("sentences", idx.n_sentences),
+        ("size", f"{idx.size_bytes() / 1e6:.2f} MB"), ("bytes per chunk", f"{idx.size_bytes() / max(idx.n_chunks, 1):.0f}"),
     ]:
         table.add_row(k, str(v))
     console.print(table)
+    _print_memory(idx)
     if verify:
         _report_verification(idx)
+
+
+def _print_memory(idx: Index) -> None:
+    """Memory estimate per service process, and the dense index with each FAISS type."""
+    from rag.footprint import KINDS, dense_by_kind, footprint, human
+
+    f = footprint(idx)
+    table = Table(title="memory per service process (estimate)", show_header=False, title_justify="left")
+    table.add_row(f"dense index ({f.dense_kind})", human(f.dense))
+    table.add_row("BM25", human(f.bm25))
+    table.add_row("texts, tokens, offsets", human(f.texts))
+    table.add_row("private total", human(f.private))
+    table.add_row("memory-mapped, shared (vectors" + (", inverted lists)" if f.mapped > f.vectors else ")"), human(f.mapped))
+    table.add_row("store.sqlite (read at open)", human(f.store))
+    console.print(table)
+    counts = [idx.n_chunks, 1_000_000, 100_000_000]
+    kinds = Table(title="dense index by FAISS type", title_justify="left")
+    kinds.add_column("type")
+    kinds.add_column("bytes/vector", justify="right")
+    for n in counts:
+        kinds.add_column(f"{n:,} chunks", justify="right")
+    for k in KINDS:
+        per = dense_by_kind(1_000_000, idx.dim)[k] / 1_000_000
+        kinds.add_row(k, f"{per:.0f}", *(human(dense_by_kind(n, idx.dim)[k]) for n in counts))
+    console.print(kinds)
 
 
 def _report_verification(idx: Index) -> None:
@@ -192,9 +248,11 @@ def _report_verification(idx: Index) -> None:
 @app.command()
 def verify(index: IndexOpt = None) -> None:
     """Check checksums and internal consistency of the live index; exit 1 on any problem."""
+    from rag.sharding import open_index
+
     settings = _settings(index)
     try:
-        idx = Index.open(settings.index)
+        idx = open_index(settings.index)
     except IndexProblem as exc:
         err.print(f"[red]✗[/red] {exc}")
         raise typer.Exit(1) from exc

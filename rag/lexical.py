@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -13,6 +14,11 @@ import numpy as np
 from rag.text import tokenize
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)
+
+# bm25s's defaults, passed explicitly so that ``BM25Index.score`` computes what bm25s does.
+K1 = 1.5
+B = 0.75
+EMPTY = "\u2400"  # stands in for a chunk without tokens (bm25s cannot index an empty list)
 
 
 class BM25Index:
@@ -26,9 +32,9 @@ class BM25Index:
     def build(cls, token_lists: Sequence[Sequence[str]]) -> "BM25Index":
         if not token_lists:
             return cls(None, 0)
-        model = bm25s.BM25()
+        model = bm25s.BM25(k1=K1, b=B)
         # An empty token list would break bm25s' vocabulary; a sentinel keeps the row.
-        model.index([list(t) or ["\u2400"] for t in token_lists], show_progress=False)
+        model.index([list(t) or [EMPTY] for t in token_lists], show_progress=False)
         return cls(model, len(token_lists))
 
     def save(self, directory: Path) -> None:
@@ -62,6 +68,15 @@ class BM25Index:
     def idf(df: int, n: int) -> float:
         """The IDF bm25s bakes into its scores (its default "lucene" variant)."""
         return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+    @staticmethod
+    def score(query: Sequence[str], doc: Sequence[str], df: Mapping[str, int], n: int, avg_len: float) -> float:
+        """BM25 of one chunk's tokens as bm25s scores it (lucene variant), but with corpus
+        statistics given by the caller: a sharded index re-scores candidates with global ones."""
+        doc = list(doc) or [EMPTY]
+        tf = Counter(doc)
+        norm = K1 * (1 - B + B * len(doc) / avg_len)
+        return sum(BM25Index.idf(df[t], n) * tf[t] / (tf[t] + norm) for t in query if tf.get(t) and df.get(t))
 
     def search_tokens(
         self, tokens: list[str], k: int, *, token_weights: Mapping[str, float] | None = None

@@ -16,11 +16,10 @@ one complete set of shard versions to the next, never to a mix.
 Serving: ``ShardedIndex`` is an ``Index`` whose rows are global (shard 0's rows first, then
 shard 1's...), so retrieval and answering run on it unchanged. Its ``dense`` and ``bm25``
 query every shard in parallel and merge. Merging is exact for the dense list (cosine scores
-are comparable across shards). BM25 scores are not: each shard's IDF comes from its own
-document counts, so each shard's per-token scores are rescaled by global IDF / shard IDF
-(document frequencies summed over shards when the index opens). What stays per shard is the
-average chunk length in BM25's length normalisation, a small difference once shards hold
-thousands of chunks (measured in tests/test_sharding.py). With exact global top-n lists,
+are comparable across shards). BM25 scores are not: each shard's IDF and average chunk
+length come from its own chunks. So each shard proposes candidates scored with global IDF
+(document frequencies summed over shards when the index opens), and the merged candidates
+are re-scored exactly with global statistics (``ShardedBM25``). With global top-n lists,
 reciprocal rank fusion sees the same ranks as over one unsharded index.
 """
 
@@ -186,7 +185,17 @@ class ShardedDense:
 
 
 class ShardedBM25:
-    """The shards' BM25 indexes, scored with global IDF and merged."""
+    """The shards' BM25 indexes, merged as if they were one.
+
+    Each shard returns ``CANDIDATES_FACTOR * k`` candidates scored with global IDF (its
+    per-token scores rescaled by global IDF / shard IDF); the merged candidates are then
+    re-scored exactly from their tokens with global document frequencies, chunk count and
+    average chunk length, so the top ``k`` and its scores are those of one unsharded index
+    unless a true top-``k`` chunk fell below its shard's candidate cut (the shard-local
+    length normalisation would have to move it by ``CANDIDATES_FACTOR * k`` places).
+    """
+
+    CANDIDATES_FACTOR = 2
 
     def __init__(self, index: ShardedIndex):
         self._index = index
@@ -196,6 +205,15 @@ class ShardedBM25:
         for d in self._df:
             for t, f in d.items():
                 self.df[t] = self.df.get(t, 0) + f
+        self._avg_len: float | None = None
+
+    @property
+    def avg_len(self) -> float:
+        """Mean tokens per chunk over all shards (counted on first use)."""
+        if self._avg_len is None:
+            total = sum(max(len(t.split()), 1) for t in self._index.chunk_tokens)
+            self._avg_len = total / max(self.n_docs, 1)
+        return self._avg_len
 
     def weights(self, shard: int, tokens: Iterable[str]) -> dict[str, float]:
         """Global IDF / shard IDF of each token the shard knows."""
@@ -208,16 +226,20 @@ class ShardedBM25:
     def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         return self.search_tokens(tokenize(query), k)
 
-    def search_tokens(self, tokens: list[str], k: int, *, token_weights: Mapping[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search_tokens(self, tokens: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         ix = self._index
+        n = max(k, 0) * self.CANDIDATES_FACTOR
 
         def one(i: int) -> tuple[np.ndarray, np.ndarray]:
-            w = self.weights(i, tokens)
-            if token_weights is not None:
-                w = {t: v * token_weights.get(t, 1.0) for t, v in w.items()}
-            return ix.shards[i].bm25.search_tokens(tokens, k, token_weights=w)
+            return ix.shards[i].bm25.search_tokens(tokens, n, token_weights=self.weights(i, tokens))
 
-        return _merge(ix.map_shards(one, by_number=True), ix.chunk_base, k)
+        _, rows = _merge(ix.map_shards(one, by_number=True), ix.chunk_base, n * len(ix.shards))
+        exact = np.array(
+            [BM25Index.score(tokens, ix.chunk_tokens[r].split(), self.df, self.n_docs, self.avg_len) for r in rows.tolist()],
+            np.float64,
+        )
+        keep = exact > 0
+        return _merge([(exact[keep], rows[keep])], np.zeros(1, np.int64), k)
 
 
 class ShardedIndex(Index):
