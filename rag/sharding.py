@@ -42,9 +42,24 @@ from rag import dense
 from rag.config import Settings
 from rag.embedding import Embedder
 from rag.index import (
-    CURRENT, MANIFEST, Index, IndexCorrupt, IndexNotFound, current_version, fsync_dir, version_name,
+    CURRENT,
+    MANIFEST,
+    Index,
+    IndexCorrupt,
+    IndexNotFound,
+    current_version,
+    fsync_dir,
+    version_name,
 )
-from rag.ingest import Indexer, IngestReport, Prepared, Preparer, Progress, content_hash, writer_lock
+from rag.ingest import (
+    Indexer,
+    IngestReport,
+    Prepared,
+    Preparer,
+    Progress,
+    content_hash,
+    writer_lock,
+)
 from rag.lexical import BM25Index
 from rag.schema import Document
 from rag.text import tokenize
@@ -134,7 +149,7 @@ class _Rows:
         if isinstance(key, slice):
             start, stop, step = key.indices(self.shape[0])
             s = int(np.searchsorted(self.base, start, "right") - 1) if start < stop else 0
-            if step == 1 and start < stop and stop <= self.base[s + 1]:  # one shard: a view
+            if step == 1 and start < stop <= self.base[s + 1]:  # one shard: a view
                 return self.parts[s][start - self.base[s] : stop - self.base[s]]
             key = np.arange(start, stop, step)
         if isinstance(key, (int, np.integer)):
@@ -178,7 +193,7 @@ class ShardedDense:
         out_d = np.full((len(queries), k), -np.inf, np.float32)
         out_i = np.full((len(queries), k), -1, np.int64)
         for qi, q in enumerate(queries):
-            parts = ix.map_shards(lambda s: dense.search(s.dense, q, k))
+            parts = ix.map_shards(lambda s, q=q: dense.search(s.dense, q, k))
             d, r = _merge(parts, ix.chunk_base, k)
             out_d[qi, : len(d)], out_i[qi, : len(r)] = d, r
         return out_d, out_i
@@ -251,7 +266,7 @@ class ShardedIndex(Index):
     Vectors stay in the shards' memory-mapped files (``_Rows`` maps rows to shards).
     """
 
-    def __init__(self, root: Path, layout: dict[str, Any]):  # noqa: super().__init__ opens one version dir
+    def __init__(self, root: Path, layout: dict[str, Any]):  # not super().__init__: that opens one version dir
         self.root = self.path = Path(root)
         self.layout = layout
         self.version = int(layout["version"])

@@ -88,7 +88,7 @@ def test_refined_scores_are_exact_cosines_and_recall_is_high(ivfpq_file, vectors
 def test_refined_search_of_more_than_the_index_holds(ivfpq_file):
     path, chunks = ivfpq_file
     index = dense.load(path, vectors=np.load(chunks, mmap_mode="r"))
-    scores, rows = dense.search(index, _queries(np.load(chunks), 1)[0], index.ntotal + 5)
+    _, rows = dense.search(index, _queries(np.load(chunks), 1)[0], index.ntotal + 5)
     assert len(rows) <= index.ntotal and (rows >= 0).all()
 
 

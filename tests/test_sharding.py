@@ -21,7 +21,16 @@ from rag.ingest import Indexer
 from rag.pipeline import RAG
 from rag.schema import Document
 from rag.sharding import (
-    SHARDS, ShardedIndex, ShardedIndexer, _merge, _Rows, live_version, make_indexer, open_index, read_layout, shard_dir,
+    SHARDS,
+    ShardedIndex,
+    ShardedIndexer,
+    _merge,
+    _Rows,
+    live_version,
+    make_indexer,
+    open_index,
+    read_layout,
+    shard_dir,
     shard_of,
 )
 from rag.text import tokenize
@@ -206,8 +215,8 @@ def test_shard_local_bm25_scores_would_not_do(sharded_corpus, corpus_index, qa):
     differ = 0
     for q in qa:
         tokens = tokenize(q["question"])
-        bs, br = plain.bm25.search_tokens(tokens, 10)
-        ls, lr = local_scores(tokens, 10)
+        _, br = plain.bm25.search_tokens(tokens, 10)
+        _, lr = local_scores(tokens, 10)
         differ += _chunk_ids(plain, br) != _chunk_ids(local, lr)
     assert differ >= 0.2 * len(qa), differ  # 76 of the 139 top-10 lists with these 3 shards
     plain.close()
@@ -226,7 +235,7 @@ def test_answers_match_the_unsharded_index_on_the_qa_set(sharded_corpus, corpus_
         ca = [(p.doc_id, p.start, p.end) for p in a.citations]
         cb = [(p.doc_id, p.start, p.end) for p in b.citations]
         same_top += ca[:1] == cb[:1]
-        key = lambda r: (r.answerable, r.answer and (r.answer.doc_id, r.answer.start, r.answer.end))  # noqa: E731
+        key = lambda r: (r.answerable, r.answer and (r.answer.doc_id, r.answer.start, r.answer.end))
         same_answer += key(a) == key(b)
         if q.get("doc_id"):
             hit_plain += ca[0][0] == q["doc_id"]
