@@ -279,6 +279,61 @@ def serve(
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=False)
 
 
+@app.command("eval")
+def eval_(
+    qaset: Annotated[Path | None, typer.Argument(help="Our JSONL QA set (e.g. eval/qa/corpus_qa.jsonl), run against --index.", show_default=False)] = None,
+    squad: Annotated[Path | None, typer.Option("--squad", help="SQuAD-format JSON: its contexts are indexed into a temporary index.", show_default=False)] = None,
+    questions: Annotated[Path | None, typer.Option("--questions", help="Parallel SQuAD file to take the question texts from (matched by id).", show_default=False)] = None,
+    split: Annotated[str, typer.Option("--split", help="dev, test or all (SQuAD sets get a fixed split by question-id hash).")] = "all",
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions.", show_default=False)] = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=10, help="Passages per question; the cutoff of hit@k and answer_in_passages@k.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    report: Annotated[Path | None, typer.Option("--report", help="Write report.md, metrics.json and hitk.png here.", show_default=False)] = None,
+    index_cache: Annotated[Path | None, typer.Option("--index-cache", help="Keep SQuAD indexes here (keyed by contexts, model, chunking) to skip re-embedding.", show_default=False)] = None,
+    index: IndexOpt = None,
+) -> None:
+    """Measure retrieval, answers and abstention by language, next to BM25-only and dense-only baselines."""
+    from rag.evaluation import run_jsonl, run_squad
+    from rag.report import print_summary, to_json, write_report
+
+    if (qaset is None) == (squad is None):
+        raise typer.BadParameter("give either a QA set (JSONL) or --squad FILE")
+    if questions is not None and squad is None:
+        raise typer.BadParameter("--questions goes with --squad")
+    if split not in ("dev", "test", "all"):
+        raise typer.BadParameter("--split must be dev, test or all")
+    for p in (qaset, squad, questions):
+        if p is not None and not p.is_file():
+            err.print(f"[red]error:[/red] no such file: {p}")
+            raise typer.Exit(2)
+    settings = _settings(index)
+    bar, update = _progress()
+    try:
+        with bar:
+            if squad is not None:
+                run = run_squad(squad, settings, questions_from=questions, split=split, limit=limit, k=k, index_cache=index_cache, progress=update)
+            else:
+                run = run_jsonl(qaset, settings, split=split, limit=limit, k=k, progress=update)
+    except IndexProblem as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    except ValueError as exc:  # malformed dataset
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    d = run.summary["dataset"]
+    if d.get("gold_docs_missing"):
+        err.print(f"[yellow]warning:[/yellow] gold documents not in the index: {', '.join(d['gold_docs_missing'])}")
+    if d.get("gold_mismatches"):
+        err.print(f"[yellow]warning:[/yellow] {d['gold_mismatches']} gold answers are not at their answer_start")
+    if report is not None:
+        paths = write_report(report, run)
+        err.print("report: " + ", ".join(str(p) for p in paths.values()))
+    if as_json:
+        print(to_json(run.summary))
+    else:
+        print_summary(run.summary, console)
+
+
 @app.command()
 def bench(
     quick: Annotated[bool, typer.Option("--quick", help="Tiny sizes (CI smoke run, well under a minute).")] = False,

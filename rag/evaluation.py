@@ -1,0 +1,526 @@
+"""Offline evaluation: QA datasets in, per-question outcomes and the ``rag eval`` summary out.
+
+Every question goes through the same ``RAG.ask`` the API serves (answer cache off), once for
+the full hybrid system and once for each baseline (BM25 only, dense only: the same chunks and
+the same answer stage, only the retriever changes). Retrieval is scored on the ranked
+*documents* of ``RAG.search`` (passages deduplicated to doc ids, rank order kept). Scoring uses
+the pure functions of ``rag.metrics``; this module only runs the pipeline and aggregates.
+
+Datasets: our JSONL format (``eval/qa/corpus_qa.jsonl``, evaluated against an existing index)
+and SQuAD-format JSON, whose contexts become documents of a temporary (or cached) index so
+every question is asked open-corpus against all paragraphs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from rag.config import Settings
+from rag.embedding import Embedder, make_embedder
+from rag.index import FORMAT_VERSION
+from rag.metrics import (
+    abstained_rate,
+    answer_in_passages,
+    answered_rate,
+    contains_answer,
+    exact_match,
+    f1_score,
+    hit_at_k,
+    mean,
+    percentile,
+    reciprocal_rank,
+    span_tokens,
+)
+from rag.pipeline import RAG
+from rag.retrieval import Mode
+from rag.schema import AskResult, Document
+from rag.text import detect_language
+
+Split = Literal["dev", "test", "all"]
+Progress = Callable[[str, int, int], None]  # (stage, done, total), as in rag.ingest
+
+# name -> retrieval mode; "system" is the full pipeline, the others are the baselines.
+SYSTEMS: dict[str, Mode] = {"system": "hybrid", "bm25": "bm25", "dense": "dense"}
+LANGUAGES = ("ar", "en")
+RANKED_DOCS = 10  # ranked doc ids kept per question: enough for mrr@10 and the hit@k curve
+# Passages fetched to build that doc ranking; several chunks of one document collapse into
+# one doc id, so 10 passages could yield fewer than 10 distinct documents.
+SEARCH_DEPTH = 30
+SQUAD_DEV_SHARE = 0.4  # share of SQuAD questions given split "dev" (by hash of the question id)
+
+
+# --------------------------------------------------------------------------------------------
+# Datasets
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QAItem:
+    """One evaluation question. No answers and no doc_id = the corpus cannot answer it."""
+
+    id: str
+    lang: str
+    question: str
+    answers: tuple[str, ...]
+    doc_id: str | None
+    split: str | None = None
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.answers)
+
+
+@dataclass(frozen=True, slots=True)
+class GoldMismatch:
+    """A SQuAD gold answer whose text is not found at its ``answer_start`` in the context."""
+
+    question_id: str
+    answer: str
+    answer_start: int
+    found: str  # what the context holds at that offset
+
+
+@dataclass
+class SquadSet:
+    """A SQuAD-format file read as documents (one per context) and questions."""
+
+    documents: list[Document]
+    items: list[QAItem]
+    gold_answers: int = 0
+    mismatches: list[GoldMismatch] = field(default_factory=list)
+    questions_unmatched: int = 0  # questions with no counterpart in the --questions file
+
+
+def load_jsonl(path: Path | str) -> list[QAItem]:
+    """Our QA format: one ``{id, lang, question, answers, doc_id, split?}`` object per line."""
+    items: list[QAItem] = []
+    with Path(path).open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+                answers = tuple(r["answers"])
+                if any(not isinstance(a, str) for a in answers):
+                    raise ValueError("answers must be strings")
+                items.append(QAItem(str(r["id"]), r.get("lang") or detect_language(r["question"]), r["question"], answers, r.get("doc_id"), r.get("split")))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(f"{path}:{lineno}: not a QA record ({exc})") from exc
+    return items
+
+
+def squad_split(question_id: str) -> str:
+    """A fixed dev/test split for SQuAD sets, which ship none: by a hash of the question id,
+    so XQuAD's parallel languages (same ids) fall on the same side."""
+    h = int(hashlib.sha1(question_id.encode("utf-8")).hexdigest()[:8], 16)
+    return "dev" if h / 0xFFFFFFFF < SQUAD_DEV_SHARE else "test"
+
+
+def _squad_questions(path: Path | str) -> dict[str, str]:
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return {str(qa["id"]): qa["question"] for art in data["data"] for par in art["paragraphs"] for qa in par["qas"]}
+
+
+def load_squad(path: Path | str, questions_from: Path | str | None = None) -> SquadSet:
+    """Contexts -> documents ``<title>-<paragraph index>``; questions with their gold paragraph.
+
+    Gold answers are checked against ``answer_start`` and mismatches counted (the texts are kept:
+    scoring matches the text anywhere in the returned span). With ``questions_from``, question
+    texts come from that parallel file by question id (XQuAD languages share ids) and their
+    language is detected from the new text; answers stay those of ``path``'s contexts.
+    SQuAD 2.0 ``is_impossible`` questions become unanswerable items.
+    """
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    other = _squad_questions(questions_from) if questions_from is not None else None
+    out = SquadSet([], [])
+    seen_titles: dict[str, int] = {}
+    for article in data["data"]:
+        title = str(article.get("title") or "untitled")
+        for paragraph in article["paragraphs"]:
+            i = seen_titles.get(title, 0)  # continue numbering if a title repeats
+            seen_titles[title] = i + 1
+            doc_id = f"{title}-{i}"
+            context = paragraph["context"]
+            out.documents.append(Document(doc_id, title, context, source=str(path)))
+            for qa in paragraph["qas"]:
+                qid = str(qa["id"])
+                answers: list[str] = []
+                for a in [] if qa.get("is_impossible") else qa["answers"]:
+                    out.gold_answers += 1
+                    start, text = int(a["answer_start"]), a["text"]
+                    found = context[start : start + len(text)]
+                    if found != text:
+                        out.mismatches.append(GoldMismatch(qid, text, start, found))
+                    if text not in answers:
+                        answers.append(text)
+                question = qa["question"]
+                if other is not None:
+                    if qid not in other:
+                        out.questions_unmatched += 1
+                        continue
+                    question = other[qid]
+                out.items.append(QAItem(qid, detect_language(question), question, tuple(answers), doc_id if answers else None, squad_split(qid)))
+    return out
+
+
+def select(items: Sequence[QAItem], split: Split = "all", limit: int | None = None) -> list[QAItem]:
+    """The items of ``split`` (all when "all"), the first ``limit`` of them."""
+    chosen = [it for it in items if split == "all" or it.split == split]
+    return chosen[:limit] if limit is not None else chosen
+
+
+# --------------------------------------------------------------------------------------------
+# Running the pipeline
+# --------------------------------------------------------------------------------------------
+
+
+class QueryMemo:
+    """Embedder wrapper that remembers the last query's vector.
+
+    The baselines and the extra ``search`` calls ask the same question again; reusing the
+    (deterministic) vector cuts a run's time about fourfold without changing any result.
+    ``forget()`` before the timed full-system ``ask`` keeps its latency honest.
+    """
+
+    def __init__(self, inner: Embedder):
+        self.inner = inner
+        self._memo: tuple[tuple[str, ...], np.ndarray] | None = None
+
+    @property
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def forget(self) -> None:
+        self._memo = None
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        key = tuple(texts)
+        if self._memo is None or self._memo[0] != key:
+            self._memo = (key, self.inner.embed_queries(texts))
+        return self._memo[1]
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self.inner.embed_passages(texts)
+
+    def token_count(self, text: str) -> int:
+        return self.inner.token_count(text)
+
+
+@dataclass
+class Outcome:
+    """What one system returned for one question."""
+
+    ranked_docs: list[str]  # distinct doc ids, best first (up to RANKED_DOCS)
+    passages: list[str]  # texts of the top-k passages the answer was drawn from / cited
+    answered: bool
+    answer_text: str | None = None
+    answer_doc: str | None = None
+    focus_text: str | None = None
+
+
+@dataclass
+class QuestionResult:
+    """One question's outcomes for the full system and the baselines."""
+
+    item: QAItem
+    outcomes: dict[str, Outcome]
+    latency_ms: float  # wall time of the full-system ``ask``
+
+
+def ranked_doc_ids(doc_ids: Sequence[str], n: int = RANKED_DOCS) -> list[str]:
+    """Distinct doc ids in first-seen (rank) order, at most ``n``."""
+    return list(dict.fromkeys(doc_ids))[:n]
+
+
+def _outcome(rag: RAG, question: str, k: int, mode: Mode, result: AskResult) -> Outcome:
+    ranked = ranked_doc_ids([p.doc_id for p in rag.search(question, SEARCH_DEPTH, mode=mode)])
+    a = result.answer
+    return Outcome(
+        ranked_docs=ranked,
+        passages=[p.text for p in result.citations[:k]],
+        answered=a is not None,
+        answer_text=a.text if a else None,
+        answer_doc=a.doc_id if a else None,
+        focus_text=a.focus.text if a and a.focus else None,
+    )
+
+
+def evaluate(rag: RAG, items: Sequence[QAItem], k: int = 5, progress: Progress | None = None) -> list[QuestionResult]:
+    """Ask every question with the full system and each baseline."""
+    memo = rag.embedder if isinstance(rag.embedder, QueryMemo) else None
+    if items:
+        # Warm-up, not timed: the first call pays one-off costs (lazy model and index
+        # initialisation) that would otherwise land in one question's latency.
+        rag.ask(items[0].question, k)
+    results: list[QuestionResult] = []
+    for i, item in enumerate(items):
+        if progress:
+            progress("questions", i, len(items))
+        if memo:
+            memo.forget()
+        t0 = time.perf_counter()
+        full = rag.ask(item.question, k)
+        latency = (time.perf_counter() - t0) * 1e3
+        outcomes = {"system": _outcome(rag, item.question, k, SYSTEMS["system"], full)}
+        for name, mode in SYSTEMS.items():
+            if name != "system":
+                outcomes[name] = _outcome(rag, item.question, k, mode, rag.ask(item.question, k, mode=mode))
+        results.append(QuestionResult(item, outcomes, latency))
+    if progress:
+        progress("questions", len(items), len(items))
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# Aggregation
+# --------------------------------------------------------------------------------------------
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+def _answer_hit(o: Outcome, item: QAItem) -> float:
+    return contains_answer(o.answer_text, item.answers) if o.answered and o.answer_text else 0.0
+
+
+def _scored_text(o: Outcome) -> str:
+    """EM/F1 are computed on the focus span when there is one, else on the whole span."""
+    return o.focus_text or o.answer_text or ""
+
+
+def retrieval_block(results: Sequence[QuestionResult], system: str, k: int) -> dict[str, float | None]:
+    """hit@1, hit@k, mrr@10 of the gold document and answer_in_passages@k (answerable only)."""
+    rs = [(r.item, r.outcomes[system]) for r in results if r.item.answerable]
+    gold = [(it, o) for it, o in rs if it.doc_id is not None]
+    return {
+        "hit@1": _r(mean([hit_at_k(o.ranked_docs, it.doc_id, 1) for it, o in gold])),
+        f"hit@{k}": _r(mean([hit_at_k(o.ranked_docs, it.doc_id, k) for it, o in gold])),
+        "mrr@10": _r(mean([reciprocal_rank(o.ranked_docs, it.doc_id, 10) for it, o in gold])),
+        f"answer_in_passages@{k}": _r(mean([answer_in_passages(o.passages, it.answers, k) for it, o in rs])),
+    }
+
+
+def answer_block(results: Sequence[QuestionResult], system: str) -> dict[str, float | None]:
+    """hit@1 / em / f1 over answerable questions (0 when abstained); mean span tokens when answered."""
+    rs = [(r.item, r.outcomes[system]) for r in results if r.item.answerable]
+    return {
+        "hit@1": _r(mean([_answer_hit(o, it) for it, o in rs])),
+        "em": _r(mean([exact_match(_scored_text(o), it.answers) if o.answered else 0.0 for it, o in rs])),
+        "f1": _r(mean([f1_score(_scored_text(o), it.answers) if o.answered else 0.0 for it, o in rs])),
+        "mean_span_tokens": _r(mean([span_tokens(o.answer_text or "") for _, o in rs if o.answered])),
+    }
+
+
+def abstention_block(results: Sequence[QuestionResult], system: str) -> dict[str, float | None]:
+    """answered_rate on answerable (HasAns) and abstained_rate on unanswerable (NoAns) questions."""
+    return {
+        "answered_rate": _r(answered_rate([r.outcomes[system].answered for r in results if r.item.answerable])),
+        "abstained_rate": _r(abstained_rate([r.outcomes[system].answered for r in results if not r.item.answerable])),
+    }
+
+
+def _counts(results: Sequence[QuestionResult]) -> dict[str, int]:
+    return {
+        "total": len(results),
+        "answerable": sum(r.item.answerable for r in results),
+        "unanswerable": sum(not r.item.answerable for r in results),
+    }
+
+
+def _blocks(results: Sequence[QuestionResult], system: str, k: int) -> dict[str, Any]:
+    return {
+        "retrieval": retrieval_block(results, system, k),
+        "answer": answer_block(results, system),
+        "abstention": abstention_block(results, system),
+    }
+
+
+def _by_language(results: Sequence[QuestionResult], system: str, k: int) -> dict[str, Any]:
+    """Always both languages, so the shape does not depend on the dataset (empty -> None)."""
+    langs = list(LANGUAGES) + sorted({r.item.lang for r in results} - set(LANGUAGES))
+    out = {}
+    for lang in langs:
+        sub = [r for r in results if r.item.lang == lang]
+        out[lang] = {"questions": _counts(sub), **_blocks(sub, system, k)}
+    return out
+
+
+def failure_reason(item: QAItem, o: Outcome, k: int) -> str | None:
+    """Why the full system missed this question, or None when it did not.
+
+    answerable: "retrieval" (gold document not in the top k), else "abstained", else "answer"
+    (a span came back without a gold answer in it); unanswerable: "false_answer".
+    """
+    if not item.answerable:
+        return "false_answer" if o.answered else None
+    if _answer_hit(o, item):
+        return None
+    if item.doc_id is not None and item.doc_id not in o.ranked_docs[:k]:
+        return "retrieval"
+    return "abstained" if not o.answered else "answer"
+
+
+def failures(results: Sequence[QuestionResult], k: int) -> list[dict[str, Any]]:
+    out = []
+    for r in results:
+        o = r.outcomes["system"]
+        reason = failure_reason(r.item, o, k)
+        if reason is None:
+            continue
+        it = r.item
+        out.append({
+            "id": it.id, "question": it.question, "lang": it.lang, "answerable": it.answerable,
+            "gold_doc_id": it.doc_id, "expected": list(it.answers),
+            "gold_rank": (o.ranked_docs.index(it.doc_id) + 1) if it.doc_id in o.ranked_docs else None,
+            "returned_doc_id": o.answer_doc, "returned_text": o.answer_text, "returned_focus": o.focus_text,
+            "reason": reason,
+        })
+    return out
+
+
+def hit_curves(results: Sequence[QuestionResult], max_k: int = RANKED_DOCS) -> dict[str, list[float | None]]:
+    """Retrieval hit@k of the gold document for k = 1..max_k, per system (for the plot)."""
+    gold = [r for r in results if r.item.answerable and r.item.doc_id is not None]
+    return {
+        name: [_r(mean([hit_at_k(r.outcomes[name].ranked_docs, r.item.doc_id, kk) for r in gold])) for kk in range(1, max_k + 1)]
+        for name in SYSTEMS
+    }
+
+
+def summarize(results: Sequence[QuestionResult], dataset: dict[str, Any], k: int) -> dict[str, Any]:
+    """The ``rag eval --json`` object (exactly the top-level keys the issue fixes)."""
+    latencies = [r.latency_ms for r in results]
+    return {
+        "dataset": dataset,
+        "questions": {**_counts(results), **{lang: sum(r.item.lang == lang for r in results) for lang in LANGUAGES}},
+        **_blocks(results, "system", k),
+        "latency_ms": {"p50": _r(percentile(latencies, 50)), "p95": _r(percentile(latencies, 95))},
+        "by_language": _by_language(results, "system", k),
+        "baselines": {
+            name: {**_blocks(results, name, k), "by_language": _by_language(results, name, k)}
+            for name in SYSTEMS if name != "system"
+        },
+        "failures": failures(results, k),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Whole runs
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EvalRun:
+    """A finished evaluation: the summary (``--json``) and the per-question outcomes."""
+
+    summary: dict[str, Any]
+    results: list[QuestionResult]
+
+
+def eval_settings(settings: Settings) -> Settings:
+    """Settings for evaluation: the answer cache off, so repeated questions cost full price."""
+    return settings.model_copy(update={"cache_size": 0})
+
+
+def _run(rag: RAG, items: list[QAItem], dataset: dict[str, Any], k: int, progress: Progress | None) -> EvalRun:
+    t0 = time.perf_counter()
+    index = rag.snapshot.index
+    dataset.update({
+        "k": k, "model": index.model_id, "index_version": index.version,
+        "n_documents": index.n_documents, "n_chunks": index.n_chunks,
+        "chunk_tokens": rag.settings.chunk_tokens, "chunk_overlap": rag.settings.chunk_overlap,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    })
+    results = evaluate(rag, items, k, progress)
+    dataset["eval_s"] = round(time.perf_counter() - t0, 1)
+    return EvalRun(summarize(results, dataset, k), results)
+
+
+def run_jsonl(
+    path: Path | str, settings: Settings, *, split: Split = "all", limit: int | None = None, k: int = 5,
+    progress: Progress | None = None, embedder: Embedder | None = None,
+) -> EvalRun:
+    """Evaluate our JSONL QA set against the index in ``settings.index``."""
+    settings = eval_settings(settings)
+    items = select(load_jsonl(path), split, limit)
+    rag = RAG(settings, embedder=QueryMemo(embedder or make_embedder(settings)))
+    missing = sorted({it.doc_id for it in items if it.doc_id} - set(rag.snapshot.index.doc_row))
+    dataset = {
+        "name": Path(path).stem, "format": "jsonl", "path": str(path), "split": split, "limit": limit,
+        "index": str(settings.index), "gold_docs_missing": missing,
+    }
+    return _run(rag, items, dataset, k, progress)
+
+
+def index_key(documents: Sequence[Document], model_id: str, settings: Settings) -> str:
+    """Hash of everything an index build depends on: contexts, model and chunk settings."""
+    h = hashlib.sha256()
+    for part in (f"format={FORMAT_VERSION}", model_id, f"{settings.chunk_tokens}/{settings.chunk_overlap}"):
+        h.update(part.encode("utf-8") + b"\0")
+    for d in documents:
+        for part in (d.doc_id, d.title, d.text):
+            h.update(part.encode("utf-8") + b"\0")
+    return h.hexdigest()
+
+
+@contextmanager
+def _index_dir(cache: Path | None, key: str) -> Iterator[Path]:
+    if cache is not None:
+        path = Path(cache).expanduser() / f"squad-{key[:16]}"
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp:
+        yield Path(tmp)
+
+
+def run_squad(
+    path: Path | str, settings: Settings, *, questions_from: Path | str | None = None, split: Split = "all",
+    limit: int | None = None, k: int = 5, index_cache: Path | str | None = None,
+    progress: Progress | None = None, embedder: Embedder | None = None,
+) -> EvalRun:
+    """Evaluate a SQuAD-format file open-corpus: all its contexts indexed, every question asked.
+
+    The index lives in a temporary directory, or under ``index_cache`` keyed by
+    ``index_key`` so repeated runs over the same contexts and settings skip embedding.
+    """
+    settings = eval_settings(settings)
+    squad = load_squad(path, questions_from)
+    items = select(squad.items, split, limit)
+    memo = QueryMemo(embedder or make_embedder(settings))
+    key = index_key(squad.documents, memo.model_id, settings)
+    with _index_dir(Path(index_cache) if index_cache else None, key) as root:
+        t0 = time.perf_counter()
+        rag = RAG(settings.model_copy(update={"index": root}), index_dir=root, embedder=memo)
+        report = rag.ingest_documents(squad.documents, prune=True, progress=progress)
+        dataset = {
+            "name": Path(path).stem + (f"+{Path(questions_from).stem}-questions" if questions_from else ""),
+            "format": "squad", "path": str(path), "questions_path": str(questions_from) if questions_from else None,
+            "split": split, "limit": limit, "index": str(root) if index_cache else "temporary",
+            "index_key": key[:16], "index_build_s": round(time.perf_counter() - t0, 1),
+            "embedded_texts": report.embedded_texts,
+            "gold_answers": squad.gold_answers, "gold_mismatches": len(squad.mismatches),
+            "gold_mismatch_examples": [_mismatch(m) for m in squad.mismatches[:5]],
+            "questions_unmatched": squad.questions_unmatched,
+        }
+        return _run(rag, items, dataset, k, progress)
+
+
+def _mismatch(m: GoldMismatch) -> dict[str, Any]:
+    return {"id": m.question_id, "answer": m.answer, "answer_start": m.answer_start, "found": m.found}

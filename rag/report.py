@@ -1,0 +1,165 @@
+"""Presenting an evaluation: the terminal table, the JSON text, and the report directory
+(``report.md``, ``metrics.json``, ``hitk.png``) that ``rag eval --report DIR`` writes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from rag.evaluation import SYSTEMS, EvalRun, hit_curves
+
+FAILURES_SHOWN = 40  # failures listed in report.md (metrics.json has them all)
+
+
+def to_json(summary: dict[str, Any]) -> str:
+    """The summary as one line of JSON (Arabic kept readable)."""
+    return json.dumps(summary, ensure_ascii=False)
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def _scope(summary: dict[str, Any], system: str, lang: str | None) -> dict[str, Any]:
+    """The retrieval/answer/abstention blocks of one system, overall or for one language."""
+    base = summary if system == "system" else summary["baselines"][system]
+    return base if lang is None else base["by_language"][lang]
+
+
+def metric_rows(summary: dict[str, Any], lang: str | None) -> list[tuple[str, list[str]]]:
+    """(metric label, [system, bm25, dense]) rows for one scope; abstention for every system."""
+    rows: list[tuple[str, list[str]]] = []
+    for block in ("retrieval", "answer", "abstention"):
+        for name in summary[block]:
+            digits = 1 if name == "mean_span_tokens" else 3
+            values = [_fmt(_scope(summary, s, lang).get(block, {}).get(name), digits) for s in SYSTEMS]
+            rows.append((f"{block} {name}", values))
+    return rows
+
+
+def _languages(summary: dict[str, Any]) -> list[str]:
+    return [lang for lang, block in summary["by_language"].items() if block["questions"]["total"]]
+
+
+def _scopes(summary: dict[str, Any]) -> list[tuple[str | None, str]]:
+    """(language or None for all, heading) for every scope with questions in it."""
+    q = summary["questions"]
+    out: list[tuple[str | None, str]] = [(None, f"all ({q['total']} questions: {q['answerable']} answerable, {q['unanswerable']} unanswerable)")]
+    for lang in _languages(summary):
+        c = summary["by_language"][lang]["questions"]
+        out.append((lang, f"{lang} ({c['total']}: {c['answerable']} answerable, {c['unanswerable']} unanswerable)"))
+    return out
+
+
+def tables(summary: dict[str, Any]) -> list[Table]:
+    """One rich table per scope (all, then each language present): system vs bm25 vs dense."""
+    out = []
+    for lang, heading in _scopes(summary):
+        t = Table(title=heading, title_justify="left")
+        t.add_column("metric")
+        for s in SYSTEMS:
+            t.add_column(s, justify="right")
+        for label, values in metric_rows(summary, lang):
+            t.add_row(label, *values)
+        out.append(t)
+    return out
+
+
+def dataset_line(summary: dict[str, Any]) -> str:
+    d = summary["dataset"]
+    parts = [f"{d['name']} ({d['format']}, split {d['split']})", f"k={d['k']}", f"model {d['model']}", f"index v{d['index_version']}: {d['n_documents']} docs, {d['n_chunks']} chunks"]
+    if d.get("gold_mismatches") is not None:
+        parts.append(f"gold mismatches {d['gold_mismatches']}/{d['gold_answers']}")
+    return " · ".join(parts)
+
+
+def print_summary(summary: dict[str, Any], console: Console) -> None:
+    """The terminal view: dataset line, the tables, latency and the failure count by reason."""
+    console.print(dataset_line(summary))
+    for t in tables(summary):
+        console.print(t)
+    lat = summary["latency_ms"]
+    console.print(f"latency (full ask): p50 {_fmt(lat['p50'], 0)} ms, p95 {_fmt(lat['p95'], 0)} ms")
+    console.print(f"failures: {len(summary['failures'])} ({_reason_counts(summary['failures'])})")
+
+
+def _reason_counts(failures: Sequence[dict[str, Any]]) -> str:
+    """"retrieval 3, answer 2" (or "none")."""
+    counts: dict[str, int] = {}
+    for f in failures:
+        counts[f["reason"]] = counts.get(f["reason"], 0) + 1
+    return ", ".join(f"{reason} {n}" for reason, n in counts.items()) or "none"
+
+
+# --------------------------------------------------------------------------------------------
+# Report directory
+# --------------------------------------------------------------------------------------------
+
+
+def plot_hit_curves(curves: dict[str, list[float | None]], path: Path, title: str) -> None:
+    """hit@k (k = 1..n) of the gold document for each system, as a PNG."""
+    # Figure without pyplot: no global backend state, no display needed (renders with Agg).
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4), dpi=120)
+    ax = fig.subplots()
+    for name, ys in curves.items():
+        ks = [k for k, y in enumerate(ys, 1) if y is not None]
+        ax.plot(ks, [y for y in ys if y is not None], marker="o", label=name)
+    ax.set_xlabel("k (ranked documents)")
+    ax.set_ylabel("hit@k (gold document)")
+    ax.set_ylim(0, 1.02)
+    ax.set_xticks(range(1, max((len(v) for v in curves.values()), default=1) + 1))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+
+
+def _md_escape(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(summary: dict[str, Any], plot_name: str | None = "hitk.png") -> str:
+    """report.md: dataset, the side-by-side tables per scope, latency, the plot and failures."""
+    d = summary["dataset"]
+    run_line = f"Run {d.get('date', '')}; options: split `{d['split']}`, limit `{d['limit']}`, k `{d['k']}`."
+    lines = [f"# Evaluation: {d['name']}", "", dataset_line(summary), "", run_line, ""]
+    for lang, heading in _scopes(summary):
+        lines += [f"## {heading}", "", "| metric | system | bm25 | dense |", "|---|---:|---:|---:|"]
+        lines += [f"| {label} | " + " | ".join(values) + " |" for label, values in metric_rows(summary, lang)]
+        lines.append("")
+    lat = summary["latency_ms"]
+    lines += [f"Latency of the full `ask`: p50 {_fmt(lat['p50'], 0)} ms, p95 {_fmt(lat['p95'], 0)} ms.", ""]
+    if plot_name:
+        lines += ["## Retrieval hit@k", "", f"![hit@k of the gold document]({plot_name})", ""]
+    fails = summary["failures"]
+    lines += [f"## Failures ({len(fails)}: {_reason_counts(fails)})", ""]
+    if fails:
+        lines += ["| id | lang | reason | gold rank | question | expected | returned |", "|---|---|---|---:|---|---|---|"]
+        for f in fails[:FAILURES_SHOWN]:
+            returned = f["returned_text"] or "(abstained)"
+            lines.append(
+                f"| {f['id']} | {f['lang']} | {f['reason']} | {f['gold_rank'] or '–'} | {_md_escape(f['question'])} "
+                f"| {_md_escape(' / '.join(f['expected']) or '(unanswerable)')} | {_md_escape(returned[:200])} |"
+            )
+        if len(fails) > FAILURES_SHOWN:
+            lines += ["", f"... {len(fails) - FAILURES_SHOWN} more in metrics.json."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(directory: Path | str, run: EvalRun) -> dict[str, Path]:
+    """Write report.md, metrics.json and hitk.png into ``directory``; return their paths."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"report": out / "report.md", "metrics": out / "metrics.json", "plot": out / "hitk.png"}
+    paths["metrics"].write_text(json.dumps(run.summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    plot_hit_curves(hit_curves(run.results), paths["plot"], run.summary["dataset"]["name"])
+    paths["report"].write_text(markdown(run.summary, paths["plot"].name), encoding="utf-8")
+    return paths

@@ -1,0 +1,83 @@
+"""Tests for rag.report: the report directory (Markdown, JSON, a real PNG), the terminal tables
+and the JSON text, on a small hand-built evaluation run (no model)."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+from rich.console import Console
+
+from rag.evaluation import EvalRun, Outcome, QAItem, QuestionResult, summarize
+from rag.report import markdown, print_summary, tables, to_json, write_report
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _run() -> EvalRun:
+    items = [
+        QAItem("q1", "ar", "متى تأسست مدينة الواحة؟", ("1950",), "oasis"),
+        QAItem("q2", "en", "How many visitors | per year?", ("4,000",), "festival"),
+        QAItem("u1", "en", "Price of a ticket?", (), None),
+    ]
+    hit = Outcome(["oasis", "festival"], ["تأسست مدينة الواحة عام 1950."], True, "تأسست مدينة الواحة عام 1950.", "oasis", "1950")
+    miss = Outcome(["oasis", "festival"], ["..."], True, "The festival is held in July.", "festival")
+    false = Outcome(["festival"], ["..."], True, "تباع التذاكر عند البوابة.", "festival")
+    results = [
+        QuestionResult(items[0], {"system": hit, "bm25": hit, "dense": hit}, 120.0),
+        QuestionResult(items[1], {"system": miss, "bm25": Outcome([], [], False), "dense": miss}, 180.0),
+        QuestionResult(items[2], {"system": false, "bm25": Outcome([], [], False), "dense": false}, 150.0),
+    ]
+    dataset = {"name": "tiny", "format": "jsonl", "split": "all", "limit": None, "k": 5, "model": "m", "index_version": 3, "n_documents": 2, "n_chunks": 2}
+    return EvalRun(summarize(results, dataset, 5), results)
+
+
+def test_write_report_writes_markdown_json_and_a_valid_png(tmp_path):
+    run = _run()
+    paths = write_report(tmp_path / "out", run)
+    assert {p.name for p in paths.values()} == {"report.md", "metrics.json", "hitk.png"}
+    assert all(p.is_file() for p in paths.values())
+
+    assert json.loads(paths["metrics"].read_text(encoding="utf-8")) == run.summary
+
+    png = paths["plot"].read_bytes()
+    assert png.startswith(PNG_SIGNATURE)
+    assert png[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", png[16:24])
+    assert width > 100 and height > 100
+    assert png.rstrip(b"\x00").endswith(b"IEND\xaeB`\x82")
+
+    md = paths["report"].read_text(encoding="utf-8")
+    assert "![hit@k of the gold document](hitk.png)" in md
+    assert "| metric | system | bm25 | dense |" in md
+    assert "## ar (1: 1 answerable, 0 unanswerable)" in md
+    assert "| q2 | en | answer |" in md and "| u1 | en | false_answer |" in md
+    assert "How many visitors \\| per year?" in md  # a pipe in a question does not break the table
+
+
+def test_markdown_rows_show_each_system_side_by_side():
+    md = markdown(_run().summary)
+    # answer hit@1 over the two answerable questions: system 1/2, bm25 1/2, dense 1/2
+    assert "| answer hit@1 | 0.500 | 0.500 | 0.500 |" in md
+    # retrieval hit@1: q1 at rank 1 for all; q2 (gold "festival") at rank 2 for system/dense, absent for bm25
+    assert "| retrieval hit@1 | 0.500 | 0.500 | 0.500 |" in md
+    assert "| retrieval mrr@10 | 0.750 | 0.500 | 0.750 |" in md
+
+
+def test_terminal_tables_cover_all_and_each_language():
+    summary = _run().summary
+    ts = tables(summary)
+    assert len(ts) == 3  # all, ar, en
+    assert [c.header for c in ts[0].columns] == ["metric", "system", "bm25", "dense"]
+    console = Console(record=True, width=120)
+    print_summary(summary, console)
+    text = console.export_text()
+    assert "retrieval mrr@10" in text and "0.750" in text
+    assert "failures: 2 (answer 1, false_answer 1)" in text
+
+
+def test_to_json_is_one_line_with_arabic_readable():
+    summary = _run().summary
+    text = to_json(summary)
+    assert "\n" not in text and "تباع التذاكر" in text  # the false answer, listed in failures
+    assert json.loads(text) == summary
