@@ -269,11 +269,11 @@ def serve(
     import uvicorn
 
     from api.app import create_app
-    from rag.index import current_version
+    from rag.sharding import live_version
 
     settings = _settings(index)
     settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
-    if current_version(settings.index) is None:
+    if live_version(settings.index) is None:  # sharded or not
         err.print(f"no index in {settings.index}: building it from {settings.corpus} first")
         ingest(paths=[settings.corpus], index=settings.index, prune=False, rebuild=False)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=False)
