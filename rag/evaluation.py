@@ -57,7 +57,7 @@ RANKED_DOCS = 10  # ranked doc ids kept per question: enough for mrr@10 and the 
 # Passages fetched to build that doc ranking; several chunks of one document collapse into
 # one doc id, so 10 passages could yield fewer than 10 distinct documents.
 SEARCH_DEPTH = 30
-SQUAD_DEV_SHARE = 0.4  # share of SQuAD questions given split "dev" (by hash of the question id)
+SQUAD_DEV_SHARE = 0.4  # share of SQuAD articles given split "dev" (by hash of the article title)
 
 
 # --------------------------------------------------------------------------------------------
@@ -120,10 +120,11 @@ def load_jsonl(path: Path | str) -> list[QAItem]:
     return items
 
 
-def squad_split(question_id: str) -> str:
-    """A fixed dev/test split for SQuAD sets, which ship none: by a hash of the question id,
-    so XQuAD's parallel languages (same ids) fall on the same side."""
-    h = int(hashlib.sha1(question_id.encode("utf-8")).hexdigest()[:8], 16)
+def squad_split(article_title: str) -> str:
+    """A fixed dev/test split for SQuAD sets, which ship none: by a hash of the *article*
+    title, so no article has questions on both sides (tuning on dev cannot learn a test
+    paragraph) and XQuAD's parallel languages (same titles) fall on the same side."""
+    h = int(hashlib.sha1(article_title.encode("utf-8")).hexdigest()[:8], 16)
     return "dev" if h / 0xFFFFFFFF < SQUAD_DEV_SHARE else "test"
 
 
@@ -170,7 +171,7 @@ def load_squad(path: Path | str, questions_from: Path | str | None = None) -> Sq
                         out.questions_unmatched += 1
                         continue
                     question = other[qid]
-                out.items.append(QAItem(qid, detect_language(question), question, tuple(answers), doc_id if answers else None, squad_split(qid)))
+                out.items.append(QAItem(qid, detect_language(question), question, tuple(answers), doc_id if answers else None, squad_split(title)))
     return out
 
 

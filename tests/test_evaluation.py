@@ -146,7 +146,7 @@ def test_load_squad_questions_from_parallel_file(squad_files):
 
 
 def test_squad_split_is_deterministic_and_near_the_dev_share():
-    ids = [f"q{i}" for i in range(2000)]
+    ids = [f"Article_{i}" for i in range(2000)]
     splits = [squad_split(i) for i in ids]
     assert splits == [squad_split(i) for i in ids]
     assert 0.35 < splits.count("dev") / len(ids) < 0.45
