@@ -63,10 +63,11 @@ def version_name(version: int) -> str:
 def current_version(root: Path) -> int | None:
     """The live version number, or None when the directory holds no index."""
     try:
-        name = (root / CURRENT).read_text().strip()
+        raw = (root / CURRENT).read_bytes()
     except FileNotFoundError:
         return None
-    if not name.startswith("v") or not name[1:].isdigit():
+    name = raw.decode("utf-8", "replace").strip()
+    if not name.startswith("v") or not name[1:].isascii() or not name[1:].isdigit():
         raise IndexCorrupt(f"{root / CURRENT} does not name a version: {name!r}")
     return int(name[1:])
 
@@ -112,11 +113,15 @@ class Index:
         self.version = version
         self.path = root / version_name(version)
         try:
-            self.manifest: dict[str, Any] = json.loads((self.path / MANIFEST).read_text())
+            self.manifest: dict[str, Any] = json.loads((self.path / MANIFEST).read_bytes())
         except FileNotFoundError as exc:
-            raise IndexCorrupt(f"{self.path} has no {MANIFEST}") from exc
-        except json.JSONDecodeError as exc:
+            raise IndexCorrupt(
+                f"{self.path} has no {MANIFEST} (the version {root / CURRENT} names is missing or incomplete)"
+            ) from exc
+        except ValueError as exc:  # JSON syntax, or bytes that are not UTF-8
             raise IndexCorrupt(f"{self.path / MANIFEST} is not valid JSON: {exc}") from exc
+        if not isinstance(self.manifest, dict):
+            raise IndexCorrupt(f"{self.path / MANIFEST} is not a JSON object")
         if self.manifest.get("format_version") != FORMAT_VERSION:
             raise IndexCorrupt(
                 f"index format {self.manifest.get('format_version')} is not supported "
