@@ -26,7 +26,7 @@ from rag.chunking import Chunker, document_sentences
 from rag.config import Settings
 from rag.embedding import Embedder, embed_in_batches
 from rag.index import (
-    CURRENT, FORMAT_VERSION, MANIFEST, EmbedderMismatch, Index, current_version, data_files,
+    CURRENT, FORMAT_VERSION, MANIFEST, EmbedderMismatch, Index, IndexCorrupt, current_version, data_files,
     fsync_dir, sha256_file, version_name,
 )
 from rag.lexical import BM25Index
@@ -171,7 +171,15 @@ class Indexer:
         old = Index.open(self.root)
         try:
             old.check_embedder(self.embedder.model_id, self.embedder.dim)
-        except EmbedderMismatch:
+            # Unchanged documents keep the old version's rows and vectors: copying them from a
+            # damaged file would carry the damage into a new version with valid checksums.
+            problems = old.verify()
+            if problems:
+                raise IndexCorrupt(
+                    f"the live index version {old.path} is damaged ({'; '.join(problems[:5])}); "
+                    "an update would copy the damage: rebuild with `rag ingest --rebuild`"
+                )
+        except (EmbedderMismatch, IndexCorrupt):
             old.close()
             raise
         return old

@@ -20,7 +20,7 @@ from pathlib import Path
 from rag.answering import AnswerWeights, answer
 from rag.config import Settings, get_settings
 from rag.embedding import Embedder, make_embedder
-from rag.index import Index, IndexNotFound, IndexProblem
+from rag.index import Index, IndexCorrupt, IndexNotFound, IndexProblem
 from rag.ingest import Indexer, IngestReport, Progress
 from rag.loading import load_paths
 from rag.retrieval import FusionWeights, Mode, Retriever
@@ -61,10 +61,11 @@ class RAG:
         self.reload(missing_ok=True)
 
     # --- index lifecycle -------------------------------------------------------------------
-    def reload(self, *, missing_ok: bool = False) -> None:
-        """Open the live index version (a no-op when it is the one already open)."""
+    def reload(self, *, missing_ok: bool = False, verify: bool = False) -> None:
+        """Open the live index version (a no-op when it is the one already open); with
+        ``verify``, switch to it only if it passes the full ``Index.verify``."""
         with self._reload_lock:
-            self._reload(missing_ok)
+            self._reload(missing_ok, verify)
 
     def refresh(self) -> None:
         """Pick up a version written by another process (``rag ingest``, a roll-out that swapped
@@ -81,11 +82,12 @@ class RAG:
         snap = self._snapshot
         if live is not None and (snap is None or live != snap.index.version):
             try:
-                self.reload()
+                # Written elsewhere, so not trusted as written: checksums first, never wrong answers.
+                self.reload(verify=True)
             except IndexProblem:
                 logging.getLogger(__name__).exception("index version %s cannot be opened; still serving the previous one", live)
 
-    def _reload(self, missing_ok: bool) -> None:
+    def _reload(self, missing_ok: bool, verify: bool = False) -> None:
         try:
             index = open_index(self.index_dir)  # sharded or not
         except IndexNotFound:
@@ -96,6 +98,10 @@ class RAG:
         if current is not None and current.index.version == index.version:
             index.close()
             return
+        problems = index.verify() if verify else []
+        if problems:
+            index.close()
+            raise IndexCorrupt(f"index version {index.path} failed verification: {'; '.join(problems[:5])}")
         index.check_embedder(self.embedder.model_id, self.embedder.dim)
         self._snapshot = Snapshot(index, Retriever(index, self.fusion, self.settings.candidates))
         with self._cache_lock:

@@ -23,7 +23,10 @@ from typer.testing import CliRunner
 from api.app import create_app
 from rag.cli import app as cli
 from rag.config import Settings
-from rag.index import IndexProblem, current_version, version_name
+from rag.index import Index, IndexCorrupt, IndexProblem, current_version, version_name
+from rag.ingest import Indexer
+from rag.pipeline import RAG
+from rag.schema import Document
 
 pytestmark = pytest.mark.slow  # real processes, real model, real indexes
 
@@ -156,3 +159,46 @@ def test_rag_serve_exits_with_a_clear_message_on_a_damaged_index(small_index, tm
     assert proc.returncode != 0
     assert "cannot start" in proc.stderr and "checksum mismatch for chunks.npy" in proc.stderr, proc.stderr[-2000:]
     assert time.monotonic() - t0 < 180
+
+
+# --- damage in a version that is already live or arrives later ------------------------------------
+
+EXTRA = Document("en_falcon", "Falconry", "Falconry is a traditional sport in the Emirates. Falcons are trained for hunting.")
+QUESTION = "When did UNESCO inscribe Arabic coffee?"
+
+
+def test_an_update_refuses_to_copy_vectors_from_a_damaged_version(small_index_copy, e5, small_docs) -> None:
+    _flip_middle_byte(small_index_copy / "v000001" / "chunks.npy")  # opens fine: only checksums tell
+    with pytest.raises(IndexCorrupt, match=r"chunks\.npy.*--rebuild"):
+        Indexer(small_index_copy, e5, Settings(index=small_index_copy)).ingest([EXTRA])
+    assert current_version(small_index_copy) == 1 and not (small_index_copy / "v000002").exists()
+    # The way out it names works, and the rebuilt version is sound.
+    Indexer(small_index_copy, e5, Settings(index=small_index_copy)).ingest([*small_docs, EXTRA], rebuild=True)
+    idx = Index.open(small_index_copy)
+    assert idx.version == 2 and idx.verify() == [] and idx.n_documents == 5
+    idx.close()
+
+
+def test_the_service_keeps_the_last_good_version_when_a_damaged_one_appears(small_index_copy, e5, small_docs, caplog) -> None:
+    rag = RAG(Settings(index=small_index_copy, reload_interval_s=0.001), embedder=e5)
+    app = create_app(_settings(small_index_copy), rag=rag)
+    with TestClient(app) as client:
+        before = client.post("/ask", json={"question": QUESTION}).json()
+        assert before["index_version"] == 1 and before["answerable"]
+
+        # Another process (`rag ingest`) writes version 2; then a byte of it rots on disk.
+        Indexer(small_index_copy, e5, Settings(index=small_index_copy)).ingest([*small_docs, EXTRA])
+        _flip_middle_byte(small_index_copy / "v000002" / "chunks.npy")
+        time.sleep(0.01)
+        with caplog.at_level(logging.ERROR, logger="rag.pipeline"):
+            r = client.post("/ask", json={"question": QUESTION})
+        assert r.status_code == 200 and r.headers["x-index-version"] == "1"
+        after = r.json()
+        before.pop("timings_ms"), after.pop("timings_ms")
+        assert after == before
+        assert any("still serving the previous one" in rec.getMessage() for rec in caplog.records)
+
+        # A sound version 3 is picked up as usual.
+        Indexer(small_index_copy, e5, Settings(index=small_index_copy)).ingest([*small_docs, EXTRA], rebuild=True)
+        time.sleep(0.01)
+        assert client.post("/ask", json={"question": QUESTION}).headers["x-index-version"] == "3"
