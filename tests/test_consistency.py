@@ -1,20 +1,35 @@
 """Consistency under change: concurrent clients query ``/ask`` and ``/search`` while an admin adds,
 updates and deletes documents through the API. No query may fail, and every response must come
 wholly from one index version: its body and ``X-Index-Version`` header agree, and every document
-it cites existed in that version with exactly the cited text at the cited offsets."""
+it cites existed in that version with exactly the cited text at the cited offsets.
+
+Also consistency of offsets across stages: for any text (diacritics, tatweel, zero-width marks,
+odd spaces), what the index stores and what search and answers cite slice the *original* text
+exactly (text-layer properties are in ``tests/test_text.py`` and ``tests/test_chunking.py``)."""
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from api.app import create_app
 from rag.config import Settings
+from rag.answering import answer
+from rag.index import Index
+from rag.ingest import Indexer
 from rag.pipeline import RAG
+from rag.schema import Document
+from rag.text import normalize
 
 pytestmark = pytest.mark.slow  # real embedder, real index writes, threads
 
@@ -173,3 +188,88 @@ def test_queries_during_updates_never_fail_and_never_mix_versions(small_index_co
     }
     assert churn_texts == {FALCONS_A["text"], FALCONS_B["text"]}
     assert rag.snapshot.index.version == max(versions)
+
+
+# --- offsets across stages, for any text ------------------------------------------------------
+
+
+class WordHashEmbedder:
+    """Deterministic bag-of-normalised-words vectors: embedding quality is not under test here,
+    offsets are, and this keeps a hundred index builds to seconds."""
+
+    model_id = "word-hash-64"
+    dim = 64
+    max_tokens = 512
+
+    def _vec(self, text: str) -> np.ndarray:
+        v = np.zeros(self.dim, np.float32)
+        for w in normalize(text).split():
+            v[int.from_bytes(hashlib.blake2b(w.encode("utf-8", "surrogatepass"), digest_size=2).digest(), "big") % self.dim] += 1
+        v[0] += 1e-3  # never all zeros
+        return v / np.linalg.norm(v)
+
+    def embed_queries(self, texts):
+        return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    embed_passages = embed_queries
+
+    def token_count(self, text: str) -> int:
+        return len(text.split()) + 2
+
+
+_piece = st.one_of(
+    st.sampled_from(["القمة", "العالميـــة", "للحكومات", "مُدَرِّسٌ", "دبي", "٢٠١٨", "7.98", "İstanbul", "Summit", "cardamom"]),
+    st.sampled_from([" ", " ", "\n", "\n\n", ". ", "؟ ", "، ", "\u00a0", "\u200b", "\u200f", "\ufeff", "\t"]),
+    st.text(alphabet=st.characters(min_codepoint=0x0600, max_codepoint=0x06FF), min_size=1, max_size=8),
+    st.text(min_size=1, max_size=5),
+)
+_doc_text = st.lists(_piece, min_size=1, max_size=60).map("".join).filter(lambda t: t.strip() and "\x00" not in t)
+
+
+@pytest.mark.slow  # writes a real index per example
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(texts=st.lists(_doc_text, min_size=1, max_size=3), pick=st.integers(min_value=0))
+def test_property_stored_and_cited_offsets_slice_the_original_text(texts, pick) -> None:
+    embedder = WordHashEmbedder()
+    docs = [Document(f"d{i}", f"t{i}", t) for i, t in enumerate(texts)]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "index"
+        settings_ = Settings(index=root, chunk_tokens=12, chunk_overlap=3)
+        Indexer(root, embedder, settings_).ingest(docs)
+        idx = Index.open(root)
+        try:
+            assert idx.verify() == []
+            assert idx.texts == [d.text for d in docs if d.doc_id in idx.doc_row]  # stored as given, never normalised
+            for row in range(idx.n_chunks):
+                info = idx.chunk_info(row)
+                assert idx.chunk_text(row) == idx.texts[info.doc_row][info.start : info.end]
+                assert idx.chunk_text(row).strip()
+            for row in range(idx.n_sentences):
+                s = idx.sentence_text(row)
+                assert s and s == s.strip()
+        finally:
+            idx.close()
+
+        rag = RAG(settings_, embedder=embedder)
+        doc = docs[pick % len(docs)]
+        words = doc.text.split()
+        question = " ".join(words[pick % len(words) :][:6]) or doc.text
+        texts_by_id = {d.doc_id: d.text for d in docs}
+        for p in rag.search(question, 5):
+            assert texts_by_id[p.doc_id][p.start : p.end] == p.text
+        result = rag.ask(question, 3)
+        for c in result.citations:
+            assert texts_by_id[c.doc_id][c.start : c.end] == c.text
+        # The best sentence and its focus, whether or not the answer passes abstention.
+        snap = rag.snapshot
+        qvec = embedder.embed_queries([question])[0]
+        ans, _, best = answer(snap.index, question, qvec, snap.retriever.retrieve(question, qvec, result.language, 5, "hybrid"), rag.answering, result.language)
+        if best is not None:
+            s, e = int(snap.index.sentence_start[best.row]), int(snap.index.sentence_end[best.row])
+            assert 0 <= s < e <= len(snap.index.texts[best.doc_row])
+        if ans is not None:
+            assert texts_by_id[ans.doc_id][ans.start : ans.end] == ans.text
+            if ans.focus is not None:
+                assert ans.start <= ans.focus.start < ans.focus.end <= ans.end
+                assert texts_by_id[ans.doc_id][ans.focus.start : ans.focus.end] == ans.focus.text
+        snap.index.close()
