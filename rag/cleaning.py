@@ -50,6 +50,12 @@ BOILERPLATE_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             "'read more' link alone on its line",
         ),
         (r"(?:https?://|www\.)\S+", "bare URL alone on its line"),
+        (
+            # "الصورة – https://…/photo.jpg", "Source: https://…": media credits and links whose
+            # only content is the URL; a short label (up to three words) before it.
+            r"(?:[^\W\d_]+[ \t]?){1,3}\s*[–—:|-]?\s*(?:https?://|www\.)\S+",
+            "labelled URL (photo/source credit) alone on its line",
+        ),
         (rf"(?:(?:{_LANG}){_SEP})+", "language switch"),
         (r"[\W_]+", "only punctuation / pipes / symbols"),
     )
