@@ -139,17 +139,29 @@ class RAG:
             return report
 
     # --- queries ---------------------------------------------------------------------------
-    def search(self, query: str, k: int | None = None, *, language: str | None = None, mode: Mode = "hybrid") -> list[Passage]:
+    def _snapshot_for(self, snapshot: Snapshot | None) -> Snapshot:
+        """The given snapshot (a caller that must know the version it worked on took it), else
+        the live one after a refresh."""
+        if snapshot is not None:
+            return snapshot
         self.refresh()
-        snap = self.snapshot
+        return self.snapshot
+
+    def search(
+        self, query: str, k: int | None = None, *, language: str | None = None, mode: Mode = "hybrid",
+        snapshot: Snapshot | None = None,
+    ) -> list[Passage]:
+        snap = self._snapshot_for(snapshot)
         lang = language or detect_language(query)
         qvec = self.embedder.embed_queries([query])[0] if mode != "bm25" else None
         return snap.retriever.retrieve(query, qvec, lang, k or self.settings.top_k, mode)
 
-    def ask(self, question: str, k: int | None = None, *, language: str | None = None, mode: Mode = "hybrid") -> AskResult:
+    def ask(
+        self, question: str, k: int | None = None, *, language: str | None = None, mode: Mode = "hybrid",
+        snapshot: Snapshot | None = None,
+    ) -> AskResult:
         """Answer ``question`` with a cited extractive span, or abstain."""
-        self.refresh()
-        snap = self.snapshot
+        snap = self._snapshot_for(snapshot)
         k = k or self.settings.top_k
         lang = language or detect_language(question)
         key = (snap.index.version, normalize(" ".join(question.split())), k, lang, mode)

@@ -38,9 +38,9 @@ AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
 # The documents the writer churns: "churn" is added, changed, deleted and added again, so the same
 # id has different texts in different versions; an original document is deleted and restored.
-FALCONS_A = {"id": "churn", "title": "Falcon hospital",
+FALCONS_A = {"id": "churn", "title": "Falcon hospital", "url": "https://example.org/falcons/a",
              "text": "The Abu Dhabi Falcon Hospital treats more than 11000 falcons every year. It opened in 1999."}
-FALCONS_B = {"id": "churn", "title": "Falcon hospital",
+FALCONS_B = {"id": "churn", "title": "Falcon hospital", "url": "https://example.org/falcons/b",
              "text": "The Abu Dhabi Falcon Hospital treats more than 12500 falcons every year. Visits need a booking."}
 PEARLS = {"id": "extra/pearls", "title": "الغوص على اللؤلؤ",
           "text": "كان الغوص على اللؤلؤ مصدر الرزق الأول لسكان الخليج قبل النفط. واستمر موسم الغوص الكبير أربعة أشهر."}
@@ -63,16 +63,18 @@ class Seen:
     body: dict = field(default_factory=dict)
 
 
-def _texts_of(index) -> dict[str, str]:
-    return dict(zip(index.doc_ids, index.texts))
+def _texts_of(index) -> dict[str, tuple[str, str | None]]:
+    return dict(zip(index.doc_ids, zip(index.texts, index.urls)))
 
 
-def _check_passage(p: dict, docs: dict[str, str], where: str) -> list[str]:
-    text = docs.get(p["doc_id"])
-    if text is None:
+def _check_passage(p: dict, docs: dict[str, tuple[str, str | None]], where: str) -> list[str]:
+    if p["doc_id"] not in docs:
         return [f"{where}: cites {p['doc_id']!r}, which is not in that version"]
+    text, url = docs[p["doc_id"]]
     if text[p["start"] : p["end"]] != p["text"]:
         return [f"{where}: text of {p['doc_id']!r} at {p['start']}-{p['end']} is not what that version holds"]
+    if "url" in p and p["url"] != url:
+        return [f"{where}: url of {p['doc_id']!r} is {p['url']!r}, that version has {url!r}"]
     return []
 
 
@@ -96,9 +98,12 @@ def test_queries_during_updates_never_fail_and_never_mix_versions(small_index_co
             try:
                 while not done.is_set() or n < 4:
                     q = QUESTIONS[(i + n) % len(QUESTIONS)]
-                    if n % 2:
+                    if n % 3 == 1:
                         r = client.get("/search", params={"q": q, "k": 5})
                         route = "search"
+                    elif n % 3 == 2:
+                        r = client.post("/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": q}]})
+                        route = "chat"
                     else:
                         r = client.post("/ask", json={"question": q, "top_k": 5})
                         route = "ask"
@@ -132,7 +137,7 @@ def test_queries_during_updates_never_fail_and_never_mix_versions(small_index_co
         try:
             time.sleep(0.5)
             palms = {"id": "ar_palms", "title": rag.snapshot.index.titles[rag.snapshot.index.doc_row["ar_palms"]],
-                     "text": versions[min(versions)]["ar_palms"]}
+                     "text": versions[min(versions)]["ar_palms"][0]}
             for method, url, body in [
                 ("POST", "/documents", FALCONS_A),
                 ("POST", "/documents", PEARLS),
@@ -157,6 +162,8 @@ def test_queries_during_updates_never_fail_and_never_mix_versions(small_index_co
         if s.status != 200:
             problems.append(f"{where}: HTTP {s.status} {s.body}")
             continue
+        if s.route == "chat":  # the library result rides along; the citations carry the URLs
+            s.body = {**s.body["rag"], "chat_citations": s.body["citations"]}
         v = s.body["index_version"]
         if s.header_version != str(v):
             problems.append(f"{s.route}: body says version {v}, header says {s.header_version}")
@@ -165,11 +172,13 @@ def test_queries_during_updates_never_fail_and_never_mix_versions(small_index_co
         if docs is None:
             problems.append(f"{where}: a version no write produced")
             continue
-        passages = s.body["citations"] if s.route == "ask" else s.body["passages"]
+        passages = s.body["passages"] if s.route == "search" else s.body["citations"]
         for p in passages:
             problems += _check_passage(p, docs, where)
-        if s.route == "ask" and s.body["answer"] is not None:
+        if s.route != "search" and s.body["answer"] is not None:
             problems += _check_passage(s.body["answer"], docs, f"{where} (answer)")
+        for c in s.body.get("chat_citations", []):
+            problems += _check_passage(c, docs, f"{where} (chat citation)")
     assert not problems, problems[:10]
 
     # /ready reports the version, and for each client it only ever moves forward.
@@ -181,9 +190,9 @@ def test_queries_during_updates_never_fail_and_never_mix_versions(small_index_co
     served = {s.body["index_version"] for s in seen}
     assert len(seen) >= 30 and len(served) >= 4, (len(seen), sorted(served))
     churn_texts = {
-        versions[s.body["index_version"]]["churn"]
+        versions[s.body["index_version"]]["churn"][0]
         for s in seen
-        for p in (s.body["citations"] if s.route == "ask" else s.body["passages"])
+        for p in (s.body["passages"] if s.route == "search" else s.body["citations"])
         if p["doc_id"] == "churn"
     }
     assert churn_texts == {FALCONS_A["text"], FALCONS_B["text"]}
@@ -273,3 +282,54 @@ def test_property_stored_and_cited_offsets_slice_the_original_text(texts, pick) 
                 assert ans.start <= ans.focus.start < ans.focus.end <= ans.end
                 assert texts_by_id[ans.doc_id][ans.focus.start : ans.focus.end] == ans.focus.text
         snap.index.close()
+
+
+# --- an update landing in the middle of one request ----------------------------------------------
+
+
+def test_search_reports_the_version_it_searched_when_updates_land_during_it(small_index_copy, e5, monkeypatch) -> None:
+    rag = RAG(Settings(index=small_index_copy), embedder=e5)
+    app = create_app(Settings(index=small_index_copy, api_keys="", rate_limit_per_minute=0), rag=rag)
+    search = rag.search
+    n = 0
+
+    def search_after_an_update(*args, **kwargs):
+        # Another writer switches the live version just as the search starts, every time.
+        nonlocal n
+        n += 1
+        rag.ingest_documents([Document(f"falcons-{n}", "Falcons", f"Falcon hospital report {n}: the hospital treats many falcons.")])
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(rag, "search", search_after_an_update)
+    with TestClient(app) as client:
+        r = client.get("/search", params={"q": "falcon hospital falcons", "k": 5})
+    assert r.status_code == 200
+    body = r.json()
+    searched = body["index_version"]
+    assert r.headers["x-index-version"] == str(searched)
+    # Documents added after the version it reports cannot be among its passages.
+    assert {p["doc_id"] for p in body["passages"]} <= {"ar_summit", "ar_space", "ar_palms", "en_coffee"} | {
+        f"falcons-{i}" for i in range(1, searched)
+    }
+
+
+def test_chat_sources_come_from_the_version_that_answered(small_index_copy, e5, monkeypatch) -> None:
+    rag = RAG(Settings(index=small_index_copy), embedder=e5)
+    rag.ingest_documents([Document(FALCONS_A["id"], FALCONS_A["title"], FALCONS_A["text"], FALCONS_A["url"])])
+    app = create_app(Settings(index=small_index_copy, api_keys="", rate_limit_per_minute=0), rag=rag)
+    ask = rag.ask
+
+    def ask_then_update(*args, **kwargs):
+        result = ask(*args, **kwargs)
+        # The page moved while the answer was being written up.
+        rag.ingest_documents([Document(FALCONS_A["id"], FALCONS_A["title"], FALCONS_A["text"], "https://example.org/moved")])
+        return result
+
+    monkeypatch.setattr(rag, "ask", ask_then_update)
+    with TestClient(app) as client:
+        r = client.post("/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": QUESTIONS[0]}]})
+    body = r.json()
+    assert r.status_code == 200 and body["rag"]["answer"]["doc_id"] == "churn", body["rag"]["answer"]
+    assert r.headers["x-index-version"] == str(body["rag"]["index_version"]) == "2"
+    assert body["citations"][0]["url"] == FALCONS_A["url"]
+    assert rag.snapshot.index.version == 3

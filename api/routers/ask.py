@@ -38,14 +38,11 @@ async def ask(request: Request, body: Annotated[AskRequest, Body(openapi_example
 
 
 def _search_one_version(rag: RAG, q: str, k: int) -> tuple[list[Passage], int]:
-    """Search, and the version it ran on: retried if an update swapped the index meanwhile
-    (snapshots only ever move forward, so 'same object before and after' means 'this one')."""
-    for _ in range(3):
-        before = rag.snapshot
-        passages = rag.search(q, k)
-        if rag.snapshot is before:
-            break
-    return passages, before.index.version
+    """Search on one snapshot, taken here, so the version reported is the one searched even
+    when an update swaps the index meanwhile."""
+    rag.refresh()
+    snap = rag.snapshot
+    return rag.search(q, k, snapshot=snap), snap.index.version
 
 
 @router.get("/search", response_model=SearchResponse, summary="Ranked passages for a query (hybrid dense + BM25)")

@@ -35,6 +35,9 @@ from api.schemas import (
     error_responses,
 )
 from api.security import require_client
+from rag.index import Index
+from rag.pipeline import RAG
+from rag.schema import AskResult
 
 MODEL_ID = "rag-extractive"
 OWNER = "rag-arabic"
@@ -67,6 +70,14 @@ async def get_model(request: Request, model_id: str) -> dict:
     return _model_card(_created(request))
 
 
+def _ask_one_version(rag: RAG, question: str, k: int | None) -> tuple[AskResult, Index]:
+    """Answer on one snapshot and return its index too: the sources' URLs must come from the
+    version that produced the answer, not from one an update swapped in meanwhile."""
+    rag.refresh()
+    snap = rag.snapshot
+    return rag.ask(question, k, snapshot=snap), snap.index
+
+
 def _words(text: str) -> int:
     return len(text.split())
 
@@ -89,9 +100,8 @@ async def chat_completions(
     checked_question(request, resolved.turn, field="messages[-1].content")
     log_fields(request, follow_up=resolved.topic is not None, stream=body.stream)
     rag = get_rag(request)
-    result = await run_cpu(request, rag.ask, resolved.question, body.top_k)
+    result, index = await run_cpu(request, _ask_one_version, rag, resolved.question, body.top_k)
     language = reply_language(resolved.turn)
-    index = rag.snapshot.index
     urls = {}
     if result.answer is not None and result.answer.doc_id in index.doc_row:
         urls[result.answer.doc_id] = index.urls[index.doc_row[result.answer.doc_id]]
