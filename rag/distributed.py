@@ -95,6 +95,7 @@ class _PrepareActor:
         self.chunker = Chunker(self.embedder.token_count, self.settings.chunk_tokens, self.settings.chunk_overlap)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        cpu0, wall0 = time.process_time(), time.perf_counter()
         items: list[tuple[int, str, str]] = [tuple(x) for g in batch["group"].tolist() for x in json.loads(g)]
         prepared = [prepare_document(Document(doc_id, "", text), "", self.chunker) for _, doc_id, text in items]
         texts = [t for p in prepared for t in p.texts()]
@@ -107,10 +108,15 @@ class _PrepareActor:
             out_meta.append(json.dumps({"lang": p.lang, "chunks": p.chunks, "sentences": p.sentences}, ensure_ascii=False))
             out_vec.append(np.ascontiguousarray(vectors[at : at + n], np.float32).tobytes())
             at += n
+        # CPU and wall seconds of this call, on the group's first row: throughput per core
+        # without the contention of other processes, and how busy the actors were.
+        cpu, busy = np.zeros(len(out_i)), np.zeros(len(out_i))
+        cpu[:1], busy[:1] = time.process_time() - cpu0, time.perf_counter() - wall0
         return {
             "i": np.array(out_i, np.int64), "meta": np.array(out_meta, dtype=object),
             "vectors": np.array(out_vec, dtype=object),
             "model": np.array([f"{self.embedder.model_id}\t{self.embedder.dim}"] * len(out_i), dtype=object),
+            "cpu_s": cpu, "busy_s": busy,
         }
 
     def _embed(self, texts: list[str]) -> np.ndarray:
@@ -236,8 +242,11 @@ class RayEngine:
         )
         t1 = time.perf_counter()
         out: dict[int, Prepared] = {}
+        cpu_s = busy_s = 0.0
         self.progress("embed", 0, len(items))
         for batch in ds.iter_batches(batch_format="numpy", batch_size=None):
+            cpu_s += float(batch["cpu_s"].sum())
+            busy_s += float(batch["busy_s"].sum())
             for i, meta, raw, model in zip(batch["i"].tolist(), batch["meta"].tolist(), batch["vectors"].tolist(), batch["model"].tolist()):
                 doc, h = items[i]
                 m = json.loads(meta)
@@ -255,6 +264,7 @@ class RayEngine:
         if missing:
             raise RuntimeError(f"Ray returned no result for {len(missing)} documents: {', '.join(missing[:5])}")
         timings["ray_start"], timings["prepare"] = t1 - t0, time.perf_counter() - t1
+        timings["worker_cpu"], timings["worker_busy"] = cpu_s, busy_s
         return [out[i] for i in range(len(items))]
 
     __call__ = prepare

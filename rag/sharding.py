@@ -105,8 +105,10 @@ def live_version(root: Path | str) -> int | None:
 
 
 def open_index(root: Path | str) -> Index:
-    """The live index in ``root``, sharded or not."""
-    root = Path(root)
+    """The live index in ``root``, sharded or not. A symlinked ``root`` is resolved first, so
+    an opened index keeps reading the release it opened after the link is swapped to
+    another (the roll-out in docs/deployment.md)."""
+    root = Path(root).resolve()
     layout = read_layout(root)
     return ShardedIndex(root, layout) if layout is not None else Index.open(root)
 
