@@ -155,6 +155,8 @@ def test_queries_during_updates_never_fail_and_never_mix_versions(small_index_co
             for t in readers:
                 t.join(timeout=300)
 
+    print(f"\nconsistency: {len(seen)} queries ({', '.join(f'{r}: {sum(x.route == r for x in seen)}' for r in ('ask', 'search', 'chat'))}) "
+          f"over versions {sorted({x.header_version for x in seen}, key=lambda v: int(v or -1))} during {len(versions) - 1} writes")
     assert not errors, errors
     problems: list[str] = []
     for s in seen:
