@@ -12,9 +12,10 @@ After each kill:
 
 Kill points come from two sources:
 
-* **time grid**: kills at delays spread evenly over the measured duration of an uninterrupted
-  run, so they land wherever the process happens to be (imports, loading, model start,
-  chunking, embedding, writing, switching);
+* **time grid**: kills at delays spread evenly over the measured length of an uninterrupted
+  run from its first touch of the inputs (the "load" marker; Python imports before it take
+  most of a short run and touch nothing) to its exit, so they land wherever the process
+  happens to be (loading, model start, chunking, embedding, writing, switching);
 * **exact points**: the child pauses at a named step (e.g. right after the new version is
   renamed into place but before ``CURRENT`` moves) and is killed there. Writing a version takes
   milliseconds, so only this reaches each of its steps every time.
@@ -56,6 +57,7 @@ from rag.index import Index, IndexProblem, current_version  # noqa: E402
 from rag.pipeline import RAG  # noqa: E402
 
 MARK = "@@crash"
+TIME_GRID_FROM = "load"  # time-grid delays count from this marker (after the imports)
 
 # Runs `rag ingest ...` unchanged, printing "@@crash <monotonic> <stage>" as each step starts.
 # With CRASH_PAUSE_AT="<stage>#<n>" it blocks on stdin at the n-th occurrence of that marker
@@ -130,7 +132,7 @@ finally:
 
 # Which part of a run each marker starts; a kill belongs to the group of the last marker seen.
 STAGE_GROUP = {
-    "start": "startup", "model": "startup", "load": "loading", "load:file": "loading",
+    "start": "startup", "model": "model load", "load": "loading", "load:file": "loading",
     "chunk": "chunking", "embed": "embedding",
     "write:store": "writing", "write:vectors": "writing", "write:faiss": "writing", "write:bm25": "writing",
     "write:checksums": "writing", "write:fsync": "writing", "publish": "writing",
@@ -301,7 +303,7 @@ def _stage_at(markers: list[tuple[float, str]], t_kill: float) -> str:
 
 
 def calibrate(work: Path, base_index: Path, corpus: Path, args: list[str]) -> tuple[float, list[tuple[float, str]]]:
-    """Duration and markers of one uninterrupted run (on a copy of the base index)."""
+    """Duration and markers (seconds after the start) of one uninterrupted run, on a copy of the base index."""
     index = work / "calibrate" / "index"
     shutil.rmtree(index.parent, ignore_errors=True)
     shutil.copytree(base_index, index)
@@ -313,17 +315,28 @@ def calibrate(work: Path, base_index: Path, corpus: Path, args: list[str]) -> tu
     return time.monotonic() - t0, [(t - t0, s) for t, s in _markers(out)]
 
 
-def _kill_after(proc: subprocess.Popen, delay: float) -> tuple[float | None, bytes]:
-    """SIGKILL ``proc`` ``delay`` s after now (unless it exits first); (kill time, stdout)."""
-    deadline = time.monotonic() + delay
+def _kill_after(proc: subprocess.Popen, delay: float, marker: str = TIME_GRID_FROM) -> tuple[float | None, bytes, float]:
+    """SIGKILL ``proc`` ``delay`` s after it prints ``marker`` (unless it exits first);
+    (kill time or None, stdout, when the marker was seen)."""
+    seen = b""
+    while True:  # markers arrive as they happen: wait for the one the delay counts from
+        line = proc.stdout.readline()
+        if not line:
+            proc.wait(60)
+            return None, seen, time.monotonic()
+        seen += line
+        if line.split()[-1:] == [marker.encode()]:
+            break
+    t_start = time.monotonic()
+    deadline = t_start + delay
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            return None, proc.stdout.read()
+            return None, seen + proc.stdout.read(), t_start
         time.sleep(min(0.002, max(deadline - time.monotonic(), 0)))
     t_kill = time.monotonic()
     os.kill(proc.pid, signal.SIGKILL)
     out, _ = proc.communicate(timeout=60)
-    return (t_kill if proc.returncode == -signal.SIGKILL else None), out
+    return (t_kill if proc.returncode == -signal.SIGKILL else None), seen + out, t_start
 
 
 def _kill_at_marker(proc: subprocess.Popen) -> tuple[float | None, bytes]:
@@ -458,19 +471,23 @@ class Harness:
         return live, problems
 
     def kill_once(self, scenario: str, *, delay: float | None = None, point: tuple[str, int] | None = None) -> tuple[Kill | None, float]:
-        """One killed run and the seconds it ran; no Kill when a time-grid run finished before its delay."""
+        """One killed run, and how long it ran after the time grid's start marker; no Kill when
+        a time-grid run finished before its delay."""
         index = self._fresh_copy("trial")
         log = self.work / "trial" / "ingest.log"
         pause = f"{point[0]}#{point[1]}" if point else None
-        t0 = time.monotonic()
         proc = _spawn(index, self.corpora[scenario], SCENARIOS[scenario]["args"], log, pause)
+        t0 = time.monotonic()
         try:
-            t_kill, out = _kill_at_marker(proc) if point else _kill_after(proc, delay or 0.0)
+            if point:
+                t_kill, out = _kill_at_marker(proc)
+            else:
+                t_kill, out, t0 = _kill_after(proc, delay or 0.0)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        target = pause if point else f"{delay:.3f}s"
+        target = pause if point else f"{TIME_GRID_FROM}+{delay:.3f}s"
         ran = time.monotonic() - t0
         if t_kill is None:
             if point:  # an exact point the run never reached is a harness bug, not a miss
@@ -496,7 +513,9 @@ class Harness:
             unreachable = [f"{m}#{n}" for m, n in exact_points if seen[m] < n]
             if unreachable:  # the wrapper lost track of a renamed internal: fail loudly, and early
                 raise RuntimeError(f"an uninterrupted {scenario} run never reaches {unreachable} (markers seen: {dict(seen)})")
-            estimate = duration
+            starts = [t for t, s in markers if s == TIME_GRID_FROM]
+            ends = [t for t, s in markers if s == "exit"]
+            estimate = (ends[-1] if ends else duration) - (starts[0] if starts else 0.0)
             for i in range(time_points):
                 for _ in range(3):  # a run that finished before its kill: retry at the same fraction of its real length
                     kill, finished_after = self.kill_once(scenario, delay=estimate * (i + 0.5) / time_points)
