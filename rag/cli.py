@@ -364,7 +364,7 @@ def bench(
     if as_json:
         print(json.dumps(results, ensure_ascii=False))
     else:
-        console.print("\n".join(summary_lines(results)), markup=False, highlight=False)
+        console.print("\n".join(summary_lines(results)), markup=False, highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":  # pragma: no cover
