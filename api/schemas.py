@@ -8,9 +8,9 @@ strict: ``"5"`` is not a ``top_k``.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
 
 MAX_TOP_K = 50
 
@@ -157,6 +157,9 @@ class SearchResponse(BaseModel):
 # --- documents ----------------------------------------------------------------------------------
 
 
+DocumentId = Annotated[StrictStr, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
 class DocumentIn(BaseModel):
     """One document to index; ``text`` is cleaned like files are. Same ``id`` again = update."""
 
@@ -170,7 +173,10 @@ class DocumentIn(BaseModel):
         },
     )
 
-    id: str | int | None = Field(None, description="Document id (may contain '/'); derived from the text's hash when omitted.")
+    # Strict: lax mode would read `"id": false` as the integer 0. No control characters: an id
+    # with a line break could never be read or deleted again (`/documents/{id}` cannot match
+    # it). Both found by the API fuzz run.
+    id: DocumentId | StrictInt | None = Field(None, description="Document id (may contain '/'); derived from the text's hash when omitted.")
     title: str | None = Field(None, description="Derived from the text when omitted.")
     text: str = Field(min_length=1)
     url: str | None = None
