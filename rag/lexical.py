@@ -70,13 +70,20 @@ class BM25Index:
         return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
     @staticmethod
-    def score(query: Sequence[str], doc: Sequence[str], df: Mapping[str, int], n: int, avg_len: float) -> float:
-        """BM25 of one chunk's tokens as bm25s scores it (lucene variant), but with corpus
-        statistics given by the caller: a sharded index re-scores candidates with global ones."""
-        doc = list(doc) or [EMPTY]
-        tf = Counter(doc)
-        norm = K1 * (1 - B + B * len(doc) / avg_len)
-        return sum(BM25Index.idf(df[t], n) * tf[t] / (tf[t] + norm) for t in query if tf.get(t) and df.get(t))
+    def score(query: Sequence[str], docs: Sequence[str], df: Mapping[str, int], n: int, avg_len: float) -> np.ndarray:
+        """BM25 of chunks (space-joined tokens, as stored) as bm25s scores them (lucene
+        variant), but with corpus statistics given by the caller: a sharded index re-scores
+        its candidates with the global ones."""
+        weights = [(t, times * BM25Index.idf(df[t], n)) for t, times in Counter(query).items() if df.get(t)]
+        out = np.zeros(len(docs), np.float64)
+        for i, joined in enumerate(docs):
+            doc = joined.split() or [EMPTY]
+            norm = K1 * (1 - B + B * len(doc) / avg_len)
+            for t, w in weights:  # a repeated query token counts again, as in bm25s
+                tf = doc.count(t)
+                if tf:
+                    out[i] += w * tf / (tf + norm)
+        return out
 
     def search_tokens(
         self, tokens: list[str], k: int, *, token_weights: Mapping[str, float] | None = None
