@@ -51,3 +51,19 @@ def test_token_weights_scale_each_token_contribution():
 def test_idf_is_the_lucene_variant():
     assert BM25Index.idf(1, 10) > BM25Index.idf(5, 10) > 0
     assert abs(BM25Index.idf(10, 10) - np.log(1 + 0.5 / 10.5)) < 1e-12
+
+
+def test_search_returns_bm25s_scores_best_first_with_ties_in_row_order():
+    # many equal chunks make ties; rare tokens take the sparse path, "x" (postings over a
+    # quarter of the rows) the dense one: both must give bm25s's exact values
+    chunks = [["تمر", "نخلة"]] * 6 + [["coffee", "dates"]] * 5 + [["coffee"], ["نخلة", "coffee", "cardamom"]] + [["x"]] * 30
+    index = BM25Index.build(chunks)
+    for query in (["نخلة"], ["coffee"], ["coffee", "نخلة", "coffee"], ["cardamom", "dates"], ["x"], ["x", "coffee"]):
+        dense = index._model.get_scores(query)
+        for k in (1, 3, 7, 50):
+            scores, rows = index.search_tokens(query, k)
+            assert np.array_equal(scores, dense[rows])  # bit-identical values
+            positive = np.flatnonzero(dense > 0)
+            assert len(rows) == min(k, len(positive))
+            expected = sorted(positive.tolist(), key=lambda r: (-dense[r], r))[:k]
+            assert rows.tolist() == expected
