@@ -10,6 +10,7 @@ swapping in a new version mid-request never mixes versions in one answer.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -80,7 +81,10 @@ class RAG:
         except IndexProblem:
             return  # keep serving the version we have
         snap = self._snapshot
-        if live is not None and (snap is None or live != snap.index.version):
+        # A roll-out may swap a symlinked index root to another release whose version number
+        # happens to be the same, so the release directory counts as well as the number.
+        moved = snap is not None and os.path.realpath(self.index_dir) != os.path.realpath(snap.index.root)
+        if live is not None and (snap is None or live != snap.index.version or moved):
             try:
                 # Written elsewhere, so not trusted as written: checksums first, never wrong answers.
                 self.reload(verify=True)
@@ -95,7 +99,11 @@ class RAG:
                 return
             raise
         current = self._snapshot
-        if current is not None and current.index.version == index.version:
+        if (
+            current is not None
+            and current.index.version == index.version
+            and os.path.realpath(current.index.root) == os.path.realpath(index.root)
+        ):
             index.close()
             return
         problems = index.verify() if verify else []

@@ -4,6 +4,7 @@ invariant across the whole QA set, the answer cache, and index lifecycle through
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -150,3 +151,26 @@ def test_ask_options_language_mode_and_k(small_index, e5):
     assert result.language == "ar" and len(result.citations) == 2
     assert all(c.bm25_rank is None for c in result.citations)
     assert_slices_back(rag.snapshot.index, result)
+
+
+@pytest.mark.slow
+def test_refresh_follows_a_symlink_swap_to_a_release_with_the_same_version(tmp_path, e5, small_docs):
+    """The roll-out in docs/deployment.md: two releases both at version 1, the link swapped."""
+    settings = Settings(reload_interval_s=0.01, cache_size=0)
+    releases = []
+    for i, doc in enumerate(small_docs[:2]):
+        root = tmp_path / f"release-{i}"
+        RAG(settings, index_dir=root, embedder=e5).ingest_documents([doc])
+        releases.append(root)
+    link = tmp_path / "index"
+    link.symlink_to(releases[0])
+    rag = RAG(settings, index_dir=link, embedder=e5)
+    assert rag.snapshot.index.doc_ids == [small_docs[0].doc_id]
+
+    swap = tmp_path / "index.next"
+    swap.symlink_to(releases[1])
+    swap.replace(link)  # rename(2): atomic
+    time.sleep(0.02)
+    rag.refresh()
+    assert rag.snapshot.index.version == 1
+    assert rag.snapshot.index.doc_ids == [small_docs[1].doc_id]
