@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -407,3 +408,31 @@ def test_a_plain_index_stays_plain_unless_asked_to_shard(tmp_path, e5, small_doc
     Indexer(root, e5, Settings(index=root)).ingest(small_docs[:1])
     assert not isinstance(make_indexer(root, e5, Settings(index=root)), ShardedIndexer)
     assert isinstance(make_indexer(root, e5, Settings(index=root), shards=2), ShardedIndexer)
+
+
+@pytest.mark.slow
+def test_a_symlink_swap_rolls_out_a_release(tmp_path, e5, small_docs):
+    """docs/deployment.md's roll-out: copy the live release, update the copy, swap the link."""
+    releases = tmp_path / "releases"
+    first = releases / "a"
+    Indexer(first, e5, Settings(index=first)).ingest(small_docs)
+    link = tmp_path / "index"
+    link.symlink_to(first)
+    serving = RAG(Settings(index=link, reload_interval_s=0.01, cache_size=0), embedder=e5)
+    old_index = serving.snapshot.index
+    assert old_index.version == 1
+
+    second = releases / "b"
+    shutil.copytree(first, second)
+    tea = Document("en_tea", "Mint tea", "Mint tea is served in small glasses across North Africa. It is brewed with green tea and fresh mint leaves.")
+    Indexer(second, e5, Settings(index=second)).ingest([tea])
+    nxt = tmp_path / "index.next"
+    nxt.symlink_to(second)
+    nxt.replace(link)  # rename(2): the atomic switch
+
+    time.sleep(0.02)
+    result = serving.ask("What is mint tea brewed with?")  # the query notices the new release
+    assert result.index_version == 2 and result.answer.doc_id == "en_tea"
+    # the index opened before the swap still reads its own release
+    assert old_index.path.parent == first.resolve() and "en_tea" not in old_index.doc_row
+    assert old_index.verify() == []
