@@ -168,6 +168,7 @@ def main() -> None:
     if args.quick:
         args.connections, args.duration = 4, 5
 
+    started = machine()  # load average before we add our own
     work = Path(tempfile.mkdtemp(prefix="rag-loadtest-"))
     try:
         index = args.index or build_index(work)
@@ -191,7 +192,7 @@ def main() -> None:
     lat = server["latency_us"]
     errors = sum(server["errors"].values()) + server["non_2xx"]
     result = {
-        "machine": machine(),
+        "machine": {**started, "load_average_end": machine()["load_average"]},
         "settings": {
             "connections": args.connections, "duration_s": args.duration, "max_requests": args.max_requests,
             "repeat_share": args.repeat_share, "cache": not args.cache_off, "workers": args.workers or "default",
@@ -220,7 +221,8 @@ def main() -> None:
     for row in sweep:
         print(f"  bare query() x{row['concurrency']}: {row['rps']:.1f}/s, p50 {row['p50_ms']} ms")
     print(f"  throughput / bare = {result['throughput_over_bare']} (goal >= 0.8); p99/p50 = {result['p99_over_p50']} (goal <= 10); errors {errors} (goal 0)")
-    print(f"  machine: {result['machine']['cpu_model']}, {result['machine']['usable_cores']} cores, load average {result['machine']['load_average']}")
+    m = result["machine"]
+    print(f"  machine: {m['cpu_model']}, {m['usable_cores']} cores, load average {m['load_average']} before, {m['load_average_end']} after (ours included)")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, ensure_ascii=False, indent=1))

@@ -878,10 +878,10 @@ def plot_growth(g: dict[str, Any], path: Path) -> None:
     n = [row["chunks"] for row in sizes]
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for kind in sizes[0]["kinds"]:
-        ax.plot(n, [row["kinds"][kind]["retrieval"]["p50"] for row in sizes], marker="o", label=f"{kind} (p50)")
-        ax.plot(n, [row["kinds"][kind]["retrieval"]["p95"] for row in sizes], ls=":", alpha=0.6, label=f"{kind} (p95)")
+        (line,) = ax.plot(n, [row["kinds"][kind]["retrieval"]["p50"] for row in sizes], marker="o", label=f"{kind} (p50)")
+        ax.plot(n, [row["kinds"][kind]["retrieval"]["p95"] for row in sizes], ls=":", color=line.get_color(), label=f"{kind} (p95)")
         if kind != "flat":
-            ax2.plot(n, [row["kinds"][kind]["recall_at_10"] for row in sizes], marker="o", label=kind)
+            ax2.plot(n, [row["kinds"][kind]["recall_at_10"] for row in sizes], marker="o", color=line.get_color(), label=kind)
     ax.plot(n, [row["bm25"]["p50"] for row in sizes], marker="s", color="grey", label="BM25 alone (p50)")
     ax.set_xscale("log")
     ax.set_xlabel("chunks")
