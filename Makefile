@@ -20,10 +20,14 @@ $(VENV)/.dev-installed: $(VENV)/.installed
 /usr/bin/chromium:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
 
+# The load test's generator (benchmarks/loadtest.py; a smoke run is part of the tests).
+/usr/bin/wrk:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+
 serve: $(VENV)/.installed
 	$(BIN)/rag serve
 
-test: $(VENV)/.dev-installed /usr/bin/chromium
+test: $(VENV)/.dev-installed /usr/bin/chromium /usr/bin/wrk
 	$(BIN)/python -m pytest
 
 test-fast: $(VENV)/.dev-installed
