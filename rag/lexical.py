@@ -111,16 +111,17 @@ class BM25Index:
         """(rows, scores) of the rows holding a query token, positive scores only.
 
         The values are bm25s's own: each row's postings are summed in float32 in query-token
-        order, as ``get_scores`` does over its dense array. Only the matching rows are touched,
-        so a query costs its postings instead of the corpus size (``get_scores`` allocates and
-        the top-k scanned an array of every row: 0.6 ms a query at 100k chunks). A query whose
-        postings cover much of the corpus takes the dense path, which is then cheaper.
+        order, as ``get_scores`` does over its dense array. The top-k then only looks at rows
+        with a positive score, instead of partitioning an array of every row (0.64 ms a query
+        at 100k chunks, now 0.17-0.21). Questions with few postings (under 1/32 of the rows)
+        are summed over the matching rows alone; for more, de-duplicating the postings costs
+        more than bm25s's dense sum (measured at 100k chunks: eval/PERFORMANCE.md).
         """
         m = self._model.scores
         data, indices, indptr = m["data"], m["indices"], m["indptr"]
         spans = [(int(indptr[i]), int(indptr[i + 1])) for i in token_ids]
         postings = sum(b - a for a, b in spans)
-        if postings * 4 > self.n_docs:
+        if postings * 32 > self.n_docs:
             dense = self._model.get_scores_from_ids(token_ids)
             rows = np.flatnonzero(dense > 0)
             return rows, dense[rows]

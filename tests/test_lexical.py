@@ -54,11 +54,11 @@ def test_idf_is_the_lucene_variant():
 
 
 def test_search_returns_bm25s_scores_best_first_with_ties_in_row_order():
-    # many equal chunks make ties; rare tokens take the sparse path, "x" (postings over a
-    # quarter of the rows) the dense one: both must give bm25s's exact values
+    # many equal chunks make ties; "cardamom" (one posting) takes the sparse path, the others
+    # (postings over 1/32 of the rows) the dense one: both must give bm25s's exact values
     chunks = [["تمر", "نخلة"]] * 6 + [["coffee", "dates"]] * 5 + [["coffee"], ["نخلة", "coffee", "cardamom"]] + [["x"]] * 30
     index = BM25Index.build(chunks)
-    for query in (["نخلة"], ["coffee"], ["coffee", "نخلة", "coffee"], ["cardamom", "dates"], ["x"], ["x", "coffee"]):
+    for query in (["cardamom"], ["نخلة"], ["coffee"], ["coffee", "نخلة", "coffee"], ["cardamom", "dates"], ["x"], ["x", "coffee"]):
         dense = index._model.get_scores(query)
         for k in (1, 3, 7, 50):
             scores, rows = index.search_tokens(query, k)
