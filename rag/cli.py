@@ -284,7 +284,7 @@ def eval_(
     qaset: Annotated[Path | None, typer.Argument(help="Our JSONL QA set (e.g. eval/qa/corpus_qa.jsonl), run against --index.", show_default=False)] = None,
     squad: Annotated[Path | None, typer.Option("--squad", help="SQuAD-format JSON: its contexts are indexed into a temporary index.", show_default=False)] = None,
     questions: Annotated[Path | None, typer.Option("--questions", help="Parallel SQuAD file to take the question texts from (matched by id).", show_default=False)] = None,
-    split: Annotated[str, typer.Option("--split", help="dev, test or all (SQuAD sets get a fixed split by question-id hash).")] = "all",
+    split: Annotated[str, typer.Option("--split", help="dev, test or all (SQuAD sets get a fixed split by article-title hash).")] = "all",
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions.", show_default=False)] = None,
     k: Annotated[int, typer.Option("--k", min=1, max=10, help="Passages per question; the cutoff of hit@k and answer_in_passages@k.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
