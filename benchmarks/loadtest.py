@@ -173,6 +173,7 @@ def main() -> None:
     try:
         index = args.index or build_index(work)
         questions = question_mix(8_000, args.repeat_share)
+        popular, distinct = question_pool()
         bodies = work / "bodies.txt"
         bodies.write_text("".join(json.dumps({"question": q}, ensure_ascii=False) + "\n" for q in questions), encoding="utf-8")
         env = {"RAG_CACHE_SIZE": "0"} if args.cache_off else {}
@@ -195,7 +196,8 @@ def main() -> None:
         "machine": {**started, "load_average_end": machine()["load_average"]},
         "settings": {
             "connections": args.connections, "duration_s": args.duration, "max_requests": args.max_requests,
-            "repeat_share": args.repeat_share, "cache": not args.cache_off, "workers": args.workers or "default",
+            "repeat_share": args.repeat_share, "popular_questions": len(popular), "distinct_questions": len(distinct),
+            "cache": not args.cache_off, "workers": args.workers or "default",
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         },
         "server": {
@@ -215,7 +217,10 @@ def main() -> None:
         "p99_at_most_10x_p50": result["p99_over_p50"] <= 10,
     }
     s, b = result["server"], result["bare_loop"]
-    print(f"load test: {args.connections} clients, {s['seconds']} s, {args.repeat_share:.0%} repeats, cache {'on' if not args.cache_off else 'off'}")
+    print(f"load test: {args.connections} clients, {s['seconds']} s, {args.repeat_share:.0%} repeats of {len(popular)} questions, "
+          f"{len(distinct)} distinct others, cache {'on' if not args.cache_off else 'off'}")
+    if len(distinct) < (1 - args.repeat_share) * s["requests"]:
+        print(f"  note: more requests than distinct questions (no XQuAD in ../shared?): some of the rest repeat too")
     print(f"  POST /ask   {s['requests']} requests, {s['rps']:.1f} req/s, p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, max {s['max_ms']} ms, errors {s['errors']}, server peak RSS {s['peak_rss_mb']} MB")
     print(f"  bare query() x{b['concurrency']} threads: {b['requests']} in {b['seconds']} s, {b['rps']:.1f}/s, p50 {b['p50_ms']} ms, p99 {b['p99_ms']} ms")
     for row in sweep:
