@@ -26,7 +26,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from rag.bench import free_port, rag_command
 
 ROOT = Path(__file__).resolve().parents[1]
 QA_SET = ROOT / "eval" / "qa" / "corpus_qa.jsonl"
@@ -76,16 +77,6 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _rag_command() -> list[str]:
-    script = Path(sys.executable).with_name("rag")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "rag.cli"]
-
 
 @dataclass
 class Server:
@@ -98,14 +89,14 @@ class Server:
 
     @classmethod
     def start(cls, index: Path, work: Path, *, extra_env: dict[str, str] | None = None, timeout: float = 300) -> Server:
-        port = _free_port()
+        port = free_port()
         token = secrets.token_urlsafe(24)
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
         env.update(RAG_INDEX=str(index), RAG_ADMIN_TOKEN=token, RAG_RATE_LIMIT_PER_MINUTE="0", **(extra_env or {}))
         log = work / "serve.log"
         with log.open("w") as out:
             proc = subprocess.Popen(
-                [*_rag_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+                [*rag_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
                 stdout=out, stderr=subprocess.STDOUT, env=env, cwd=work,
             )
         server = cls(proc, f"http://127.0.0.1:{port}", token, log)
@@ -288,7 +279,7 @@ def prepare_index(source: Path | None, work: Path) -> Path:
     if current_version(source) is not None:
         shutil.copytree(source, index, ignore=shutil.ignore_patterns(".lock", ".tmp-*"))
     else:
-        subprocess.run([*_rag_command(), "ingest", str(ROOT / "corpus"), "--index", str(index)], check=True)
+        subprocess.run([*rag_command(), "ingest", str(ROOT / "corpus"), "--index", str(index)], check=True)
     return index
 
 

@@ -371,13 +371,15 @@ def batch_study(model: Any, texts: Sequence[str], sample: int = 96) -> dict[str,
 # --- query: in-process and HTTP ------------------------------------------------------------------
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on loopback (for a ``rag serve`` child)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _rag_command() -> list[str]:
+def rag_command() -> list[str]:
+    """How to run this installation's ``rag`` command from a child process."""
     script = Path(sys.executable).with_name("rag")
     return [str(script)] if script.exists() else [sys.executable, "-m", "rag.cli"]
 
@@ -385,12 +387,12 @@ def _rag_command() -> list[str]:
 @contextmanager
 def serve(index: Path, work: Path, env: dict[str, str] | None = None, timeout: float = 180) -> Iterator[tuple[subprocess.Popen, int]]:
     """A real ``rag serve`` over ``index`` on a free loopback port: (process, port)."""
-    port = _free_port()
+    port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     full_env.update({"RAG_INDEX": str(index), "RAG_RATE_LIMIT_PER_MINUTE": "0", **(env or {})})
     log = (work / f"serve-{port}.log").open("w")
     proc = subprocess.Popen(
-        [*_rag_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [*rag_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=work,
     )
     try:

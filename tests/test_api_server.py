@@ -7,9 +7,7 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,21 +16,13 @@ import httpx
 import openai
 import pytest
 
+from rag.bench import free_port, rag_command
+
 pytestmark = pytest.mark.slow
 
 AR_Q = "كم عدد المتحدثين في منتدى تبادل الخبرات الحكومية؟"
 FORUM = "001_0119a74ef5d5a5df"
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _rag_command() -> list[str]:
-    script = Path(sys.executable).with_name("rag")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "rag.cli"]
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +31,13 @@ def server(corpus_index: Path, tmp_path_factory) -> Iterator[tuple[str, Path]]:
     work = tmp_path_factory.mktemp("serve")
     index = work / "index"
     shutil.copytree(corpus_index, index)
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update(RAG_INDEX=str(index), RAG_CORS_ORIGINS="*")
     log_path = work / "serve.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [*_rag_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [*rag_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work,
         )
     base = f"http://127.0.0.1:{port}"
