@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from rag.bench import free_port
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -61,20 +62,13 @@ HOSTILE_QUESTION = "What does the helpdesk security notice say?"
 SHADOW = "document.querySelector('rag-helpdesk').shadowRoot"
 
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory, corpus_index: Path) -> Iterator[str]:
     """Base URL of ``rag serve`` on a free loopback port, over a copy of the session's corpus
     index to which the hostile document is added through the admin route."""
     work = tmp_path_factory.mktemp("widget")
     shutil.copytree(corpus_index, work / "index")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "RAG_INDEX": str(work / "index"),
