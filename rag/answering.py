@@ -12,7 +12,8 @@ import numpy as np
 from rag.focus import extract_focus, question_type, sentence_has_type
 from rag.index import Index
 from rag.schema import Answer, Passage
-from rag.text import normalize, tokenize
+from rag.retrieval import calibrated_sentence_sims
+from rag.text import detect_language, normalize, tokenize
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,9 @@ class AnswerWeights:
             + lexical * (IDF-weighted share of question terms found in the sentence)
             + type * (sentence holds the asked-for type: a number for "how many"...)
 
-    Passage rank and neighbouring-sentence similarity were tried and did not help on dev.
+    The cosine is language-calibrated (``retrieval.SAME_LANGUAGE_GAP``) so a sentence in the
+    question's language does not win on language alone. Passage rank and
+    neighbouring-sentence similarity were tried and did not help on dev.
     """
 
     sim: float = 1.0
@@ -72,6 +75,13 @@ ABSTENTION = {
 }
 
 
+# What a user reads when the stage abstains; the CLI and the chat endpoint both say this.
+NO_ANSWER = {
+    "ar": "لم أجد الإجابة في الوثائق.",
+    "en": "The documents do not answer this question.",
+}
+
+
 @dataclass
 class ScoredSentence:
     row: int
@@ -90,8 +100,11 @@ def _lexical(q_terms: set[str], sentence: str, idf: dict[str, float], default_id
     return sum(idf.get(t, default_idf) for t in q_terms & set(tokenize(sentence))) / total
 
 
-def score_sentences(index: Index, question: str, qvec: np.ndarray, passages: list[Passage], w: AnswerWeights) -> list[ScoredSentence]:
+def score_sentences(
+    index: Index, question: str, qvec: np.ndarray, passages: list[Passage], w: AnswerWeights, lang: str | None = None,
+) -> list[ScoredSentence]:
     """Every sentence of the top passages, scored, best first."""
+    lang = lang or detect_language(question)
     q_terms = set(tokenize(question))
     idf, default_idf = index.idf()
     kind = question_type(question)
@@ -103,13 +116,15 @@ def score_sentences(index: Index, question: str, qvec: np.ndarray, passages: lis
         if not rows:
             continue
         seen.update(rows)
-        sims = np.asarray(index.sentence_vectors[rows]) @ qvec
-        for r, sim in zip(rows, sims.tolist()):
+        raw = np.asarray(index.sentence_vectors[rows]) @ qvec
+        calibrated = calibrated_sentence_sims(index, info.first_sentence, info.last_sentence, qvec, lang)
+        for r, sim in zip(rows, raw.tolist()):
             text = index.sentence_text(r)
             if not _WORD.search(text):
                 continue  # "2015 |" table cells: short fragments embed close to any query
             lex = _lexical(q_terms, text, idf, default_idf)
-            score = w.sim * sim + w.passage * p.score + w.lexical * lex + w.type * sentence_has_type(text, kind)
+            # ranked on the language-calibrated cosine; the abstention model keeps the raw one
+            score = w.sim * float(calibrated[r - info.first_sentence]) + w.passage * p.score + w.lexical * lex + w.type * sentence_has_type(text, kind)
             out.append(ScoredSentence(r, info.doc_row, rank, score, sim, lex))
     out.sort(key=lambda s: -s.score)
     return out
@@ -152,7 +167,7 @@ def answer(
     index: Index, question: str, qvec: np.ndarray, passages: list[Passage], w: AnswerWeights, lang: str = "ar"
 ) -> tuple[Answer | None, float, ScoredSentence | None]:
     """(answer or None when abstaining, confidence, best sentence)."""
-    scored = score_sentences(index, question, qvec, passages, w)
+    scored = score_sentences(index, question, qvec, passages, w, lang)
     if not scored:
         return None, 0.0, None
     best = scored[0]

@@ -34,6 +34,7 @@ import numpy as np
 from rag import dense
 from rag.lexical import BM25Index
 from rag.store import Store
+from rag.text import detect_language
 
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
@@ -223,6 +224,17 @@ class Index:
 
     def sentence_text(self, row: int) -> str:
         return self.texts[self.sentence_doc[row]][self.sentence_start[row] : self.sentence_end[row]]
+
+    def sentences_arabic(self, first: int, last: int) -> np.ndarray:
+        """Whether each sentence in ``[first, last)`` is mostly Arabic, detected on first use
+        and kept (an int8 per sentence): the answer stage calibrates cosines by language."""
+        langs = self.__dict__.get("_sentence_arabic")
+        if langs is None or len(langs) != self.n_sentences:
+            langs = self.__dict__["_sentence_arabic"] = np.full(self.n_sentences, -1, np.int8)
+        part = langs[first:last]
+        for i in np.flatnonzero(part < 0).tolist():
+            part[i] = detect_language(self.sentence_text(first + i)) == "ar"
+        return part.astype(bool)
 
     def chunk_info(self, row: int) -> ChunkInfo:
         d = int(self.chunk_doc[row])

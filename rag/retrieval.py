@@ -60,6 +60,24 @@ class RerankWeights:
         return self.passage_en, self.sentence_en, self.bm25_en
 
 
+# e5 scores a sentence in the question's own language higher than the same sentence in the
+# other language. On parallel XQuAD dev sentences (the gold answer sentence in its Arabic
+# and English versions, 300 questions) the gap is 0.091 for English questions and 0.072 for
+# Arabic ones, larger than the margins that decide which sentence wins. Uncorrected, an
+# English headline inside an Arabic article outranks the Arabic sentence that answers an
+# English question. Measured on parallel data, not fitted to any question set.
+SAME_LANGUAGE_GAP = {"en": 0.091, "ar": 0.072}
+
+
+def calibrated_sentence_sims(index: Index, first: int, last: int, qvec: np.ndarray, lang: str) -> np.ndarray:
+    """Cosines of sentences ``[first, last)`` to the question, with the same-language gap
+    taken off sentences in the question's language: every sentence on the cross-lingual
+    scale, so languages compete on meaning."""
+    sims = np.asarray(index.sentence_vectors[first:last]) @ qvec
+    same = index.sentences_arabic(first, last) == (lang == "ar")
+    return sims - SAME_LANGUAGE_GAP.get(lang, 0.0) * same
+
+
 @dataclass
 class Candidates:
     """Ranked rows from each retriever for one query, before fusion."""
@@ -112,7 +130,7 @@ def rerank(
     for i, r in enumerate(rows.tolist()):
         first, last = int(index.chunk_first_sentence[r]), int(index.chunk_last_sentence[r])
         if last > first:
-            sentence_sim[i] = float((np.asarray(index.sentence_vectors[first:last]) @ qvec).max())
+            sentence_sim[i] = float(calibrated_sentence_sims(index, first, last, qvec, lang).max())
         else:
             sentence_sim[i] = passage_sim[i]
     b_score = dict(zip(c.bm25_rows.tolist(), c.bm25_scores.tolist()))

