@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from api.schemas import ChatMessage
+from rag.answering import NO_ANSWER
 from rag.schema import AskResult
 from rag.text import detect_language, normalize, tokenize
 
@@ -31,10 +32,6 @@ _AR_QUESTION_WORDS = frozenset(
 )
 _FIRST_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
-ABSTAIN = {
-    "ar": "لم أجد الإجابة في الوثائق.",
-    "en": "The documents do not answer this question.",
-}
 SOURCES = {"ar": "المصادر:", "en": "Sources:"}
 
 
@@ -98,7 +95,7 @@ def render_reply(result: AskResult, language: str, url_of: dict[str, str | None]
     """
     a = result.answer
     if a is None:
-        return ABSTAIN[language], []
+        return NO_ANSWER[language], []
     url = url_of.get(a.doc_id)
     citation = {
         "index": 1, "doc_id": a.doc_id, "title": a.title, "url": url, "start": a.start, "end": a.end,

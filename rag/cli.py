@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from rag.answering import NO_ANSWER
 from rag.config import Settings, get_settings
 from rag.index import Index, IndexProblem
 
@@ -143,8 +144,7 @@ def ask(
         return
     a = result.answer
     if a is None:
-        msg = "لم أجد الإجابة في الوثائق." if result.language == "ar" else "The documents do not answer this question."
-        console.print(f"[bold red]{msg}[/bold red]")
+        console.print(f"[bold red]{NO_ANSWER.get(result.language, NO_ANSWER['en'])}[/bold red]")
     else:
         if a.focus:
             console.print(Text(a.focus.text, style="bold green"))

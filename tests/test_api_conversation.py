@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from api.conversation import (
-    ABSTAIN,
     document_link,
     is_follow_up,
     message_text,
@@ -14,6 +13,7 @@ from api.conversation import (
     stream_pieces,
 )
 from api.schemas import ChatMessage
+from rag.answering import NO_ANSWER
 from rag.schema import Answer, AskResult, Focus, Passage
 
 AR_Q = "كم عدد المتحدثين في منتدى تبادل الخبرات الحكومية؟"
@@ -95,8 +95,8 @@ def test_reply_cites_the_answer_span_with_marker_and_sources() -> None:
 
 
 def test_abstention_in_the_question_language_cites_nothing() -> None:
-    assert render_reply(_result(None, "ar"), "ar", {}) == (ABSTAIN["ar"], [])
-    assert render_reply(_result(None, "en"), "en", {}) == (ABSTAIN["en"], [])
+    assert render_reply(_result(None, "ar"), "ar", {}) == (NO_ANSWER["ar"], [])
+    assert render_reply(_result(None, "en"), "en", {}) == (NO_ANSWER["en"], [])
 
 
 def test_document_link_escapes_but_keeps_slashes() -> None:
