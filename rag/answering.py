@@ -25,7 +25,7 @@ class AnswerWeights:
             + lexical * (IDF-weighted share of question terms found in the sentence)
             + type * (sentence holds the asked-for type: a number for "how many"...)
 
-    The cosine is language-calibrated (``retrieval.SAME_LANGUAGE_GAP``) so a sentence in the
+    The cosine is language-calibrated for models with a measured gap (``retrieval.SAME_LANGUAGE_GAP``) so a sentence in the
     question's language does not win on language alone. Passage rank and
     neighbouring-sentence similarity were tried and did not help on dev.
     """

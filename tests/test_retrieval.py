@@ -130,6 +130,20 @@ def test_same_language_sentences_lose_the_language_gap(mixed_index, e5):
         raw = np.asarray(idx.sentence_vectors[0:n]) @ qvec
         same = np.array([(idx.sentence_text(r)[0].isascii()) == (lang == "en") for r in range(n)])
         got = calibrated_sentence_sims(idx, 0, n, qvec, lang)
-        np.testing.assert_allclose(got, raw - SAME_LANGUAGE_GAP[lang] * same, atol=1e-6)
+        np.testing.assert_allclose(got, raw - SAME_LANGUAGE_GAP[e5.model_id][lang] * same, atol=1e-6)
         assert same.any() and (~same).any()
+    idx.close()
+
+
+@pytest.mark.slow
+def test_models_without_a_measured_gap_are_not_calibrated(mixed_index, e5, monkeypatch):
+    import rag.retrieval
+    from rag.index import Index
+    from rag.retrieval import calibrated_sentence_sims
+
+    monkeypatch.setattr(rag.retrieval, "SAME_LANGUAGE_GAP", {"some/other-model": {"en": 0.5, "ar": 0.5}})
+    idx = Index.open(mixed_index)
+    qvec = e5.embed_queries(["Where did the forum meet?"])[0]
+    raw = np.asarray(idx.sentence_vectors[0 : idx.n_sentences]) @ qvec
+    np.testing.assert_allclose(calibrated_sentence_sims(idx, 0, idx.n_sentences, qvec, "en"), raw, atol=1e-6)
     idx.close()
