@@ -19,6 +19,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from rag.config import Settings
+from rag.text import text_for_embedding
 
 
 @runtime_checkable
@@ -63,7 +64,7 @@ class E5Embedder:
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        return _normalise(self._model.query(list(texts)).reshape(len(texts), self.dim))
+        return _normalise(self._model.query([text_for_embedding(t) for t in texts]).reshape(len(texts), self.dim))
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -114,7 +115,7 @@ class SentenceTransformerEmbedder:
         return _normalise(vecs)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(texts, self.query_prompt)
+        return self._encode([text_for_embedding(t) for t in texts], self.query_prompt)
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, self.passage_prompt)

@@ -81,6 +81,24 @@ def normalize(text: str) -> str:
     return text.translate(_NORM_TABLE)
 
 
+# Removed before embedding: marks, not letters (see ``text_for_embedding``).
+_EMBED_DROP = {
+    code: None
+    for code in [*range(0x0610, 0x061B), *range(0x064B, 0x0660), 0x0670, *range(0x06D6, 0x06EE)]
+    + [ord(c) for c in _DROP]
+}
+
+
+def text_for_embedding(text: str) -> str:
+    """A question as the embedding model reads it: without diacritics, tatweel and invisible
+    zero-width/direction marks. They carry no meaning for matching yet move vectors a lot (a
+    fully vowelled question has cosine 0.83 with its plain spelling, about the margin between
+    a right and a wrong passage). Letters are not unified as in ``normalize``: the model was
+    trained on ordinary spelling. Documents are embedded as written: stripping them too was
+    measured and did not help (eval/RESULTS.md)."""
+    return text.translate(_EMBED_DROP)
+
+
 def normalize_with_offsets(text: str) -> tuple[str, list[int]]:
     """``normalize`` plus, for each normalised character, its index in the original text.
 
@@ -155,7 +173,37 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
         if e > s and any(ch.isalnum() for ch in text[s:e]):
             spans.append((s, e))
         prev = cut
-    return spans
+    return _join_lists(text, spans)
+
+
+# A line ending in a colon that introduces a list ("تشمل الدول المشاركة:" then one country per
+# line) is one sentence with its items: the items alone answer nothing, the intro alone says
+# nothing. An item is a short line (a list, not a paragraph, follows); the list ends at a
+# blank line, a longer line, or an item that ends a sentence ("أذربيجان.").
+_LIST_ITEM_WORDS = 8
+_LIST_MAX_ITEMS = 20
+_ITEM_END = re.compile(r"[.!?؟…][\"'”’»)\]]*$")
+
+
+def _join_lists(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    i = 0
+    while i < len(spans):
+        s, e = spans[i]
+        j = i + 1
+        if text[e - 1] in ":：":
+            while (
+                j < len(spans)
+                and j - i <= _LIST_MAX_ITEMS
+                and text.count("\n", spans[j - 1][1], spans[j][0]) == 1
+                and len(text[spans[j][0] : spans[j][1]].split()) <= _LIST_ITEM_WORDS
+            ):
+                j += 1
+                if _ITEM_END.search(text, spans[j - 1][0], spans[j - 1][1]):
+                    break
+        out.append((s, spans[j - 1][1]))
+        i = j
+    return out
 
 
 # --- tokens --------------------------------------------------------------------------------

@@ -55,6 +55,14 @@ def test_e5_query_and_passage_prefixes_differ(e5):
     assert float(q @ p) < 0.999
 
 
+def test_e5_reads_a_vowelled_question_as_plain_text(e5):
+    # a fully vowelled or stretched question embeds exactly like its plain spelling
+    vowelled, plain = "كَمْ مُتَحَدِّثاً فِي القِمَّـــةِ؟", "كم متحدثا في القمة؟"
+    np.testing.assert_allclose(e5.embed_queries([vowelled]), e5.embed_queries([plain]), atol=1e-6)
+    # documents are embedded as written
+    assert float(e5.embed_passages([vowelled])[0] @ e5.embed_passages([plain])[0]) < 0.99
+
+
 def test_e5_token_count_grows_with_text(e5):
     assert e5.token_count("") > 0  # special tokens and the prefix
     assert e5.token_count("القمة العالمية للحكومات في دبي") > e5.token_count("القمة")
@@ -117,6 +125,10 @@ def test_st_query_prompt_is_applied(minilm, minilm_path):
     assert float(minilm.embed_queries([text])[0] @ plain.embed_queries([text])[0]) < 0.999
     np.testing.assert_allclose(minilm.embed_passages([text]), plain.embed_passages([text]), atol=1e-5)
     np.testing.assert_allclose(minilm.embed_queries([text]), plain.embed_queries(["query: " + text]), atol=1e-5)
+
+
+def test_st_reads_a_vowelled_question_as_plain_text(minilm):
+    np.testing.assert_allclose(minilm.embed_queries(["مَسْبَارُ الأَمَلِ"]), minilm.embed_queries(["مسبار الأمل"]), atol=1e-6)
 
 
 def test_st_token_count_includes_passage_prompt(minilm_path):

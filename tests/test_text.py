@@ -13,6 +13,7 @@ from rag.text import (
     normalize,
     normalize_with_offsets,
     sentence_spans,
+    text_for_embedding,
     tokenize,
 )
 
@@ -226,3 +227,51 @@ def test_tokenize_stems_english():
 def test_tokenize_keeps_numbers_and_normalises_digits():
     assert "2018" in tokenize("عام ٢٠١٨")
     assert tokenize("عام ٢٠١٨") == tokenize("عام 2018")
+
+
+# --- what the embedder reads --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("كَمْ مُتَحَدِّثاً فِي المُنْتَدَى؟", "كم متحدثا في المنتدى؟"),  # harakat, shadda, tanween
+        ("القمـــة العالميـــة", "القمة العالمية"),  # tatweel
+        ("هٰذا\u200f النص\u200b", "هذا النص"),  # superscript alef, direction and zero-width marks
+    ],
+)
+def test_text_for_embedding_drops_marks(raw, expected):
+    assert text_for_embedding(raw) == expected
+
+
+def test_text_for_embedding_keeps_spelling_digits_and_latin():
+    # unlike normalize: hamza forms, ta marbuta, alef maqsura, digits and case stay as written
+    text = "أكّد إبراهيم في مدرسة مستشفى ٢٠٢٤ TMRW"
+    assert text_for_embedding(text) == "أكد إبراهيم في مدرسة مستشفى ٢٠٢٤ TMRW"
+
+
+# --- a colon-introduced list is one sentence ------------------------------------------------------
+
+
+def _sentences(text: str) -> list[str]:
+    return [text[s:e] for s, e in sentence_spans(text)]
+
+
+def test_list_after_a_colon_joins_its_intro_line():
+    text = "منذ إطلاق البرنامج أبرمت الحكومة اتفاقيات. تشمل الدول المشاركة:\nرومانيا\nزيمبابوي\nأذربيجان.\nاقرأ المزيد"
+    assert _sentences(text) == [
+        "منذ إطلاق البرنامج أبرمت الحكومة اتفاقيات.",
+        "تشمل الدول المشاركة:\nرومانيا\nزيمبابوي\nأذربيجان.",  # ends at the item that ends a sentence
+        "اقرأ المزيد",
+    ]
+
+
+def test_list_ends_at_a_blank_line_or_a_long_line():
+    bullets = "Documents required:\n- a passport\n- two photos\n\nThe office opens at nine."
+    assert _sentences(bullets) == ["Documents required:\n- a passport\n- two photos", "The office opens at nine."]
+    prose = "وسلطت أجندتها الضوء على المحاور الستة التالية:\nجمعت القمة تحت مظلتها نخبة من قادة الحكومات والوزراء وكبار المسؤولين"
+    assert len(_sentences(prose)) == 2  # a paragraph, not a list, follows the colon
+
+
+def test_colon_inside_a_line_is_not_a_list():
+    assert _sentences("وأضاف: إن القمة مهمة.\nسطر") == ["وأضاف: إن القمة مهمة.", "سطر"]
