@@ -82,6 +82,21 @@ def _person_focus(question: str, sentence: str, sentence_start: int) -> Focus | 
     return Focus(text=name, start=sentence_start + start, end=sentence_start + start + len(name), kind="name")
 
 
+_BARE_YEAR = re.compile(r"(?:19|20)\d\d")
+
+
+def _shares_stem(tokens: list[str], q_tokens: set[str]) -> bool:
+    """A word of the sentence matches a question word: the same stem, or one stem extending
+    the other by a letter or two (the Arabic stemmer leaves "جلسات" as "جلسا" but
+    "الجلسات" as "جلس")."""
+    for t in tokens:
+        for q in q_tokens:
+            short, long_ = sorted((t, q), key=len)
+            if long_.startswith(short) and len(short) >= 3 and len(long_) - len(short) <= 2:
+                return True
+    return False
+
+
 def extract_focus(question: str, sentence: str, sentence_start: int) -> Focus | None:
     """The factoid inside ``sentence`` answering ``question``, offsets in the document.
 
@@ -95,24 +110,37 @@ def extract_focus(question: str, sentence: str, sentence_start: int) -> Focus | 
         return None
     norm, offsets = normalize_with_offsets(sentence)
     pattern = _DATE if kind == "date" else _NUMBER
-    found = [m for m in pattern.finditer(norm) if re.search(r"\d", m.group())]
+    # candidates as (start, end) in the original sentence; a counted noun that is a function
+    # word ("2024 التي", "2030 and") is not a unit and is left out
+    found = []
+    for m in pattern.finditer(norm):
+        if not re.search(r"\d", m.group()):
+            continue
+        text = m.group()
+        last = text.rsplit(None, 1)
+        if kind == "number" and len(last) == 2 and not re.search(r"\d", last[1]) and not tokenize(last[1]):
+            text = last[0]
+        found.append((offsets[m.start()], offsets[m.start() + len(text) - 1] + 1, text))
     if not found:
         return None
+    # the words the question shares with the sentence, found in the original text (the
+    # stemmer reads the original spelling: "منتدى" and its normalised "منتدي" stem apart)
     q_tokens = set(tokenize(question))
-    anchors = [m.start() for m in re.finditer(r"[^\W_]+", norm) if set(tokenize(m.group())) & q_tokens]
+    anchors = [w.start() for w in re.finditer(r"[^\W_]+", sentence) if _shares_stem(tokenize(w.group()), q_tokens)]
 
-    def distance(m: re.Match[str]) -> int:
+    def distance(c: tuple[int, int, str]) -> int:
         if not anchors:
             return 0
-        return min(min(abs(a - m.start()), abs(a - m.end())) for a in anchors)
+        return min(min(abs(a - c[0]), abs(a - c[1])) for a in anchors)
 
-    def specific(m: re.Match[str]) -> int:
-        # a day or month beats a bare year for "when": "12 - 14 فبراير" over "2024"
-        return 0 if kind != "date" or re.search(_MONTH, m.group()) else 1
+    def specific(c: tuple[int, int, str]) -> int:
+        # a day or month beats a bare year for "when": "12 - 14 فبراير" over "2024"; a count
+        # beats a bare year for "how many": "10 جلسات" over "2024"
+        if kind == "date":
+            return 0 if re.search(_MONTH, c[2]) else 1
+        return 1 if _BARE_YEAR.fullmatch(c[2]) else 0
 
-    best = min(found, key=lambda m: (specific(m), distance(m), -(m.end() - m.start())))
-    start = offsets[best.start()]
-    end = offsets[best.end() - 1] + 1
+    start, end, _ = min(found, key=lambda c: (specific(c), distance(c), -(c[1] - c[0])))
     while end < len(sentence) and normalize(sentence[end]) == "" and not sentence[end].isspace():
         end += 1  # keep trailing diacritics (tanween) that normalisation dropped
     text = sentence[start:end].strip()

@@ -73,6 +73,27 @@ def test_focus_prefers_the_number_next_to_the_asked_word():
     assert f is not None and f.text.startswith("140")
 
 
+SESSIONS = (
+    "يبحث منتدى تبادل الخبرات الحكومية توسيع الشراكات عبر 10 جلسات يستضيف خلالها 28 متحدثاً "
+    "ضمن أعمال القمة العالمية للحكومات 2024 التي تعقد في دبي."
+)
+
+
+def test_focus_matches_question_words_across_stemmer_forms():
+    # "الجلسات" in the question and "جلسات" in the text stem differently ("جلس" / "جلسا"),
+    # and "منتدى" must be stemmed as written, not in its normalised spelling
+    focus = extract_focus("كم عدد الجلسات في منتدى تبادل الخبرات الحكومية؟", SESSIONS, 0)
+    assert focus is not None and focus.text == "10 جلسات"
+
+
+def test_a_count_beats_a_bare_year_and_function_words_are_not_units():
+    focus = extract_focus("كم عدد الدورات؟", SESSIONS, 0)  # no anchor: a count, not "2024 التي"
+    assert focus is not None and focus.text in ("10 جلسات", "28 متحدثاً")
+    year_only = "Government Services Forum explores citizen-centric Government Services of 2030 and beyond"
+    focus = extract_focus("How many services?", year_only, 100)
+    assert focus is not None and (focus.text, focus.start) == ("2030", 100 + year_only.index("2030"))
+
+
 def test_no_focus_without_a_matching_factoid_or_for_other_questions():
     assert _focus_in_document("كم عدد المتحدثين؟", "شارك عدد كبير من المتحدثين.") is None
     assert _focus_in_document("من هو رئيس الجلسة؟", "أدار الجلسة 3 خبراء.") is None
