@@ -12,7 +12,7 @@ import numpy as np
 from rag.focus import extract_focus, question_type, sentence_has_type
 from rag.index import Index
 from rag.schema import Answer, Passage
-from rag.retrieval import calibrated_sentence_sims
+from rag.retrieval import language_offsets
 from rag.text import detect_language, normalize, tokenize
 
 
@@ -25,9 +25,10 @@ class AnswerWeights:
             + lexical * (IDF-weighted share of question terms found in the sentence)
             + type * (sentence holds the asked-for type: a number for "how many"...)
 
-    The cosine is language-calibrated for models with a measured gap (``retrieval.SAME_LANGUAGE_GAP``) so a sentence in the
-    question's language does not win on language alone. Passage rank and
-    neighbouring-sentence similarity were tried and did not help on dev.
+    The cosine is language-calibrated for models with a measured gap
+    (``retrieval.SAME_LANGUAGE_GAP``), so a sentence in the question's language does not win
+    on language alone. Passage rank and neighbouring-sentence similarity were tried and did
+    not help on dev.
     """
 
     sim: float = 1.0
@@ -116,15 +117,16 @@ def score_sentences(
         if not rows:
             continue
         seen.update(rows)
-        raw = np.asarray(index.sentence_vectors[rows]) @ qvec
-        calibrated = calibrated_sentence_sims(index, info.first_sentence, info.last_sentence, qvec, lang)
-        for r, sim in zip(rows, raw.tolist()):
+        sims = np.asarray(index.sentence_vectors[rows]) @ qvec
+        offsets = language_offsets(index, info.first_sentence, info.last_sentence, lang)
+        for r, sim in zip(rows, sims.tolist()):
             text = index.sentence_text(r)
             if not _WORD.search(text):
                 continue  # "2015 |" table cells: short fragments embed close to any query
             lex = _lexical(q_terms, text, idf, default_idf)
             # ranked on the language-calibrated cosine; the abstention model keeps the raw one
-            score = w.sim * float(calibrated[r - info.first_sentence]) + w.passage * p.score + w.lexical * lex + w.type * sentence_has_type(text, kind)
+            calibrated = sim - float(offsets[r - info.first_sentence])
+            score = w.sim * calibrated + w.passage * p.score + w.lexical * lex + w.type * sentence_has_type(text, kind)
             out.append(ScoredSentence(r, info.doc_row, rank, score, sim, lex))
     out.sort(key=lambda s: -s.score)
     return out

@@ -228,9 +228,9 @@ class Index:
     def sentences_arabic(self, first: int, last: int) -> np.ndarray:
         """Whether each sentence in ``[first, last)`` is mostly Arabic, detected on first use
         and kept (an int8 per sentence): the answer stage calibrates cosines by language."""
-        langs = self.__dict__.get("_sentence_arabic")
+        langs = getattr(self, "_sentence_arabic", None)  # -1: not detected yet
         if langs is None or len(langs) != self.n_sentences:
-            langs = self.__dict__["_sentence_arabic"] = np.full(self.n_sentences, -1, np.int8)
+            langs = self._sentence_arabic = np.full(self.n_sentences, -1, np.int8)
         part = langs[first:last]
         for i in np.flatnonzero(part < 0).tolist():
             part[i] = detect_language(self.sentence_text(first + i)) == "ar"

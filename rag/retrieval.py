@@ -72,16 +72,14 @@ SAME_LANGUAGE_GAP: dict[str, dict[str, float]] = {
 }
 
 
-def calibrated_sentence_sims(index: Index, first: int, last: int, qvec: np.ndarray, lang: str) -> np.ndarray:
-    """Cosines of sentences ``[first, last)`` to the question, with the model's
-    same-language gap taken off sentences in the question's language: every sentence on the
-    cross-lingual scale, so languages compete on meaning."""
-    sims = np.asarray(index.sentence_vectors[first:last]) @ qvec
+def language_offsets(index: Index, first: int, last: int, lang: str) -> np.ndarray:
+    """What to take off the cosines of sentences ``[first, last)`` for a question in
+    ``lang``: the model's same-language gap on sentences in that language, 0 elsewhere, so
+    every sentence is on the cross-lingual scale and languages compete on meaning."""
     gap = SAME_LANGUAGE_GAP.get(index.model_id, {}).get(lang, 0.0)
     if gap == 0.0:
-        return sims
-    same = index.sentences_arabic(first, last) == (lang == "ar")
-    return sims - gap * same
+        return np.zeros(last - first, np.float32)
+    return gap * (index.sentences_arabic(first, last) == (lang == "ar"))
 
 
 @dataclass
@@ -136,7 +134,8 @@ def rerank(
     for i, r in enumerate(rows.tolist()):
         first, last = int(index.chunk_first_sentence[r]), int(index.chunk_last_sentence[r])
         if last > first:
-            sentence_sim[i] = float(calibrated_sentence_sims(index, first, last, qvec, lang).max())
+            sims = np.asarray(index.sentence_vectors[first:last]) @ qvec
+            sentence_sim[i] = float((sims - language_offsets(index, first, last, lang)).max())
         else:
             sentence_sim[i] = passage_sim[i]
     b_score = dict(zip(c.bm25_rows.tolist(), c.bm25_scores.tolist()))
