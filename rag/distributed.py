@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from rag.config import Settings
-from rag.ingest import Prepared, Progress, prepare_document
+from rag.ingest import Prepared, PreparedChunk, Progress, prepare_document
 from rag.loading import LoadReport, Skipped, combine_reports, files_to_load, load_file
 from rag.schema import Document
 
@@ -256,7 +256,7 @@ class RayEngine:
                         f"a Ray worker embedded with {model_id} ({dim} dims) but the index is written "
                         f"with {self.expect[0]} ({self.expect[1]} dims); install the same version everywhere"
                     )
-                p = Prepared(doc, m["lang"], h, [tuple(c) for c in m["chunks"]], [tuple(s) for s in m["sentences"]])
+                p = Prepared(doc, m["lang"], h, [PreparedChunk(*c) for c in m["chunks"]], [(s[0], s[1]) for s in m["sentences"]])
                 p.set_vectors(np.frombuffer(raw, np.float32).reshape(-1, int(dim)))
                 out[i] = p
             self.progress("embed", len(out), len(items))

@@ -28,7 +28,6 @@ class Embedder(Protocol):
 
     model_id: str
     dim: int
-    max_tokens: int
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 

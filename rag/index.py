@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
-from collections import Counter
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,6 +234,15 @@ class Index:
             part[i] = detect_language(self.sentence_text(first + i)) == "ar"
         return part.astype(bool)
 
+    def document_rows(self, doc_row: int) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk rows, sentence rows) of document row ``doc_row``: a writer appends each
+        document's chunks and sentences together, in document order, so each is one contiguous
+        run, found by binary search."""
+        def run(rows_doc: np.ndarray) -> np.ndarray:
+            return np.arange(np.searchsorted(rows_doc, doc_row, "left"), np.searchsorted(rows_doc, doc_row, "right"))
+
+        return run(self.chunk_doc), run(self.sentence_doc)
+
     def chunk_info(self, row: int) -> ChunkInfo:
         d = int(self.chunk_doc[row])
         return ChunkInfo(
@@ -244,14 +251,12 @@ class Index:
         )
 
     def idf(self) -> tuple[dict[str, float], float]:
-        """BM25-style IDF of every token over the chunks (computed once per version), and
+        """The BM25 index's IDF of every token over the chunks (computed once per version), and
         the IDF an unseen token gets."""
         if self._idf is None:
-            df: Counter[str] = Counter()
-            for toks in self.chunk_tokens:
-                df.update(set(toks.split()))
             n = max(self.n_chunks, 1)
-            self._idf = ({t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}, math.log(1 + (n + 0.5) / 0.5))
+            df = self.bm25.document_frequencies()
+            self._idf = ({t: BM25Index.idf(f, n) for t, f in df.items()}, BM25Index.idf(0, n))
         return self._idf
 
     # --- verification --------------------------------------------------------------------

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -64,26 +65,58 @@ class IngestReport:
         return bool(self.added or self.updated or self.removed)
 
 
+class PreparedChunk(NamedTuple):
+    """A chunk of a prepared document; sentence numbers count within the document."""
+
+    ordinal: int
+    start: int
+    end: int
+    first_sentence: int
+    last_sentence: int  # exclusive
+    tokens: str  # BM25 tokens, space separated
+
+
 @dataclass
 class Prepared:
-    """One fresh document ready to be written: chunks, sentences and (once embedded) vectors.
+    """One document ready to be written: chunks, sentences and (once embedded) vectors.
 
     This is the hand-over between "prepare + embed" (here in one process, or spread over a
     cluster by ``rag.distributed``) and "write a version" (always ``Indexer``), so every
-    engine produces the same on-disk index.
+    engine produces the same on-disk index. Documents an update keeps come from the old
+    version the same way (``from_index``), vectors included.
     """
 
     doc: Document
     lang: str
     hash: str
-    chunks: list[tuple[int, int, int, int, int, str]]  # ordinal, start, end, first/last sentence, tokens
-    sentences: list[tuple[int, int]]
+    chunks: list[PreparedChunk]
+    sentences: list[tuple[int, int]]  # (start, end) in the document text
     chunk_vectors: np.ndarray | None = None
     sentence_vectors: np.ndarray | None = None
 
     def texts(self) -> list[str]:
         """What gets embedded, in vector order: the chunks, then the sentences."""
-        return [self.doc.text[s:e] for _, s, e, *_ in self.chunks] + [self.doc.text[s:e] for s, e in self.sentences]
+        return [self.doc.text[c.start : c.end] for c in self.chunks] + [self.doc.text[s:e] for s, e in self.sentences]
+
+    @classmethod
+    def from_index(cls, idx: Index, doc_id: str) -> Prepared:
+        """A document's chunks, sentences and vectors as stored in ``idx`` (no re-embedding)."""
+        r = idx.doc_row[doc_id]
+        c_rows, s_rows = idx.document_rows(r)
+        s0 = int(np.searchsorted(idx.sentence_doc, r, "left"))  # the document's first sentence row
+        chunks = [
+            PreparedChunk(
+                int(idx.chunk_ordinal[j]), int(idx.chunk_start[j]), int(idx.chunk_end[j]),
+                int(idx.chunk_first_sentence[j]) - s0, int(idx.chunk_last_sentence[j]) - s0, idx.chunk_tokens[j],
+            )
+            for j in c_rows
+        ]
+        sentences = [(int(idx.sentence_start[j]), int(idx.sentence_end[j])) for j in s_rows]
+        doc = Document(doc_id, idx.titles[r], idx.texts[r], idx.urls[r], idx.sources[r])
+        p = cls(doc, idx.langs[r], idx.hashes[doc_id], chunks, sentences)
+        p.chunk_vectors = np.asarray(idx.chunk_vectors[c_rows], np.float32)
+        p.sentence_vectors = np.asarray(idx.sentence_vectors[s_rows], np.float32)
+        return p
 
     def set_vectors(self, vectors: np.ndarray) -> None:
         """Split the vectors of ``texts()`` into chunk and sentence vectors."""
@@ -104,7 +137,7 @@ def prepare_document(doc: Document, h: str, chunker: Chunker) -> Prepared:
     for c in chunker.split(doc, sentences):
         ids = [index_of[(s.start, s.end)] for s in c.sentences]
         first, last = (ids[0], ids[-1] + 1) if ids else (0, 0)
-        chunks.append((c.ordinal, c.start, c.end, first, last, " ".join(tokenize(c.text))))
+        chunks.append(PreparedChunk(c.ordinal, c.start, c.end, first, last, " ".join(tokenize(c.text))))
     return Prepared(doc, detect_language(doc.text), h, chunks, [(s.start, s.end) for s in sentences])
 
 
@@ -249,38 +282,20 @@ class Indexer:
         chunk_vecs: list[np.ndarray] = []
         sent_vecs: list[np.ndarray] = []
         for doc_row, doc_id in enumerate(order):
+            assert old is not None or doc_id in fresh
+            # a kept document's rows and vectors come from the old version, unchanged
+            p = fresh[doc_id] if doc_id in fresh else Prepared.from_index(old, doc_id)  # type: ignore[arg-type]
             s_base, c_base = len(sentences), len(chunks)
-            if doc_id in fresh:
-                p = fresh[doc_id]
-                d = p.doc
-                docs.append(DocRow(doc_row, d.doc_id, d.title, d.text, d.url, d.source, p.lang, p.hash))
-                sentences += [SentenceRow(s_base + i, doc_row, s, e) for i, (s, e) in enumerate(p.sentences)]
-                chunks += [
-                    ChunkRow(c_base + i, doc_row, o, s, e, s_base + f, s_base + l, tok)
-                    for i, (o, s, e, f, l, tok) in enumerate(p.chunks)
-                ]
-                chunk_vecs.append(p.chunk_vectors)
-                sent_vecs.append(p.sentence_vectors)
-            else:  # reuse the old version's rows and vectors
-                assert old is not None
-                r = old.doc_row[doc_id]
-                docs.append(DocRow(doc_row, doc_id, old.titles[r], old.texts[r], old.urls[r], old.sources[r], old.langs[r], old.hashes[doc_id]))
-                s_rows = np.flatnonzero(old.sentence_doc == r)
-                c_rows = np.flatnonzero(old.chunk_doc == r)
-                s_old_base = int(s_rows[0]) if len(s_rows) else 0
-                sentences += [
-                    SentenceRow(s_base + i, doc_row, int(old.sentence_start[j]), int(old.sentence_end[j]))
-                    for i, j in enumerate(s_rows)
-                ]
-                for i, j in enumerate(c_rows):
-                    info = old.chunk_info(int(j))
-                    chunks.append(ChunkRow(
-                        c_base + i, doc_row, info.ordinal, info.start, info.end,
-                        s_base + info.first_sentence - s_old_base, s_base + info.last_sentence - s_old_base,
-                        old.chunk_tokens[j],
-                    ))
-                chunk_vecs.append(np.asarray(old.chunk_vectors[c_rows]))
-                sent_vecs.append(np.asarray(old.sentence_vectors[s_rows]))
+            d = p.doc
+            docs.append(DocRow(doc_row, d.doc_id, d.title, d.text, d.url, d.source, p.lang, p.hash))
+            sentences += [SentenceRow(s_base + i, doc_row, s, e) for i, (s, e) in enumerate(p.sentences)]
+            chunks += [
+                ChunkRow(c_base + i, doc_row, c.ordinal, c.start, c.end, s_base + c.first_sentence, s_base + c.last_sentence, c.tokens)
+                for i, c in enumerate(p.chunks)
+            ]
+            assert p.chunk_vectors is not None and p.sentence_vectors is not None, f"{doc_id} was not embedded"
+            chunk_vecs.append(p.chunk_vectors)
+            sent_vecs.append(p.sentence_vectors)
 
         dim = self.embedder.dim
         cv = np.concatenate(chunk_vecs) if chunk_vecs else np.zeros((0, dim), np.float32)

@@ -233,6 +233,10 @@ class ShardedBM25:
             self._avg_len = total / max(self.n_docs, 1)
         return self._avg_len
 
+    def document_frequencies(self) -> dict[str, int]:
+        """Chunks containing each token, over all shards (global IDF is computed from these)."""
+        return self.df
+
     def weights(self, shard: int, tokens: Iterable[str]) -> dict[str, float]:
         """Global IDF / shard IDF of each token the shard knows."""
         n_s, df_s = self._index.shards[shard].bm25.n_docs, self._df[shard]
@@ -343,11 +347,6 @@ class ShardedIndex(Index):
             return [fn(a) for a in args]
         return list(_pool().map(fn, args))
 
-    def shard_of_row(self, row: int) -> tuple[int, int]:
-        """(shard, local chunk row) of a global chunk row."""
-        s = int(np.searchsorted(self.chunk_base, row, "right") - 1)
-        return s, row - int(self.chunk_base[s])
-
     # --- checks --------------------------------------------------------------------------
     def consistency_errors(self) -> list[str]:
         errs: list[str] = []
@@ -375,31 +374,6 @@ class ShardedIndex(Index):
 
 
 # --- writing -------------------------------------------------------------------------------
-def _doc_rows(rows_doc: np.ndarray, r: int) -> np.ndarray:
-    """Rows belonging to document row ``r``: a writer appends each document's chunks and
-    sentences together, in document order, so they are one contiguous run (binary search,
-    not a scan: re-sharding looks up every document)."""
-    return np.arange(np.searchsorted(rows_doc, r, "left"), np.searchsorted(rows_doc, r, "right"))
-
-
-def prepared_from_index(idx: Index, doc_id: str) -> Prepared:
-    """A document's chunks, sentences and vectors as stored in ``idx`` (no re-embedding)."""
-    r = idx.doc_row[doc_id]
-    s_rows, c_rows = _doc_rows(idx.sentence_doc, r), _doc_rows(idx.chunk_doc, r)
-    s0 = int(s_rows[0]) if len(s_rows) else 0
-    chunks = [
-        (int(idx.chunk_ordinal[j]), int(idx.chunk_start[j]), int(idx.chunk_end[j]),
-         int(idx.chunk_first_sentence[j]) - s0, int(idx.chunk_last_sentence[j]) - s0, idx.chunk_tokens[j])
-        for j in c_rows
-    ]
-    sentences = [(int(idx.sentence_start[j]), int(idx.sentence_end[j])) for j in s_rows]
-    doc = Document(doc_id, idx.titles[r], idx.texts[r], idx.urls[r], idx.sources[r])
-    p = Prepared(doc, idx.langs[r], idx.hashes[doc_id], chunks, sentences)
-    p.chunk_vectors = np.asarray(idx.chunk_vectors[c_rows], np.float32)
-    p.sentence_vectors = np.asarray(idx.sentence_vectors[s_rows], np.float32)
-    return p
-
-
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "w") as fh:
@@ -558,7 +532,7 @@ class ShardedIndexer:
                 fresh = lookup([it for it in items if (it[0].doc_id, it[1]) not in reused], timings)
                 by_key = {(p.doc.doc_id, p.hash): p for p in fresh}
                 return [
-                    prepared_from_index(reused[(d.doc_id, h)], d.doc_id) if (d.doc_id, h) in reused else by_key[(d.doc_id, h)]
+                    Prepared.from_index(reused[(d.doc_id, h)], d.doc_id) if (d.doc_id, h) in reused else by_key[(d.doc_id, h)]
                     for d, h in items
                 ]
 

@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.schema import Document
 
 SCHEMA = """
 CREATE TABLE documents (
@@ -56,9 +55,6 @@ class DocRow:
     source: str | None
     lang: str
     content_hash: str
-
-    def to_document(self) -> Document:
-        return Document(self.doc_id, self.title, self.text, self.url, self.source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,10 +127,6 @@ class Store:
         """(row, doc_id, title, url, lang, content_hash) of every document, without the text."""
         sql = "SELECT row, doc_id, title, url, lang, content_hash FROM documents ORDER BY row"
         return self._connect().execute(sql).fetchall()
-
-    def document(self, doc_id: str) -> DocRow | None:
-        r = self._connect().execute("SELECT * FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
-        return DocRow(*r) if r else None
 
     def document_text(self, doc_row: int) -> str:
         r = self._connect().execute("SELECT text FROM documents WHERE row = ?", (doc_row,)).fetchone()

@@ -9,7 +9,6 @@ normalised text has to be reported in the original.
 from __future__ import annotations
 
 import re
-import unicodedata
 from functools import lru_cache
 
 import Stemmer
@@ -260,12 +259,3 @@ def _word_token(w: str, stopwords: bool) -> str | None:
     if w.isascii() and w.isalpha():
         return _stemmer("english").stemWord(w)
     return w
-
-
-def is_arabic_char(c: str) -> bool:
-    return bool(_ARABIC_LETTER.match(c))
-
-
-def strip_control(text: str) -> str:
-    """Drop control characters other than newline/tab (for query hygiene)."""
-    return "".join(c for c in text if c in "\n\t" or unicodedata.category(c)[0] != "C")

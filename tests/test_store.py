@@ -35,8 +35,9 @@ def test_rows_read_back_exactly(store):
     assert store.documents() == DOCS
     assert store.chunks() == CHUNKS
     assert store.sentences() == SENTENCES
-    assert store.document("en_doc") == DOCS[1]
-    assert store.document("missing") is None
+    by_id = {d.doc_id: d for d in store.documents()}
+    assert by_id.get("en_doc") == DOCS[1]
+    assert by_id.get("missing") is None
     assert store.document_text(0) == AR_TEXT
     assert [m[:3] for m in store.document_meta()] == [(0, "ar_doc", "القمة"), (1, "en_doc", "Summit")]
 
