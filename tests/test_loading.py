@@ -389,3 +389,15 @@ def test_real_corpus() -> None:
         "القمة الحكومية تستضيف اجتماعين"
     )
     assert "07 فبراير 2014" in docs["003_b0a37f346d6f56bb"].text
+
+
+def test_html_cleaning_dependency_is_declared_directly() -> None:
+    """Regression (issue 13, bug 6): lxml's html_clean arrived only through justext, and a venv
+    made with an older pip skipped every .html file; the project now declares it itself."""
+    import re
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
+    names = {re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0].lower().replace("-", "_") for d in pyproject["project"]["dependencies"]}
+    assert "lxml_html_clean" in names
+    import lxml_html_clean  # noqa: F401 - and it is installed
