@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import anyio
 import anyio.to_thread
@@ -27,7 +28,7 @@ from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.routers import ask, chat, documents, health, pages
 from api.security import Guard
 from rag.config import Settings, get_settings
-from rag.index import IndexCorrupt, IndexProblem
+from rag.index import IndexProblem
 from rag.pipeline import RAG
 
 log = logging.getLogger("api.app")
@@ -48,24 +49,6 @@ def _origins(raw: str) -> list[str]:
     return [o.strip() for o in raw.split(",") if o.strip()]
 
 
-def verify_on_start(rag: RAG) -> None:
-    """Full verification of the version about to be served (checksums, SQLite integrity, offsets).
-
-    Opening an index only checks what loading touches, so a flipped byte inside a vector file
-    would otherwise be served as wrong answers; at start-up, next to loading the model, the full
-    check costs little (versions written later by this process are trusted as written)."""
-    if not rag.ready:
-        return
-    index = rag.snapshot.index
-    problems = index.verify()
-    if problems:
-        raise IndexCorrupt(
-            f"index version {index.path} failed verification: {'; '.join(problems[:5])}"
-            f"{f' (and {len(problems) - 5} more)' if len(problems) > 5 else ''}; "
-            "see `rag verify`, rebuild with `rag ingest --rebuild`"
-        )
-
-
 def create_app(settings: Settings | None = None, rag: RAG | None = None) -> FastAPI:
     """Build the app. With ``rag`` given it is used as is (and not closed at shutdown)."""
     settings = settings or get_settings()
@@ -78,10 +61,11 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None) -> Fast
         if owned:
             t0 = time.perf_counter()
             # Loading the model and opening the index take seconds: keep the loop free meanwhile.
+            # Opening an index only checks what loading touches, so a flipped byte inside a vector
+            # file would be served as wrong answers: the version served first is verified in full
+            # (versions this process writes later are trusted as written, others verified too).
             try:
-                loading = await anyio.to_thread.run_sync(RAG, settings)
-                await anyio.to_thread.run_sync(verify_on_start, loading)
-                app.state.rag = loading
+                app.state.rag = await anyio.to_thread.run_sync(partial(RAG, settings, verify=True))
             except IndexProblem as exc:
                 # A corrupt index or another embedder's index: refuse to start rather than serve wrong answers.
                 log.error("cannot start: %s", exc)

@@ -18,7 +18,7 @@ from api.access_log import fingerprint, log_fields
 from api.errors import ApiError
 from rag.config import Settings
 from rag.index import IndexNotFound
-from rag.pipeline import RAG
+from rag.pipeline import RAG, Snapshot
 
 T = TypeVar("T")
 
@@ -35,6 +35,14 @@ def get_rag(request: Request, *, need_index: bool = True) -> RAG:
     if need_index and not rag.ready:
         raise IndexNotFound("no index loaded")
     return rag
+
+
+def on_live_version(rag: RAG, call: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, Snapshot]:
+    """``call(*args, snapshot=s, **kwargs)`` on the live snapshot ``s`` (taken here, after picking
+    up a version another process wrote), and ``s``: what a response reports besides the result
+    (its version, its sources' URLs) comes from the version that produced it."""
+    snap = rag.live()
+    return call(*args, snapshot=snap, **kwargs), snap
 
 
 async def run_cpu(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

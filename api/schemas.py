@@ -1,9 +1,10 @@
 """Request and response models: the service's contract as it appears in the OpenAPI schema.
 
-Responses are built from the library's ``to_dict()`` (so ``POST /ask`` is exactly what
-``rag ask --json`` prints); the response models here document that shape, with Arabic and
-English examples. Requests ignore unknown fields (OpenAI clients send many), but types are
-strict: ``"5"`` is not a ``top_k``.
+Routes return the library records' one serialisation, ``to_dict()`` (so ``POST /ask`` is exactly
+what ``rag ask --json`` prints), and FastAPI validates it against the response models here
+(keys the record leaves out, such as an absent ``focus``, stay out): they are the contract, in
+the OpenAPI schema with Arabic and English examples. Requests ignore unknown fields (OpenAI
+clients send many), but types are strict: ``"5"`` is not a ``top_k``.
 """
 
 from __future__ import annotations
@@ -81,14 +82,23 @@ class FocusOut(BaseModel):
     kind: str = Field(description="number, date, name, ...")
 
 
+class SentenceOut(BaseModel):
+    text: str
+    start: int
+    end: int
+
+
 class AnswerOut(BaseModel):
     text: str = Field(description="A verbatim span of the document: document.text[start:end].")
     doc_id: str
     title: str
     start: int
     end: int
-    score: float
+    score: float = Field(description="The reader's probability that the documents answer the question.")
     focus: FocusOut | None = Field(None, description="The short factoid inside the answer, when there is one.")
+    sentence: SentenceOut | None = Field(
+        None, description="The sentence holding the answer, when the answer is shorter than its sentence."
+    )
 
 
 class CitationOut(BaseModel):
@@ -97,7 +107,7 @@ class CitationOut(BaseModel):
     text: str
     start: int
     end: int
-    score: float
+    score: float = Field(description="The last ranking stage's score (the reranker's by default), the same for every citation.")
 
 
 class AskResponse(BaseModel):
@@ -120,7 +130,7 @@ class AskResponse(BaseModel):
                                "title": "يبحث منتدى تبادل الخبرات الحكومية ...", "start": 0, "end": 361, "score": 0.99,
                                "focus": {"text": "28 متحدثاً", "start": 144, "end": 154, "kind": "number"}},
                     "citations": [{"doc_id": "001_0119a74ef5d5a5df", "title": "يبحث منتدى تبادل الخبرات الحكومية ...",
-                                   "text": "...", "start": 0, "end": 812, "score": 0.032}],
+                                   "text": "...", "start": 0, "end": 812, "score": 1.118}],
                     "timings_ms": {"embed": 61.2, "retrieve": 4.1, "answer": 9.8, "total": 75.1}, "index_version": 1,
                 },
                 {
@@ -142,7 +152,10 @@ class PassageOut(BaseModel):
     text: str
     start: int
     end: int
-    score: float = Field(description="Fused (reciprocal-rank) score.")
+    score: float = Field(
+        description="The last ranking stage's score, one scale for the whole list: the reranker's by default "
+        "(reciprocal-rank fusion when reranking is off)."
+    )
     dense_rank: int | None
     bm25_rank: int | None
 
@@ -364,7 +377,7 @@ class ChatCompletion(BaseModel):
     choices: list[ChatChoice]
     usage: Usage
     citations: list[ChatCitation] = Field(description="Extension: the sources behind the [n] markers.")
-    rag: dict[str, Any] = Field(description="Extension: the full POST /ask result for the resolved question.")
+    rag: AskResponse = Field(description="Extension: the full POST /ask result for the resolved question.")
 
 
 class ModelCard(BaseModel):

@@ -55,6 +55,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 from rag.config import Settings  # noqa: E402
 from rag.index import Index, IndexProblem, current_version  # noqa: E402
 from rag.pipeline import RAG  # noqa: E402
+from rag.testing import MemoEmbedder  # noqa: E402
 
 MARK = "@@crash"
 TIME_GRID_FROM = "load"  # time-grid delays count from this marker (after the imports)
@@ -353,35 +354,6 @@ def _kill_at_marker(proc: subprocess.Popen) -> tuple[float | None, bytes]:
             os.kill(proc.pid, signal.SIGKILL)
             out, _ = proc.communicate(timeout=60)
             return t_kill, seen + out
-
-
-class MemoEmbedder:
-    """The real embedder, remembering each text's vector: the harness re-asks the same questions
-    and re-embeds the same documents after every kill, and the model is deterministic, so only
-    the first time costs anything. (The killed ``rag ingest`` children embed for real.)"""
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.model_id, self.dim, self.max_tokens = inner.model_id, inner.dim, inner.max_tokens
-        self._memo: dict[tuple[str, str], Any] = {}
-
-    def _embed(self, kind: str, fn, texts):
-        import numpy as np
-
-        todo = [t for t in dict.fromkeys(texts) if (kind, t) not in self._memo]
-        if todo:
-            for t, v in zip(todo, fn(todo)):
-                self._memo[kind, t] = v
-        return np.stack([self._memo[kind, t] for t in texts]) if texts else fn(texts)
-
-    def embed_queries(self, texts):
-        return self._embed("query", self.inner.embed_queries, list(texts))
-
-    def embed_passages(self, texts):
-        return self._embed("passage", self.inner.embed_passages, list(texts))
-
-    def token_count(self, text):
-        return self.inner.token_count(text)
 
 
 class Harness:

@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rag.bench import QA_SET, find_xquad, machine, serve, squad_contexts  # noqa: E402
+from rag.evaluation.bench import QA_SET, find_xquad, machine, serve, squad_contexts  # noqa: E402
 
 LUA = ROOT / "benchmarks" / "loadtest.lua"
 REWORD = {

@@ -26,26 +26,9 @@ from rag.config import Settings
 from rag.embedding import E5Embedder
 from rag.pipeline import RAG
 from rag.sharding import ShardedIndexer, open_index
+from rag.testing import MemoEmbedder
 
 DEFAULT_XQUAD = Path(__file__).resolve().parents[2] / "shared" / "data" / "xquad" / "xquad.ar.json"
-
-
-class Precomputed:
-    """The real embedder with the benchmark's questions embedded in advance."""
-
-    def __init__(self, inner: E5Embedder, questions: list[str]):
-        self.inner = inner
-        self.model_id, self.dim, self.max_tokens = inner.model_id, inner.dim, inner.max_tokens
-        self.cache = dict(zip(questions, inner.embed_queries(questions)))
-
-    def embed_queries(self, texts):
-        return np.stack([self.cache[t] for t in texts])
-
-    def embed_passages(self, texts):
-        return self.inner.embed_passages(texts)
-
-    def token_count(self, text):
-        return self.inner.token_count(text)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -64,7 +47,7 @@ def main() -> None:
     data = json.loads(args.xquad.read_text(encoding="utf-8"))["data"]
     questions = [qa["question"] for a in data for p in a["paragraphs"] for qa in p["qas"]][: args.questions]
     e5 = E5Embedder()
-    emb = Precomputed(e5, questions)
+    emb = MemoEmbedder(e5, questions)
     with tempfile.TemporaryDirectory() as tmp:
         roots = {"plain": args.index}
         for n in (int(x) for x in args.shards.split(",")):

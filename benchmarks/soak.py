@@ -38,7 +38,7 @@ from typing import Any
 
 import httpx
 
-from rag.bench import free_port, rag_command
+from rag.evaluation.bench import free_port, rag_command
 
 ROOT = Path(__file__).resolve().parents[1]
 QA_SET = ROOT / "eval" / "qa" / "corpus_qa.jsonl"

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rag.config import Settings  # noqa: E402
 from rag.embedding import Embedder, make_embedder  # noqa: E402
-from rag.evaluation import squad_split  # noqa: E402
+from rag.evaluation.harness import squad_split  # noqa: E402
 from rag.text import sentence_spans  # noqa: E402
 
 

@@ -5,18 +5,22 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional, cast
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 from rag.answering import NO_ANSWER
 from rag.config import Settings, get_settings
 from rag.index import Index, IndexProblem
+
+if TYPE_CHECKING:
+    from rag.pipeline import RAG
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Arabic/English extractive QA over your documents.")
 console = Console()
@@ -25,18 +29,29 @@ err = Console(stderr=True)
 IndexOpt = Annotated[
     Optional[Path], typer.Option("--index", help="Index directory (default: $RAG_INDEX or ./index).", show_default=False)
 ]
+ReaderOpt = Annotated[
+    Optional[str],
+    typer.Option("--reader", help="Reader by name (default: $RAG_READER or sentence; see rag.stages.READERS).", show_default=False),
+]
 
 
-def _settings(index: Path | None) -> Settings:
+def _settings(index: Path | None, reader: str | None = None) -> Settings:
     s = get_settings()
-    return s.model_copy(update={"index": index}) if index else s
+    update: dict[str, Any] = {"index": index} if index else {}
+    if reader:
+        from rag.stages import reader_names
+
+        if reader not in reader_names():
+            raise typer.BadParameter(f"unknown reader {reader!r}; known: {', '.join(reader_names())}", param_hint="--reader")
+        update["reader"] = reader
+    return s.model_copy(update=update) if update else s
 
 
-def _rag(index: Path | None):
+def _rag(index: Path | None, reader: str | None = None) -> RAG:
     from rag.pipeline import RAG
 
     try:
-        rag = RAG(_settings(index))
+        rag = RAG(_settings(index, reader))
         rag.snapshot  # noqa: B018 - raises a clear error when there is no index
         return rag
     except IndexProblem as exc:
@@ -44,9 +59,9 @@ def _rag(index: Path | None):
         raise typer.Exit(2) from exc
 
 
-def _progress() -> tuple[Progress, callable]:
+def _progress() -> tuple[Progress, Callable[[str, int, int], None]]:
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True)
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
     def update(stage: str, done: int, total: int) -> None:
         if stage not in tasks:
@@ -135,9 +150,10 @@ def ask(
     k: Annotated[Optional[int], typer.Option("--k", help="Passages to cite.", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     index: IndexOpt = None,
+    reader: ReaderOpt = None,
 ) -> None:
     """Answer a question with a cited span of a document, or say the documents do not hold it."""
-    rag = _rag(index)
+    rag = _rag(index, reader)
     result = rag.ask(question, k)
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
@@ -158,7 +174,7 @@ def ask(
 @app.command()
 def search(
     query: str,
-    k: Annotated[int, typer.Option("--k", help="Passages to return.")] = 5,
+    k: Annotated[Optional[int], typer.Option("--k", min=1, help="Passages to return (default $RAG_TOP_K or 5).", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     index: IndexOpt = None,
 ) -> None:
@@ -213,7 +229,7 @@ def info(index: IndexOpt = None, verify: Annotated[bool, typer.Option(help="Also
 
 def _print_memory(idx: Index) -> None:
     """Memory estimate per service process, and the dense index with each FAISS type."""
-    from rag.footprint import KINDS, dense_by_kind, footprint, human
+    from rag.evaluation.footprint import KINDS, dense_by_kind, footprint, human
 
     f = footprint(idx)
     table = Table(title="memory per service process (estimate)", show_header=False, title_justify="left")
@@ -291,10 +307,11 @@ def eval_(
     report: Annotated[Path | None, typer.Option("--report", help="Write report.md, metrics.json and hitk.png here.", show_default=False)] = None,
     index_cache: Annotated[Path | None, typer.Option("--index-cache", help="Keep SQuAD indexes here (keyed by contexts, model, chunking) to skip re-embedding.", show_default=False)] = None,
     index: IndexOpt = None,
+    reader: ReaderOpt = None,
 ) -> None:
     """Measure retrieval, answers and abstention by language, next to BM25-only and dense-only baselines."""
-    from rag.evaluation import run_jsonl, run_squad
-    from rag.report import print_summary, to_json, write_report
+    from rag.evaluation.harness import Split, run_jsonl, run_squad
+    from rag.evaluation.report import print_summary, to_json, write_report
 
     if (qaset is None) == (squad is None):
         raise typer.BadParameter("give either a QA set (JSONL) or --squad FILE")
@@ -302,18 +319,20 @@ def eval_(
         raise typer.BadParameter("--questions goes with --squad")
     if split not in ("dev", "test", "all"):
         raise typer.BadParameter("--split must be dev, test or all")
+    chosen = cast("Split", split)
     for p in (qaset, squad, questions):
         if p is not None and not p.is_file():
             err.print(f"[red]error:[/red] no such file: {p}")
             raise typer.Exit(2)
-    settings = _settings(index)
+    settings = _settings(index, reader)
     bar, update = _progress()
     try:
         with bar:
             if squad is not None:
-                run = run_squad(squad, settings, questions_from=questions, split=split, limit=limit, k=k, index_cache=index_cache, progress=update)
+                run = run_squad(squad, settings, questions_from=questions, split=chosen, limit=limit, k=k, index_cache=index_cache, progress=update)
             else:
-                run = run_jsonl(qaset, settings, split=split, limit=limit, k=k, progress=update)
+                assert qaset is not None
+                run = run_jsonl(qaset, settings, split=chosen, limit=limit, k=k, progress=update)
     except IndexProblem as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -345,7 +364,7 @@ def bench(
     sections: Annotated[Optional[str], typer.Option("--sections", help="Any of ingest,query,memory,growth (default all).", show_default=False)] = None,
 ) -> None:
     """Measure query, ingest, growth and memory against the embedding model's own floor."""
-    from rag.bench import BenchConfig, run_bench, summary_lines, write_outputs
+    from rag.evaluation.bench import BenchConfig, run_bench, summary_lines, write_outputs
 
     overrides: dict = {}
     if corpus:

@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     candidates: int = Field(50, description="Candidates taken from each retriever before fusion.")
     rrf_k: int = 60
 
+    # --- reading -------------------------------------------------------------------------
+    reader: str = Field(
+        "sentence",
+        description="Reader by name: sentence = the built-in sentence answering, none = retrieval only; "
+        "other readers register by name (rag.stages.READERS).",
+    )
+
     # --- service -------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = 8000

@@ -143,6 +143,7 @@ def load(path: Path, vectors: np.ndarray | None = None) -> faiss.Index | Refined
     ``ivf``/``ivfpq``, shared between processes through the page cache; FAISS reads ``flat``
     and ``hnsw`` into each process's memory). With the exact ``vectors``, a compressed
     index comes back wrapped in ``Refined``."""
+    faiss.omp_set_num_threads(1)  # queries search on one thread (see above); ``search`` repeats it per thread
     try:
         index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
     except RuntimeError:

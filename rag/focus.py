@@ -5,9 +5,13 @@ the answer; focus only points inside it."""
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from rag.schema import Focus
 from rag.text import normalize, normalize_with_offsets, tokenize
+
+if TYPE_CHECKING:
+    from rag.stages import Query
 
 _TYPE_RULES: list[tuple[str, re.Pattern[str]]] = [
     # matched against the normalised question (no diacritics, unified alef/ya/ta marbuta)
@@ -58,10 +62,9 @@ _LEADING_CONJUNCTION = re.compile(r"^(?:و|ف)(?=\S{3,})")
 _NAME_WORDS = 5  # an appositive name is short: "سيفات يرلي" / "محمد بن راشد آل مكتوم"
 
 
-def _person_focus(question: str, sentence: str, sentence_start: int) -> Focus | None:
+def _person_focus(q_terms: set[str], sentence: str, sentence_start: int) -> Focus | None:
     """News text introduces people as "NAME، ROLE": for a "who is the ROLE" question, find
     the clause that matches the question best and return the short clause before it."""
-    q_terms = set(tokenize(question))
     clauses = [(m.start(), m.end()) for m in _CLAUSE.finditer(sentence) if m.group().strip()]
     best, best_overlap = None, 0
     for i, (s, e) in enumerate(clauses[1:], 1):
@@ -97,15 +100,16 @@ def _shares_stem(tokens: list[str], q_tokens: set[str]) -> bool:
     return False
 
 
-def extract_focus(question: str, sentence: str, sentence_start: int) -> Focus | None:
-    """The factoid inside ``sentence`` answering ``question``, offsets in the document.
+def extract_focus(query: Query, sentence: str, sentence_start: int) -> Focus | None:
+    """The factoid inside ``sentence`` answering ``query``, offsets in the document.
 
     Among several candidates, the one nearest to the words the question shares with the
     sentence wins ("how many speakers" -> the number next to "speakers").
     """
-    kind = question_type(question)
+    kind = query.kind
+    q_tokens = set(query.terms)
     if kind == "person":
-        return _person_focus(question, sentence, sentence_start)
+        return _person_focus(q_tokens, sentence, sentence_start)
     if kind not in ("number", "date"):
         return None
     norm, offsets = normalize_with_offsets(sentence)
@@ -125,7 +129,6 @@ def extract_focus(question: str, sentence: str, sentence_start: int) -> Focus | 
         return None
     # the words the question shares with the sentence, found in the original text (the
     # stemmer reads the original spelling: "منتدى" and its normalised "منتدي" stem apart)
-    q_tokens = set(tokenize(question))
     anchors = [w.start() for w in re.finditer(r"[^\W_]+", sentence) if _shares_stem(tokenize(w.group()), q_tokens)]
 
     def distance(c: tuple[int, int, str]) -> int:

@@ -1,10 +1,12 @@
 """The whole question-answering pipeline, read top to bottom:
 
-    question -> embed -> retrieve (dense + BM25, fused) -> answer sentence -> AskResult
+    question -> Query (analysed and embedded once) -> retrieve -> rerank -> read -> AskResult
 
-``RAG`` owns the embedder and the live index version; the CLI and the HTTP API are thin
-shells over it. Each call works on one index snapshot from start to end, so an index update
-swapping in a new version mid-request never mixes versions in one answer.
+The stages (contracts in ``rag.stages``) are injected: ``RAG`` builds today's defaults (hybrid
+RRF retriever, linear max-sim reranker, the reader ``settings.reader`` names) for any not given.
+``RAG`` owns the embedder and the live index version; the CLI and the HTTP API are thin shells
+over it. Each call works on one index snapshot from start to end, so an index update swapping in
+a new version mid-request never mixes versions in one answer.
 """
 
 from __future__ import annotations
@@ -17,27 +19,35 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from rag.answering import AnswerWeights, answer
 from rag.config import Settings, get_settings
 from rag.embedding import Embedder, make_embedder
 from rag.index import Index, IndexCorrupt, IndexNotFound, IndexProblem
 from rag.ingest import Indexer, IngestReport, Progress
-from rag.loading import load_paths
-from rag.retrieval import FusionWeights, Mode, Retriever
-from rag.sharding import ShardedIndexer, live_version, make_indexer, open_index
+from rag.loading import Skipped, load_paths
+from rag.reranking import LinearMaxSimReranker
+from rag.retrieval import FusionWeights, HybridRetriever
 from rag.schema import AskResult, Document, Passage
-from rag.text import detect_language, normalize
+from rag.sharding import ShardedIndexer, live_version, make_indexer, open_index
+from rag.stages import Query, Reader, Reranker, Retriever, analyse, check_features, make_reader
 
 
 @dataclass(frozen=True)
 class Snapshot:
+    """One opened index version: what a request works on from start to end."""
+
     index: Index
-    retriever: Retriever
 
 
 class RAG:
-    """Ask and search over the index in ``settings.index`` (or ``index_dir``)."""
+    """Ask and search over the index in ``settings.index`` (or ``index_dir``).
+
+    ``retriever``, ``reranker`` and ``reader`` replace the default stages (``reranker=NoReranker()``
+    turns reranking off). The reader's ``features`` must be provided by the other two stages,
+    unless ``allow_uncalibrated`` (evaluation ablations that knowingly reuse its calibration).
+    ``verify`` checks the whole index version (checksums, offsets) before serving it.
+    """
 
     def __init__(
         self,
@@ -45,21 +55,29 @@ class RAG:
         *,
         index_dir: Path | str | None = None,
         embedder: Embedder | None = None,
-        fusion: FusionWeights | None = None,
-        answering: AnswerWeights | None = None,
+        retriever: Retriever | None = None,
+        reranker: Reranker | None = None,
+        reader: Reader | None = None,
+        allow_uncalibrated: bool = False,
+        verify: bool = False,
     ):
         self.settings = settings or get_settings()
         self.index_dir = Path(index_dir or self.settings.index)
+        self.retriever: Retriever = retriever or HybridRetriever(
+            FusionWeights(k=self.settings.rrf_k), candidates=self.settings.candidates
+        )
+        self.reranker: Reranker = reranker or LinearMaxSimReranker()
+        self.reader: Reader = reader or make_reader(self.settings)
+        if not allow_uncalibrated:
+            check_features(self.reader, self.retriever, self.reranker)
         self.embedder = embedder or make_embedder(self.settings)
-        self.fusion = fusion or FusionWeights(k=self.settings.rrf_k)
-        self.answering = answering or AnswerWeights()
         self._snapshot: Snapshot | None = None
         self._write_lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self._last_check = 0.0
-        self._cache: OrderedDict[tuple, AskResult] = OrderedDict()
+        self._cache: OrderedDict[tuple[Any, ...], AskResult] = OrderedDict()
         self._cache_lock = threading.Lock()
-        self.reload(missing_ok=True)
+        self.reload(missing_ok=True, verify=verify)
 
     # --- index lifecycle -------------------------------------------------------------------
     def reload(self, *, missing_ok: bool = False, verify: bool = False) -> None:
@@ -109,9 +127,17 @@ class RAG:
         problems = index.verify() if verify else []
         if problems:
             index.close()
-            raise IndexCorrupt(f"index version {index.path} failed verification: {'; '.join(problems[:5])}")
-        index.check_embedder(self.embedder.model_id, self.embedder.dim)
-        self._snapshot = Snapshot(index, Retriever(index, self.fusion, self.settings.candidates))
+            more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+            raise IndexCorrupt(
+                f"index version {index.path} failed verification: {'; '.join(problems[:5])}{more}; "
+                "see `rag verify`, rebuild with `rag ingest --rebuild`"
+            )
+        try:
+            index.check_embedder(self.embedder.model_id, self.embedder.dim)
+        except IndexProblem:
+            index.close()
+            raise
+        self._snapshot = Snapshot(index)
         with self._cache_lock:
             self._cache.clear()
 
@@ -136,7 +162,7 @@ class RAG:
             self.reload()
             return report
 
-    def ingest_paths(self, paths: Sequence[Path | str], **kwargs) -> tuple[IngestReport, list]:
+    def ingest_paths(self, paths: Sequence[Path | str], **kwargs: Any) -> tuple[IngestReport, list[Skipped]]:
         loaded = load_paths(paths, max_file_bytes=self.settings.max_file_bytes)
         return self.ingest_documents(loaded.documents, **kwargs), loaded.skipped
 
@@ -147,59 +173,76 @@ class RAG:
             return report
 
     # --- queries ---------------------------------------------------------------------------
-    def _snapshot_for(self, snapshot: Snapshot | None) -> Snapshot:
-        """The given snapshot (a caller that must know the version it worked on took it), else
-        the live one after a refresh."""
-        if snapshot is not None:
-            return snapshot
+    def live(self) -> Snapshot:
+        """The live snapshot, after picking up a version another process wrote. A caller that
+        must report the version it worked on takes it here and passes it on."""
         self.refresh()
         return self.snapshot
 
+    def analyse(self, question: str, *, language: str | None = None) -> Query:
+        """``question`` analysed and embedded, ready for ``ask``/``search`` (and reusable across
+        systems that share this embedder, as ``rag eval`` does)."""
+        return analyse(question, self.embedder, language)
+
+    def _query(self, question: str | Query, language: str | None) -> Query:
+        if isinstance(question, Query):
+            return question.embedded(self.embedder)
+        return analyse(question, self.embedder, language)
+
+    def rank(self, query: Query, n: int, index: Index) -> list[Passage]:
+        """The ``n`` best passages by the retriever, then the reranker: every passage of the list
+        carries the last stage's score. The reranker sees at least its ``depth`` candidates, so
+        the top of the list does not depend on ``n``."""
+        candidates = self.retriever.retrieve(query, max(n, self.reranker.depth), index)
+        return self.reranker.rerank(query, candidates, index)[:n]
+
     def search(
-        self, query: str, k: int | None = None, *, language: str | None = None, mode: Mode = "hybrid",
-        snapshot: Snapshot | None = None,
+        self, query: str | Query, k: int | None = None, *, language: str | None = None, snapshot: Snapshot | None = None,
     ) -> list[Passage]:
-        snap = self._snapshot_for(snapshot)
-        lang = language or detect_language(query)
-        qvec = self.embedder.embed_queries([query])[0] if mode != "bm25" else None
-        return snap.retriever.retrieve(query, qvec, lang, k or self.settings.top_k, mode)
+        """The ``k`` (default ``top_k``) best passages for ``query``."""
+        snap = snapshot or self.live()
+        return self.rank(self._query(query, language), k or self.settings.top_k, snap.index)
 
     def ask(
-        self, question: str, k: int | None = None, *, language: str | None = None, mode: Mode = "hybrid",
-        snapshot: Snapshot | None = None,
+        self, question: str | Query, k: int | None = None, *, language: str | None = None, snapshot: Snapshot | None = None,
     ) -> AskResult:
-        """Answer ``question`` with a cited extractive span, or abstain."""
-        snap = self._snapshot_for(snapshot)
+        """Answer ``question`` with a cited extractive span, or abstain. ``k`` (default ``top_k``)
+        is the number of passages cited; the answer does not depend on it."""
+        snap = snapshot or self.live()
         k = k or self.settings.top_k
-        lang = language or detect_language(question)
-        key = (snap.index.version, normalize(" ".join(question.split())), k, lang, mode)
         t0 = time.perf_counter()
+        query = question if isinstance(question, Query) else analyse(question, None, language)
+        key = (snap.index.version, query.cache_key, k)
         cached = self._cache_get(key)
         if cached is not None:
             total = (time.perf_counter() - t0) * 1e3
-            return replace(cached, question=question, timings_ms={"cache_hit": 1.0, "total": total})
+            return replace(cached, question=query.text, timings_ms={"cache_hit": 1.0, "total": total})
 
-        qvec = self.embedder.embed_queries([question])[0]
+        query = query.embedded(self.embedder)
         t1 = time.perf_counter()
-        n = max(k, self.answering.context_passages)
-        passages = snap.retriever.retrieve(question, qvec, lang, n, mode)
+        candidates = self.retriever.retrieve(query, max(k, self.reader.context_passages, self.reranker.depth), snap.index)
         t2 = time.perf_counter()
-        ans, _, _ = answer(snap.index, question, qvec, passages, self.answering, lang)
+        ranked = self.reranker.rerank(query, candidates, snap.index)
         t3 = time.perf_counter()
+        reading = self.reader.read(query, ranked[: self.reader.context_passages], snap.index)
+        t4 = time.perf_counter()
         result = AskResult(
-            question=question,
-            language=lang,
-            answerable=ans is not None,
-            answer=ans,
-            citations=passages[:k],
-            timings_ms={"embed": (t1 - t0) * 1e3, "retrieve": (t2 - t1) * 1e3, "answer": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3},
+            question=query.text,
+            language=query.language,
+            answerable=reading.answer is not None,
+            answer=reading.answer,
+            citations=ranked[:k],
+            timings_ms={
+                "embed": (t1 - t0) * 1e3, "retrieve": (t2 - t1) * 1e3, "rerank": (t3 - t2) * 1e3,
+                "answer": (t4 - t3) * 1e3, "total": (t4 - t0) * 1e3,
+            },
             index_version=snap.index.version,
         )
         self._cache_put(key, result)
         return result
 
     # --- answer cache: helpdesks see the same questions again and again ---------------------
-    def _cache_get(self, key: tuple) -> AskResult | None:
+    def _cache_get(self, key: tuple[Any, ...]) -> AskResult | None:
         if self.settings.cache_size <= 0:
             return None
         with self._cache_lock:
@@ -208,7 +251,7 @@ class RAG:
                 self._cache.move_to_end(key)
             return hit
 
-    def _cache_put(self, key: tuple, value: AskResult) -> None:
+    def _cache_put(self, key: tuple[Any, ...], value: AskResult) -> None:
         if self.settings.cache_size <= 0:
             return
         with self._cache_lock:

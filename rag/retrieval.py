@@ -1,19 +1,20 @@
-"""Retrieval stage: dense (FAISS) and lexical (BM25) candidates fused by reciprocal rank
-fusion, then the head reranked with sentence-level similarity into ranked passages."""
+"""Retrieval stage: dense (FAISS) and lexical (BM25) candidates, fused by reciprocal rank fusion
+into ranked passages (``HybridRetriever``); the single-list retrievers are the evaluation
+baselines. The second stage, reranking, is ``rag.reranking``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
 from rag import dense
 from rag.index import Index
 from rag.schema import Passage
-from rag.text import tokenize
+from rag.stages import Query
 
-Mode = Literal["hybrid", "dense", "bm25"]
+Lists = Literal["hybrid", "dense", "bm25"]
 
 
 @dataclass(frozen=True)
@@ -33,31 +34,6 @@ class FusionWeights:
 
     def bm25(self, lang: str) -> float:
         return self.bm25_ar if lang == "ar" else self.bm25_en
-
-
-@dataclass(frozen=True)
-class RerankWeights:
-    """Second stage over the RRF head: a linear score of the passage vector's cosine, the
-    best sentence's cosine inside the passage (max-sim) and max-normalised BM25.
-
-    Fitted by grid search on the dev splits (XQuAD dev articles and our QA set, see
-    eval/RESULTS.md). Max-sim matters because a 200-token passage vector blurs the one
-    sentence a question is about. English questions over Arabic text lean more on max-sim
-    and barely on BM25, which can only match names and numbers across scripts.
-    """
-
-    passage_ar: float = 0.75
-    sentence_ar: float = 0.5
-    bm25_ar: float = 0.05
-    passage_en: float = 0.75
-    sentence_en: float = 1.0
-    bm25_en: float = 0.02
-    depth: int = 20  # RRF candidates reranked; hit@1 was flat from 10 to 100 on dev
-
-    def for_language(self, lang: str) -> tuple[float, float, float]:
-        if lang == "ar":
-            return self.passage_ar, self.sentence_ar, self.bm25_ar
-        return self.passage_en, self.sentence_en, self.bm25_en
 
 
 # A multilingual model scores a sentence in the question's own language higher than the same
@@ -92,23 +68,33 @@ class Candidates:
     bm25_scores: np.ndarray
 
 
-def gather(index: Index, qvec: np.ndarray | None, question: str, n: int, mode: Mode) -> Candidates:
-    """Top-``n`` candidates from the retrievers ``mode`` asks for."""
+class FusedRow(NamedTuple):
+    """One row of a fused list: its score and its (1-based) rank in each list it is in."""
+
+    row: int
+    score: float
+    dense_rank: int | None
+    bm25_rank: int | None
+
+
+def gather(index: Index, query: Query, n: int, lists: Lists) -> Candidates:
+    """Top-``n`` candidates from the lists ``lists`` names."""
     empty_f, empty_i = np.zeros(0, np.float32), np.zeros(0, np.int64)
-    ds, dr = (dense.search(index.dense, qvec, n) if mode != "bm25" and qvec is not None else (empty_f, empty_i))
-    bs, br = (index.bm25.search_tokens(tokenize(question), n) if mode != "dense" else (empty_f, empty_i))
+    use_dense = lists != "bm25" and query.vector is not None
+    ds, dr = dense.search(index.dense, query.vector, n) if use_dense else (empty_f, empty_i)  # type: ignore[arg-type]
+    bs, br = index.bm25.search_tokens(list(query.terms), n) if lists != "dense" else (empty_f, empty_i)
     return Candidates(dr, ds, br, bs)
 
 
-def fuse(c: Candidates, weights: FusionWeights, lang: str, mode: Mode) -> list[tuple[int, float, int | None, int | None]]:
-    """(row, fused score, dense rank, bm25 rank), best first."""
+def fuse(c: Candidates, weights: FusionWeights, lang: str, lists: Lists) -> list[FusedRow]:
+    """Fused rows, best first: RRF for ``hybrid``, a single list's own scores otherwise."""
     scores: dict[int, float] = {}
     d_rank = {int(r): i + 1 for i, r in enumerate(c.dense_rows)}
     b_rank = {int(r): i + 1 for i, r in enumerate(c.bm25_rows)}
-    if mode == "dense":
-        scores = {r: float(s) for r, s in zip(c.dense_rows.tolist(), c.dense_scores.tolist())}
-    elif mode == "bm25":
-        scores = {r: float(s) for r, s in zip(c.bm25_rows.tolist(), c.bm25_scores.tolist())}
+    if lists == "dense":
+        scores = {r: float(s) for r, s in zip(c.dense_rows.tolist(), c.dense_scores.tolist(), strict=True)}
+    elif lists == "bm25":
+        scores = {r: float(s) for r, s in zip(c.bm25_rows.tolist(), c.bm25_scores.tolist(), strict=True)}
     else:
         wb = weights.bm25(lang)
         for r, rank in d_rank.items():
@@ -116,64 +102,50 @@ def fuse(c: Candidates, weights: FusionWeights, lang: str, mode: Mode) -> list[t
         for r, rank in b_rank.items():
             scores[r] = scores.get(r, 0.0) + wb / (weights.k + rank)
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
-    return [(r, s, d_rank.get(r), b_rank.get(r)) for r, s in ranked]
+    return [FusedRow(r, s, d_rank.get(r), b_rank.get(r)) for r, s in ranked]
 
 
-def rerank(
-    index: Index, qvec: np.ndarray, fused: list[tuple[int, float, int | None, int | None]], c: Candidates,
-    weights: RerankWeights, lang: str,
-) -> list[tuple[int, float, int | None, int | None]]:
-    """Re-score the head of the fused list with passage and max-sentence similarity."""
-    head = fused[: weights.depth]
-    if not head:
-        return fused
-    wp, ws, wb = weights.for_language(lang)
-    rows = np.array([r for r, *_ in head], np.int64)
-    passage_sim = np.asarray(index.chunk_vectors[rows]) @ qvec
-    sentence_sim = np.zeros(len(rows), np.float32)
-    for i, r in enumerate(rows.tolist()):
-        first, last = int(index.chunk_first_sentence[r]), int(index.chunk_last_sentence[r])
-        if last > first:
-            sims = np.asarray(index.sentence_vectors[first:last]) @ qvec
-            sentence_sim[i] = float((sims - language_offsets(index, first, last, lang)).max())
-        else:
-            sentence_sim[i] = passage_sim[i]
-    b_score = dict(zip(c.bm25_rows.tolist(), c.bm25_scores.tolist()))
+def to_passages(index: Index, fused: list[FusedRow], c: Candidates) -> list[Passage]:
+    """Passages for fused rows, with their provenance in the candidate lists."""
+    b_score = dict(zip(c.bm25_rows.tolist(), c.bm25_scores.tolist(), strict=True))
     b_max = max(b_score.values(), default=0.0)
-    bm25 = np.array([b_score.get(r, 0.0) / b_max if b_max > 0 else 0.0 for r in rows.tolist()])
-    scores = wp * passage_sim + ws * sentence_sim + wb * bm25
-    order = np.argsort(-scores, kind="stable")
-    return [(head[i][0], float(scores[i]), head[i][2], head[i][3]) for i in order] + fused[weights.depth :]
-
-
-def to_passages(index: Index, fused: list[tuple[int, float, int | None, int | None]], c: Candidates, k: int) -> list[Passage]:
-    d_score = dict(zip(c.dense_rows.tolist(), c.dense_scores.tolist()))
-    b_score = dict(zip(c.bm25_rows.tolist(), c.bm25_scores.tolist()))
     out = []
-    for row, score, dr, br in fused[:k]:
-        info = index.chunk_info(row)
+    for f in fused:
+        info = index.chunk_info(f.row)
+        b = b_score.get(f.row)
         out.append(Passage(
             chunk_id=f"{info.doc_id}#{info.ordinal}", doc_id=info.doc_id, title=index.titles[info.doc_row],
-            text=index.chunk_text(row), start=info.start, end=info.end, score=score,
-            dense_rank=dr, bm25_rank=br, dense_score=d_score.get(row), bm25_score=b_score.get(row), row=row,
+            text=index.chunk_text(f.row), start=info.start, end=info.end, retrieval_score=f.score,
+            dense_rank=f.dense_rank, bm25_rank=f.bm25_rank,
+            bm25_relative=(b / b_max if b_max > 0 else 0.0) if b is not None else None, row=f.row,
         ))
     return out
 
 
-class Retriever:
-    """Hybrid retriever over one index version."""
+class HybridRetriever:
+    """Dense + BM25 candidates fused by reciprocal rank fusion (the default first stage)."""
 
-    def __init__(self, index: Index, weights: FusionWeights | None = None, candidates: int = 50, reranking: RerankWeights | None = None):
-        self.index = index
-        self.weights = weights or FusionWeights()
-        self.reranking = reranking or RerankWeights()
-        self.candidates = candidates
+    provides = frozenset({"retrieval:rrf"})
+    lists: Lists = "hybrid"
 
-    def retrieve(self, question: str, qvec: np.ndarray | None, lang: str, k: int, mode: Mode = "hybrid") -> list[Passage]:
-        """Top-``k`` passages: RRF over dense + BM25, then the max-sim reranker (hybrid mode);
-        the single-retriever modes are the evaluation baselines."""
-        c = gather(self.index, qvec, question, max(self.candidates, k), mode)
-        fused = fuse(c, self.weights, lang, mode)
-        if mode == "hybrid" and qvec is not None:
-            fused = rerank(self.index, qvec, fused, c, self.reranking, lang)
-        return to_passages(self.index, fused, c, k)
+    def __init__(self, fusion: FusionWeights | None = None, candidates: int = 50):
+        self.fusion = fusion or FusionWeights()
+        self.candidates = candidates  # taken from each list before fusion
+
+    def retrieve(self, query: Query, k: int, index: Index) -> list[Passage]:
+        c = gather(index, query, max(self.candidates, k), self.lists)
+        return to_passages(index, fuse(c, self.fusion, query.language, self.lists)[:k], c)
+
+
+class DenseRetriever(HybridRetriever):
+    """FAISS alone, scored by cosine (an evaluation baseline)."""
+
+    provides = frozenset({"retrieval:dense-cosine"})
+    lists: Lists = "dense"
+
+
+class BM25Retriever(HybridRetriever):
+    """BM25 alone, scored by BM25 (an evaluation baseline)."""
+
+    provides = frozenset({"retrieval:bm25"})
+    lists: Lists = "bm25"

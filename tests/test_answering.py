@@ -7,10 +7,11 @@ from dataclasses import replace
 
 import pytest
 
-from rag.answering import ABSTENTION, AnswerWeights, answer, confidence, score_sentences
+from rag.answering import ABSTENTION, AnswerWeights, SentenceReader, confidence, score_sentences
 from rag.index import Index
-from rag.retrieval import Retriever
-from rag.text import detect_language
+from rag.reranking import LinearMaxSimReranker
+from rag.retrieval import HybridRetriever
+from rag.stages import analyse
 
 pytestmark = pytest.mark.slow
 
@@ -23,10 +24,13 @@ def index(small_index):
 
 
 def _run(index, e5, question):
-    lang = detect_language(question)
-    qvec = e5.embed_queries([question])[0]
-    passages = Retriever(index).retrieve(question, qvec, lang, 5)
-    return qvec, passages, answer(index, question, qvec, passages, AnswerWeights(), lang)
+    """(query, passages, (answer, confidence, best sentence)) through the default stages."""
+    query = analyse(question, e5)
+    reranker = LinearMaxSimReranker()
+    passages = reranker.rerank(query, HybridRetriever().retrieve(query, reranker.depth, index), index)[:5]
+    reading = SentenceReader().read(query, passages, index)
+    scored = score_sentences(index, query, passages, AnswerWeights())
+    return query, passages, (reading.answer, reading.confidence, scored[0] if scored else None)
 
 
 @pytest.mark.parametrize(
@@ -58,9 +62,9 @@ def test_focus_lies_inside_the_answer(index, e5):
 
 def test_only_sentences_of_the_top_passages_are_scored(index, e5):
     question = "كم عدد المسؤولين في القمة؟"
-    qvec, passages, _ = _run(index, e5, question)
+    query, passages, _ = _run(index, e5, question)
     w = AnswerWeights()
-    scored = score_sentences(index, question, qvec, passages, w)
+    scored = score_sentences(index, query, passages, w)
     allowed = set()
     for p in passages[: w.context_passages]:
         info = index.chunk_info(p.row)
@@ -72,9 +76,9 @@ def test_only_sentences_of_the_top_passages_are_scored(index, e5):
 
 def test_threshold_decides_between_answer_and_abstention(index, e5, monkeypatch):
     question = "متى وصل مسبار الأمل إلى مدار المريخ؟"
-    qvec, passages, (ans, conf, best) = _run(index, e5, question)
+    query, passages, (ans, conf, best) = _run(index, e5, question)
     assert ans is not None and 0.0 <= conf <= 1.0
-    assert confidence(index, question, qvec, "ar", best, passages) == conf
+    assert confidence(index, query, best, passages) == conf
     strict = replace(ABSTENTION["ar"], threshold=1.01)
     monkeypatch.setitem(ABSTENTION, "ar", strict)
     _, _, (none, conf2, best2) = _run(index, e5, question)
@@ -82,8 +86,8 @@ def test_threshold_decides_between_answer_and_abstention(index, e5, monkeypatch)
 
 
 def test_no_passages_means_no_answer(index, e5):
-    qvec = e5.embed_queries(["سؤال"])[0]
-    assert answer(index, "سؤال", qvec, [], AnswerWeights()) == (None, 0.0, None)
+    reading = SentenceReader().read(analyse("سؤال", e5), [], index)
+    assert (reading.answer, reading.confidence, reading.candidates) == (None, 0.0, [])
 
 
 @pytest.fixture(scope="module")

@@ -638,3 +638,32 @@ def test_openapi_documents_the_error_shape_and_examples(client: TestClient) -> N
     examples = ask["requestBody"]["content"]["application/json"]["examples"]
     assert {"arabic", "english"} <= set(examples)
     assert "/v1/chat/completions" in schema["paths"] and "/documents/{doc_id}" in schema["paths"]
+
+
+def test_document_routes_follow_a_version_written_by_another_process(small_index_copy: Path, e5) -> None:
+    """Regression (issue 13, bug 4): /documents refreshed like the query routes do, so after an
+    out-of-process ``rag ingest`` it lists the new version without waiting for a query."""
+    from rag.ingest import Indexer
+    from rag.schema import Document
+
+    own = RAG(Settings(index=small_index_copy, reload_interval_s=0.01), embedder=e5)
+    with TestClient(create_app(settings_for(small_index_copy, reload_interval_s=0.01), rag=own)) as client:
+        before = client.get("/documents").json()
+        assert before["index_version"] == 1 and "falcons" not in {d["doc_id"] for d in before["documents"]}
+        # another writer (as `rag ingest` in another process would) switches CURRENT to version 2
+        Indexer(small_index_copy, e5, Settings(index=small_index_copy)).ingest([Document("falcons", "Falcons", "Falcons are the national bird.")])
+        time.sleep(0.05)
+        after = client.get("/documents")
+        assert after.json()["index_version"] == 2 and after.headers["X-Index-Version"] == "2"
+        assert "falcons" in {d["doc_id"] for d in after.json()["documents"]}
+        one = client.get("/documents/falcons")
+        assert one.status_code == 200 and one.json()["text"] == "Falcons are the national bird."
+
+
+def test_search_scores_are_one_scale_over_the_whole_list(client: TestClient) -> None:
+    """Regression (issue 13, bug 2): past the reranker's depth the list kept RRF scores (at most
+    2/61) under the reranked head's linear scores; now every passage has the final stage's score."""
+    r = client.get("/search", params={"q": "القمة العالمية للحكومات", "k": 30})
+    scores = [p["score"] for p in r.json()["passages"]]
+    assert len(scores) == 30 and scores == sorted(scores, reverse=True)
+    assert min(scores) > 2 / 61  # above any reciprocal-rank score: all on the reranker's scale

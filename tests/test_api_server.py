@@ -16,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from rag.bench import free_port, rag_command
+from rag.evaluation.bench import free_port, rag_command
 
 pytestmark = pytest.mark.slow
 

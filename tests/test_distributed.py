@@ -18,6 +18,7 @@ from rag.ingest import Indexer, content_hash
 from rag.loading import load_paths
 from rag.pipeline import RAG
 from rag.schema import Document
+from rag.testing import MemoEmbedder
 from rag.sharding import open_index, read_layout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,17 +112,10 @@ def test_same_answers_on_the_qa_set(ray_corpus, corpus_index, e5):
     _, root, _ = ray_corpus
     qa = [json.loads(line) for line in QA.read_text().splitlines() if line.strip()]
     questions = [q["question"] for q in qa]
-    qvecs = dict(zip(questions, e5.embed_queries(questions)))
+    queries = MemoEmbedder(e5, questions)  # each question embedded once, for both pipelines
 
-    class Queries:  # the real embedder, each question embedded once for both pipelines
-        model_id, dim, max_tokens = e5.model_id, e5.dim, e5.max_tokens
-        embed_passages, token_count = e5.embed_passages, e5.token_count
-
-        def embed_queries(self, texts):
-            return np.stack([qvecs[t] for t in texts])
-
-    on_ray = RAG(Settings(index=root, cache_size=0), embedder=Queries())
-    local = RAG(Settings(index=corpus_index, cache_size=0), embedder=Queries())
+    on_ray = RAG(Settings(index=root, cache_size=0), embedder=queries)
+    local = RAG(Settings(index=corpus_index, cache_size=0), embedder=queries)
 
     def key(r):
         a = r.answer

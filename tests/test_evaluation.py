@@ -1,4 +1,4 @@
-"""Tests for rag.evaluation: dataset loaders, aggregation worked out by hand, and (slow) real
+"""Tests for rag.evaluation.harness: dataset loaders, aggregation worked out by hand, and (slow) real
 runs over a tiny Arabic/English index, a synthetic SQuAD file and the ``rag eval`` command."""
 
 from __future__ import annotations
@@ -8,16 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from rag.config import Settings
-from rag.evaluation import (
+from rag.evaluation.harness import (
     SYSTEMS,
     Outcome,
     QAItem,
-    QueryMemo,
     QuestionResult,
+    build_systems,
+    evaluate,
     failure_reason,
     hit_curves,
     load_jsonl,
@@ -245,36 +245,21 @@ def test_hit_curves_by_hand():
     assert curves["bm25"] == [1.0] * 10
 
 
-class _CountingEmbedder:
-    model_id = "fake"
-    dim = 2
+def test_each_question_is_analysed_and_embedded_once_for_all_systems(tmp_path):
+    """The systems share one analysed Query per question (what QueryMemo's vector reuse did)."""
+    from rag.pipeline import RAG
+    from rag.testing import WordHashEmbedder
 
-    def __init__(self):
-        self.calls = 0
-
-    def embed_queries(self, texts):
-        self.calls += 1
-        return np.ones((len(texts), 2), np.float32)
-
-    def embed_passages(self, texts):
-        return np.ones((len(texts), 2), np.float32)
-
-    def token_count(self, text):
-        return len(text.split())
-
-
-def test_query_memo_reuses_the_last_vector_until_forgotten():
-    inner = _CountingEmbedder()
-    memo = QueryMemo(inner)
-    memo.embed_queries(["a"])
-    memo.embed_queries(["a"])
-    assert inner.calls == 1
-    memo.embed_queries(["b"])
-    assert inner.calls == 2
-    memo.forget()
-    memo.embed_queries(["b"])
-    assert inner.calls == 3
-    assert (memo.model_id, memo.dim, memo.token_count("x y")) == ("fake", 2, 2)
+    emb = WordHashEmbedder()
+    settings = Settings(index=tmp_path / "index", cache_size=0)
+    RAG(settings, embedder=emb).ingest_documents(TINY_DOCS)
+    systems = build_systems(settings, emb)
+    assert list(systems) == list(SYSTEMS)
+    items = [QAItem(q["id"], q["lang"], q["question"], tuple(q["answers"]), q["doc_id"]) for q in TINY_QA]
+    emb.query_calls = 0
+    results = evaluate(systems, items, k=5)
+    assert emb.query_calls == len(items) + 1  # one per question, plus the untimed warm-up
+    assert all(set(r.outcomes) == set(SYSTEMS) for r in results)
 
 
 # --------------------------------------------------------------------------------------------

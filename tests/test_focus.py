@@ -7,7 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.focus import extract_focus, question_type, sentence_has_type
+from rag.focus import extract_focus as _extract_focus
+from rag.focus import question_type, sentence_has_type
+from rag.stages import analyse
+
+
+def extract_focus(question: str, sentence: str, start: int):
+    """The focus for a question as text (analysed here, as the pipeline does once per question)."""
+    return _extract_focus(analyse(question), sentence, start)
 
 
 @pytest.mark.parametrize(

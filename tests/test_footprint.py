@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag import dense
-from rag.footprint import dense_by_kind, footprint, human
+from rag.evaluation.footprint import dense_by_kind, footprint, human
 from rag.index import Index
 
 pytestmark = pytest.mark.slow  # uses the small real index

@@ -20,6 +20,7 @@ from rag.index import Index, current_version
 from rag.ingest import Indexer, content_hash
 from rag.pipeline import RAG
 from rag.schema import Document
+from rag.testing import RecordingEmbedder
 
 pytestmark = pytest.mark.slow  # real embedder, real indexes
 
@@ -28,25 +29,6 @@ QUESTIONS = [
     "How many palm trees are there in the UAE?",
     "When did UNESCO inscribe Arabic coffee?",
 ]
-
-
-class RecordingEmbedder:
-    """The real e5 embedder, remembering every passage text it was asked to embed."""
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.model_id, self.dim, self.max_tokens = inner.model_id, inner.dim, inner.max_tokens
-        self.passages: list[str] = []
-
-    def embed_queries(self, texts):
-        return self.inner.embed_queries(texts)
-
-    def embed_passages(self, texts):
-        self.passages += list(texts)
-        return self.inner.embed_passages(texts)
-
-    def token_count(self, text):
-        return self.inner.token_count(text)
 
 
 def _indexer(root: Path, embedder, **settings) -> Indexer:

@@ -1,4 +1,4 @@
-"""Tests for rag.metrics against small values worked out by hand."""
+"""Tests for rag.evaluation.metrics against small values worked out by hand."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.metrics import (
+from rag.evaluation.metrics import (
     abstained_rate,
     answer_in_passages,
     answer_tokens,

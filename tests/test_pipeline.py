@@ -62,6 +62,28 @@ def test_question_the_corpus_cannot_answer_abstains(corpus_rag):
     assert_slices_back(corpus_rag.snapshot.index, result)
 
 
+@pytest.mark.parametrize("question", ["What is the capital of Azerbaijan?", "متى وُقّعت اتفاقية التعاون بين حكومتي الإمارات والأردن؟"])
+def test_top_k_does_not_change_the_answer_or_the_abstention(corpus_rag, question):
+    """Regression (issue 13, bug 1): the reader read every retrieved passage, so citing more
+    (k=10, 50) made "the capital of Azerbaijan" answerable where k=1 and k=5 abstained."""
+    results = [corpus_rag.ask(question, k) for k in (1, 5, 10, 50)]
+    assert [len(r.citations) for r in results[:3]] == [1, 5, 10]
+    answers = {(r.answerable, r.answer.to_dict() if r.answer else None) == (results[0].answerable, results[0].answer.to_dict() if results[0].answer else None) for r in results}
+    assert answers == {True}, [(r.answerable, r.answer and r.answer.text[:40]) for r in results]
+    if question.startswith("What is the capital"):
+        assert not results[0].answerable  # off the corpus' topics
+
+
+def test_ranked_lists_carry_the_final_stage_score_whatever_their_length(corpus_rag):
+    """Regression (issue 13, bug 2): one scale per list, the reranker's, for every passage."""
+    for k in (5, 30, 50):
+        passages = corpus_rag.search("منتدى تبادل الخبرات الحكومية", k)
+        assert all(p.rerank_score is not None and p.score == p.rerank_score for p in passages)
+        assert [p.score for p in passages] == sorted((p.score for p in passages), reverse=True)
+    head = [p.chunk_id for p in corpus_rag.search("منتدى تبادل الخبرات الحكومية", 5)]
+    assert [p.chunk_id for p in corpus_rag.search("منتدى تبادل الخبرات الحكومية", 20)][:5] == head
+
+
 def test_every_span_slices_back_across_the_qa_set(corpus_rag):
     index = corpus_rag.snapshot.index
     rows = [json.loads(line) for line in QA.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -145,9 +167,12 @@ def test_reload_picks_up_a_version_written_by_another_writer(small_index_copy, e
     assert reader.snapshot.index.version == 2 and "new" in reader.snapshot.index.doc_row
 
 
-def test_ask_options_language_mode_and_k(small_index, e5):
-    rag = RAG(Settings(index=small_index), embedder=e5)
-    result = rag.ask("When did the Hope probe reach Mars?", k=2, language="ar", mode="dense")
+def test_ask_options_language_retriever_and_k(small_index, e5):
+    from rag.reranking import NoReranker
+    from rag.retrieval import DenseRetriever
+
+    rag = RAG(Settings(index=small_index), embedder=e5, retriever=DenseRetriever(), reranker=NoReranker(), allow_uncalibrated=True)
+    result = rag.ask("When did the Hope probe reach Mars?", k=2, language="ar")
     assert result.language == "ar" and len(result.citations) == 2
     assert all(c.bm25_rank is None for c in result.citations)
     assert_slices_back(rag.snapshot.index, result)

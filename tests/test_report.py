@@ -1,4 +1,4 @@
-"""Tests for rag.report: the report directory (Markdown, JSON, a real PNG), the terminal tables
+"""Tests for rag.evaluation.report: the report directory (Markdown, JSON, a real PNG), the terminal tables
 and the JSON text, on a small hand-built evaluation run (no model)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import struct
 
 from rich.console import Console
 
-from rag.evaluation import EvalRun, Outcome, QAItem, QuestionResult, summarize
-from rag.report import markdown, print_summary, tables, to_json, write_report
+from rag.evaluation.harness import EvalRun, Outcome, QAItem, QuestionResult, summarize
+from rag.evaluation.report import markdown, print_summary, tables, to_json, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

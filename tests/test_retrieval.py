@@ -72,6 +72,19 @@ def small_rag(small_index, e5):
     return RAG(Settings(index=small_index), embedder=e5)
 
 
+@pytest.fixture(scope="module")
+def systems(small_index, e5, small_rag):
+    """The default system and the single-list baselines (no reranker), by retrieval mode."""
+    from rag.pipeline import RAG
+    from rag.reranking import NoReranker
+    from rag.retrieval import BM25Retriever, DenseRetriever
+
+    def baseline(retriever):
+        return RAG(Settings(index=small_index), embedder=e5, retriever=retriever, reranker=NoReranker(), allow_uncalibrated=True)
+
+    return {"hybrid": small_rag, "dense": baseline(DenseRetriever()), "bm25": baseline(BM25Retriever())}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("query", "doc_id"),
@@ -85,15 +98,15 @@ def small_rag(small_index, e5):
     ],
 )
 @pytest.mark.parametrize("mode", ["hybrid", "dense"])
-def test_the_right_passage_ranks_first(small_rag, query, doc_id, mode):
-    passages = small_rag.search(query, 3, mode=mode)
+def test_the_right_passage_ranks_first(systems, query, doc_id, mode):
+    passages = systems[mode].search(query, 3)
     assert passages[0].doc_id == doc_id, [p.doc_id for p in passages]
 
 
 @pytest.mark.slow
-def test_bm25_mode_finds_arabic_word_forms(small_rag):
+def test_bm25_mode_finds_arabic_word_forms(systems):
     # "المسبار"/"بالمسبار" and "مسبار" share a stem; dense is not consulted at all
-    passages = small_rag.search("بالمسبار", 3, mode="bm25")
+    passages = systems["bm25"].search("بالمسبار", 3)
     assert [p.doc_id for p in passages] == ["ar_space"]
     assert passages[0].dense_rank is None and passages[0].bm25_rank == 1
 

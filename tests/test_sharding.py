@@ -21,6 +21,7 @@ from rag.index import CURRENT, Index
 from rag.ingest import Indexer
 from rag.pipeline import RAG
 from rag.schema import Document
+from rag.testing import MemoEmbedder
 from rag.sharding import (
     SHARDS,
     ShardedIndex,
@@ -86,32 +87,14 @@ def test_merge_takes_the_global_top_k():
 
 
 # --- the real corpus, sharded by re-sharding its index ---------------------------------------
-class CachedQueries:
-    """The real embedder with every question of a list embedded once, in one batch."""
-
-    def __init__(self, inner, questions: list[str]):
-        self.inner = inner
-        self.model_id, self.dim, self.max_tokens = inner.model_id, inner.dim, inner.max_tokens
-        self._cache = dict(zip(questions, inner.embed_queries(questions)))
-
-    def embed_queries(self, texts):
-        return np.stack([self._cache[t] if t in self._cache else self.inner.embed_queries([t])[0] for t in texts])
-
-    def embed_passages(self, texts):
-        return self.inner.embed_passages(texts)
-
-    def token_count(self, text):
-        return self.inner.token_count(text)
-
-
 @pytest.fixture(scope="module")
 def qa() -> list[dict]:
     return [json.loads(line) for line in QA.read_text().splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
-def queries(e5, qa) -> CachedQueries:
-    return CachedQueries(e5, [q["question"] for q in qa])
+def queries(e5, qa) -> MemoEmbedder:
+    return MemoEmbedder(e5, [q["question"] for q in qa])
 
 
 @pytest.fixture(scope="module")

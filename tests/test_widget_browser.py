@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rag.bench import free_port
+from rag.evaluation.bench import free_port
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]

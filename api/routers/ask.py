@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
-from api.deps import checked_question, get_rag, run_cpu
+from api.deps import checked_question, get_rag, on_live_version, run_cpu
 from api.schemas import (
     ASK_EXAMPLES,
     MAX_TOP_K,
@@ -17,8 +16,6 @@ from api.schemas import (
     error_responses,
 )
 from api.security import require_client
-from rag.pipeline import RAG
-from rag.schema import Passage
 
 router = APIRouter(
     tags=["query"],
@@ -27,35 +24,33 @@ router = APIRouter(
 )
 
 
-@router.post("/ask", response_model=AskResponse, summary="Answer a question with a cited span, or abstain")
-async def ask(request: Request, body: Annotated[AskRequest, Body(openapi_examples=ASK_EXAMPLES)]) -> JSONResponse:
+@router.post(
+    "/ask", response_model=AskResponse, response_model_exclude_unset=True,
+    summary="Answer a question with a cited span, or abstain",
+)
+async def ask(request: Request, response: Response, body: Annotated[AskRequest, Body(openapi_examples=ASK_EXAMPLES)]) -> dict[str, Any]:
     """The same object ``rag ask --json`` prints. ``answerable: false`` (and ``answer: null``)
     when the documents do not hold the answer. Header ``X-Index-Version``: the index it came from."""
     question = checked_question(request, body.question)
     rag = get_rag(request)
     result = await run_cpu(request, rag.ask, question, body.top_k, language=body.language)
-    return JSONResponse(result.to_dict(), headers={"X-Index-Version": str(result.index_version)})
+    response.headers["X-Index-Version"] = str(result.index_version)
+    return result.to_dict()
 
 
-def _search_one_version(rag: RAG, q: str, k: int) -> tuple[list[Passage], int]:
-    """Search on one snapshot, taken here, so the version reported is the one searched even
-    when an update swaps the index meanwhile."""
-    rag.refresh()
-    snap = rag.snapshot
-    return rag.search(q, k, snapshot=snap), snap.index.version
-
-
-@router.get("/search", response_model=SearchResponse, summary="Ranked passages for a query (hybrid dense + BM25)")
+@router.get(
+    "/search", response_model=SearchResponse, response_model_exclude_unset=True,
+    summary="Ranked passages for a query (hybrid dense + BM25, reranked)",
+)
 async def search(
     request: Request,
+    response: Response,
     q: Annotated[str, Query(description="The query, Arabic or English.", examples=["منتدى تبادل الخبرات الحكومية", "World Government Summit"])],
     k: Annotated[int | None, Query(ge=1, le=MAX_TOP_K, description="Passages to return (default RAG_TOP_K).")] = None,
-) -> JSONResponse:
+) -> dict[str, Any]:
     query = checked_question(request, q, field="q")
     rag = get_rag(request)
     k = k or rag.settings.top_k
-    passages, version = await run_cpu(request, _search_one_version, rag, query, k)
-    return JSONResponse(
-        {"query": query, "k": k, "passages": [p.to_dict() for p in passages], "index_version": version},
-        headers={"X-Index-Version": str(version)},
-    )
+    passages, snap = await run_cpu(request, on_live_version, rag, rag.search, query, k)
+    response.headers["X-Index-Version"] = str(snap.index.version)
+    return {"query": query, "k": k, "passages": [p.to_dict() for p in passages], "index_version": snap.index.version}

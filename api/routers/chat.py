@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import Response
+from fastapi.responses import StreamingResponse
 
 from api.access_log import log_fields
 from api.conversation import (
@@ -24,7 +25,7 @@ from api.conversation import (
     resolve_question,
     stream_pieces,
 )
-from api.deps import checked_question, get_rag, run_cpu
+from api.deps import checked_question, get_rag, on_live_version, run_cpu
 from api.errors import ApiError
 from api.schemas import (
     CHAT_EXAMPLES,
@@ -35,9 +36,6 @@ from api.schemas import (
     error_responses,
 )
 from api.security import require_client
-from rag.index import Index
-from rag.pipeline import RAG
-from rag.schema import AskResult
 
 MODEL_ID = "rag-extractive"
 OWNER = "rag-arabic"
@@ -70,14 +68,6 @@ async def get_model(request: Request, model_id: str) -> dict:
     return _model_card(_created(request))
 
 
-def _ask_one_version(rag: RAG, question: str, k: int | None) -> tuple[AskResult, Index]:
-    """Answer on one snapshot and return its index too: the sources' URLs must come from the
-    version that produced the answer, not from one an update swapped in meanwhile."""
-    rag.refresh()
-    snap = rag.snapshot
-    return rag.ask(question, k, snapshot=snap), snap.index
-
-
 def _words(text: str) -> int:
     return len(text.split())
 
@@ -85,11 +75,12 @@ def _words(text: str) -> int:
 @router.post(
     "/chat/completions",
     response_model=ChatCompletion,
+    response_model_exclude_unset=True,
     summary="Chat completion (OpenAI protocol), answered extractively with citations",
     responses={200: {"content": {"text/event-stream": {"description": "With stream: true, chat.completion.chunk events ending with [DONE]."}}}},
 )
 async def chat_completions(
-    request: Request, body: Annotated[ChatRequest, Body(openapi_examples=CHAT_EXAMPLES)]
+    request: Request, response: Response, body: Annotated[ChatRequest, Body(openapi_examples=CHAT_EXAMPLES)]
 ) -> Any:
     resolved = resolve_question(body.messages)
     if resolved is None:
@@ -100,7 +91,9 @@ async def chat_completions(
     checked_question(request, resolved.turn, field="messages[-1].content")
     log_fields(request, follow_up=resolved.topic is not None, stream=body.stream)
     rag = get_rag(request)
-    result, index = await run_cpu(request, _ask_one_version, rag, resolved.question, body.top_k)
+    # the sources' URLs must come from the version that produced the answer
+    result, snap = await run_cpu(request, on_live_version, rag, rag.ask, resolved.question, body.top_k)
+    index = snap.index
     language = reply_language(resolved.turn)
     urls = {}
     if result.answer is not None and result.answer.doc_id in index.doc_row:
@@ -114,17 +107,15 @@ async def chat_completions(
     prompt_words = sum(_words(m.content) if isinstance(m.content, str) else 0 for m in body.messages)
 
     if not body.stream:
-        return JSONResponse(
-            {
-                "id": completion_id, "object": "chat.completion", "created": created, "model": MODEL_ID,
-                "system_fingerprint": fingerprint,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop", "logprobs": None}],
-                "usage": {"prompt_tokens": prompt_words, "completion_tokens": _words(content), "total_tokens": prompt_words + _words(content)},
-                "citations": citations,
-                "rag": result.to_dict(),
-            },
-            headers=headers,
-        )
+        response.headers.update(headers)
+        return {
+            "id": completion_id, "object": "chat.completion", "created": created, "model": MODEL_ID,
+            "system_fingerprint": fingerprint,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop", "logprobs": None}],
+            "usage": {"prompt_tokens": prompt_words, "completion_tokens": _words(content), "total_tokens": prompt_words + _words(content)},
+            "citations": citations,
+            "rag": result.to_dict(),
+        }
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         payload = {

@@ -7,10 +7,9 @@ query ever sees a half-written index. Document ids may contain '/' (paths below 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
 from api.access_log import log_fields
 from api.deps import get_rag, run_cpu
@@ -25,6 +24,7 @@ from api.schemas import (
     error_responses,
 )
 from api.security import require_admin, require_client
+from rag.index import Index
 from rag.loading import documents_from_records
 
 read = APIRouter(
@@ -39,35 +39,47 @@ admin = APIRouter(
 )
 
 
-def _version_header(version: int | None) -> dict[str, str]:
-    return {"X-Index-Version": str(version)} if version is not None else {}
+def _set_version(response: Response, version: int | None) -> None:
+    if version is not None:
+        response.headers["X-Index-Version"] = str(version)
+
+
+async def _live_index(request: Request) -> Index:
+    """The live index, after picking up a version another process wrote (as queries do)."""
+    rag = get_rag(request)
+    return (await run_cpu(request, rag.live)).index
 
 
 @read.get("/documents", response_model=DocumentList, summary="List indexed documents")
-async def list_documents(request: Request) -> JSONResponse:
-    index = get_rag(request).snapshot.index
+async def list_documents(request: Request, response: Response) -> dict[str, Any]:
+    index = await _live_index(request)
     docs = [
         {"doc_id": d, "title": t, "url": u, "length": len(x)}
-        for d, t, u, x in zip(index.doc_ids, index.titles, index.urls, index.texts)
+        for d, t, u, x in zip(index.doc_ids, index.titles, index.urls, index.texts, strict=True)
     ]
-    return JSONResponse({"documents": docs, "index_version": index.version}, headers=_version_header(index.version))
+    _set_version(response, index.version)
+    return {"documents": docs, "index_version": index.version}
 
 
-@read.get("/documents/{doc_id:path}", response_model=DocumentOut, summary="A document's text, optionally with a span marked")
+@read.get(
+    "/documents/{doc_id:path}", response_model=DocumentOut, response_model_exclude_unset=True,
+    summary="A document's text, optionally with a span marked",
+)
 async def get_document(
     request: Request,
+    response: Response,
     doc_id: str,
     start: Annotated[int | None, Query(description="Span start (character offset, with end).")] = None,
     end: Annotated[int | None, Query(description="Span end, exclusive; 0 <= start < end <= length.")] = None,
-) -> JSONResponse:
+) -> dict[str, Any]:
     """The stored (cleaned) text: every ``start``/``end`` the service returns indexes into it.
     With ``?start=&end=`` also ``marked`` = the text split into before / span / after."""
-    index = get_rag(request).snapshot.index  # one snapshot for the whole answer
+    index = await _live_index(request)  # one snapshot for the whole answer
     row = index.doc_row.get(doc_id)
     if row is None:
         raise ApiError(404, "not_found", f"no document {doc_id!r} in index version {index.version}")
     text = index.texts[row]
-    out = {
+    out: dict[str, Any] = {
         "doc_id": doc_id, "title": index.titles[row], "url": index.urls[row], "text": text,
         "length": len(text), "index_version": index.version,
     }
@@ -79,14 +91,16 @@ async def get_document(
                 details=[{"loc": ["query", "start"], "msg": f"0 <= start < end <= {len(text)}", "type": "value_error"}],
             )
         out["marked"] = {"start": start, "end": end, "before": text[:start], "span": text[start:end], "after": text[end:]}
-    return JSONResponse(out, headers=_version_header(index.version))
+    _set_version(response, index.version)
+    return out
 
 
 @admin.post("/documents", response_model=IngestResponse, summary="Add or update documents (admin)")
 async def add_documents(
     request: Request,
+    response: Response,
     body: Annotated[DocumentIn | list[DocumentIn], Body(openapi_examples=INGEST_EXAMPLES)],
-) -> JSONResponse:
+) -> dict[str, Any]:
     """One object or a list. All or nothing: if any record cannot be used (e.g. its text is empty
     after cleaning, duplicate ids), nothing is written and the reasons come back as a 422."""
     records = body if isinstance(body, list) else [body]
@@ -101,14 +115,12 @@ async def add_documents(
     rag = get_rag(request, need_index=False)  # the first documents may create the index
     report = await run_cpu(request, rag.ingest_documents, loaded.documents)
     log_fields(request, documents=len(loaded.documents), index_version=report.version)
-    return JSONResponse(
-        {"index_version": report.version, "added": report.added, "updated": report.updated, "unchanged": report.unchanged},
-        headers=_version_header(report.version),
-    )
+    _set_version(response, report.version)
+    return {"index_version": report.version, "added": report.added, "updated": report.updated, "unchanged": report.unchanged}
 
 
 @admin.delete("/documents/{doc_id:path}", response_model=DeleteResponse, summary="Delete a document (admin)")
-async def delete_document(request: Request, doc_id: str) -> JSONResponse:
+async def delete_document(request: Request, response: Response, doc_id: str) -> dict[str, Any]:
     rag = get_rag(request)
     if doc_id not in rag.snapshot.index.doc_row:
         raise ApiError(404, "not_found", f"no document {doc_id!r} in the index")
@@ -117,4 +129,5 @@ async def delete_document(request: Request, doc_id: str) -> JSONResponse:
     except KeyError:  # deleted by a concurrent request meanwhile
         raise ApiError(404, "not_found", f"no document {doc_id!r} in the index") from None
     log_fields(request, index_version=report.version)
-    return JSONResponse({"index_version": report.version, "removed": report.removed}, headers=_version_header(report.version))
+    _set_version(response, report.version)
+    return {"index_version": report.version, "removed": report.removed}

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
 
 from api.errors import error_response
 from api.schemas import Health, Ready, error_responses
@@ -12,20 +13,17 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=Health, summary="Liveness")
-async def health() -> dict:
+async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
 @router.get("/ready", response_model=Ready, responses=error_responses(503), summary="Readiness: index loaded")
-async def ready(request: Request) -> JSONResponse:
+async def ready(request: Request, response: Response) -> Any:
     """200 with counts, model id and index version once an index is loaded; 503 before."""
     rag = getattr(request.app.state, "rag", None)
     if rag is None or not rag.ready:
         reason = "the service is starting" if rag is None else "no index is loaded yet"
         return error_response(request, 503, "index_unavailable", reason, headers={"Retry-After": "5"})
     index = rag.snapshot.index
-    return JSONResponse(
-        {"status": "ready", "documents": index.n_documents, "chunks": index.n_chunks,
-         "model": index.model_id, "index_version": index.version},
-        headers={"X-Index-Version": str(index.version)},
-    )
+    response.headers["X-Index-Version"] = str(index.version)
+    return {"status": "ready", "documents": index.n_documents, "chunks": index.n_chunks, "model": index.model_id, "index_version": index.version}

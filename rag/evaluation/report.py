@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from rag.evaluation import SYSTEMS, EvalRun, hit_curves
+from rag.evaluation.harness import SYSTEMS, EvalRun, hit_curves
 
 FAILURES_SHOWN = 40  # failures listed in report.md (metrics.json has them all)
 

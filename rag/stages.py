@@ -1,0 +1,194 @@
+"""The stage contracts of the query path, and the reader registry.
+
+    question -> Query (analysed once) -> Retriever -> Reranker -> Reader -> Reading
+
+* ``Query``: the question analysed once (language, normalised text, BM25 terms, question type,
+  numbers, embedding). Every stage takes it; none re-reads the raw string.
+* ``Retriever.retrieve(query, k, index)``: candidates, best first, each with
+  ``Passage.retrieval_score`` (and its provenance: rank in each list).
+* ``Reranker.rerank(query, passages, index)``: the same passages re-scored and re-ordered, each
+  with ``Passage.rerank_score``. ``rag.reranking.NoReranker`` is the identity.
+* ``Reader.read(query, passages, index)``: a ``Reading``: the answer or an abstention, the
+  probability that the passages answer the question, and the candidate answers.
+
+Stages take the index version in the call (``RAG`` holds one per snapshot), so a stage object
+is configuration only and the same object serves every version. Each stage names the score
+features it writes (``provides``); a reader names those its fitted calibrations were fitted on
+(``features``), and ``RAG`` refuses a combination that does not provide them, so swapping the
+reranker cannot silently feed a reader scores on a scale it was not fitted for.
+
+A new reader is one module with a class satisfying ``Reader`` plus one line in ``READERS`` (or a
+``register_reader`` call); it is then selectable with ``RAG_READER``, ``rag ask --reader`` and
+``rag eval --reader``, or passed directly as ``RAG(reader=...)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+from rag.focus import question_type
+from rag.schema import Answer, Passage
+from rag.text import detect_language, normalize, tokenize
+
+if TYPE_CHECKING:
+    from rag.config import Settings
+    from rag.embedding import Embedder
+    from rag.index import Index
+
+_DIGITS = re.compile(r"\d+")
+
+
+@dataclass(frozen=True)
+class Query:
+    """A question analysed once; what every stage receives instead of the raw text."""
+
+    text: str  # as asked
+    language: str  # "ar" | "en"
+    normalized: str  # rag.text.normalize of the whitespace-collapsed text (matching only)
+    terms: tuple[str, ...]  # BM25 tokens, in question order (a repeated word counts again)
+    kind: str | None  # rag.focus.question_type: "date" | "number" | "person" | "place" | None
+    numbers: frozenset[str]  # digit strings in the normalised text ("2040")
+    vector: np.ndarray | None = field(default=None, compare=False, repr=False)  # the query embedding
+
+    @property
+    def cache_key(self) -> tuple[str, str]:
+        """Equal for questions that differ only in spacing (and that every stage treats alike)."""
+        return self.normalized, self.language
+
+    def embedded(self, embedder: Embedder) -> Query:
+        """This query with its embedding (computed here, once; a no-op when it has one)."""
+        if self.vector is not None:
+            return self
+        return replace(self, vector=embedder.embed_queries([self.text])[0])
+
+
+def analyse(question: str, embedder: Embedder | None = None, language: str | None = None) -> Query:
+    """Analyse ``question`` once: language (detected unless given), normalised text, terms,
+    question type and numbers; with an ``embedder`` also its vector."""
+    normalized = normalize(" ".join(question.split()))
+    query = Query(
+        text=question,
+        language=language or detect_language(question),
+        normalized=normalized,
+        terms=tuple(tokenize(question)),
+        kind=question_type(question),
+        numbers=frozenset(_DIGITS.findall(normalized)),
+    )
+    return query.embedded(embedder) if embedder is not None else query
+
+
+# --- stage protocols ------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    """First stage: candidate passages from the whole index."""
+
+    provides: frozenset[str]  # score features it writes, e.g. {"retrieval:rrf"}
+
+    def retrieve(self, query: Query, k: int, index: Index) -> list[Passage]:
+        """The ``k`` best passages, best first, with ``retrieval_score`` set."""
+        ...
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """Second stage: re-scores the retriever's candidates."""
+
+    provides: frozenset[str]  # e.g. {"rerank:linear-maxsim"}
+    depth: int  # candidates it wants to see (RAG asks the retriever for at least this many)
+
+    def rerank(self, query: Query, passages: list[Passage], index: Index) -> list[Passage]:
+        """All of ``passages``, re-ordered best first, each with ``rerank_score`` set."""
+        ...
+
+
+@dataclass
+class Reading:
+    """What a reader concluded from the passages."""
+
+    answer: Answer | None  # None = abstain: the passages do not answer the question
+    confidence: float  # probability that the passages answer the question
+    candidates: list[Answer] = field(default_factory=list)  # best first; may be empty
+
+
+@runtime_checkable
+class Reader(Protocol):
+    """Last stage: the answer span (or an abstention) from the top passages."""
+
+    name: str
+    # Upstream score features its fitted weights and calibrations rely on; RAG checks that the
+    # configured retriever and reranker provide them.
+    features: frozenset[str]
+    context_passages: int  # how many of the top passages it reads (the same whatever top_k is)
+
+    def read(self, query: Query, passages: Sequence[Passage], index: Index) -> Reading: ...
+
+
+class StageMismatch(ValueError):
+    """A reader was combined with stages that do not produce the scores it was fitted on."""
+
+
+def check_features(reader: Reader, retriever: Retriever, reranker: Reranker) -> None:
+    """Raise ``StageMismatch`` unless the retriever and reranker provide the reader's features."""
+    provided = retriever.provides | reranker.provides
+    missing = reader.features - provided
+    if missing:
+        raise StageMismatch(
+            f"the {reader.name!r} reader was fitted on {sorted(missing)}, which this system does not "
+            f"produce (retriever {type(retriever).__name__} and reranker {type(reranker).__name__} "
+            f"provide {sorted(provided)}); refit the reader for these stages, or pass "
+            "allow_uncalibrated=True to use it as it is (evaluation ablations)"
+        )
+
+
+# --- reader registry ------------------------------------------------------------------------------
+
+# name -> "module:callable"; the callable takes the Settings and returns a Reader. Imported only
+# when selected, so a reader's heavy dependencies never load for the others.
+READERS: dict[str, str] = {
+    "sentence": "rag.answering:SentenceReader.from_settings",
+    "none": "rag.answering:NoReader.from_settings",
+}
+_FACTORIES: dict[str, Callable[[Settings], Reader]] = {}
+
+
+def register_reader(name: str, factory: Callable[[Settings], Reader] | str) -> None:
+    """Make a reader selectable by ``name`` (a callable, or a "module:callable" path)."""
+    if isinstance(factory, str):
+        READERS[name] = factory
+        _FACTORIES.pop(name, None)
+    else:
+        _FACTORIES[name] = factory
+        READERS.pop(name, None)
+
+
+def reader_names() -> list[str]:
+    return sorted({*READERS, *_FACTORIES})
+
+
+def _load(path: str) -> Callable[[Settings], Reader]:
+    module, _, attr = path.partition(":")
+    obj: object = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"{path} is not callable")
+    return obj  # type: ignore[return-value]
+
+
+def make_reader(settings: Settings, name: str | None = None) -> Reader:
+    """The reader called ``name`` (default ``settings.reader``), built from the settings."""
+    name = name or settings.reader
+    factory = _FACTORIES.get(name)
+    if factory is None:
+        if name not in READERS:
+            raise ValueError(f"unknown reader {name!r}; known readers: {', '.join(reader_names())}")
+        factory = _load(READERS[name])
+    return factory(settings)
