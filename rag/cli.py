@@ -386,5 +386,42 @@ def bench(
         console.print("\n".join(summary_lines(results)), markup=False, highlight=False, soft_wrap=True)
 
 
+@app.command("train-reader")
+def train_reader(
+    data: Annotated[Path, typer.Option("--data", help="Folder with xquad/ and arcd/ (SQuAD format).")] = Path("../shared/data"),
+    out: Annotated[Path, typer.Option("--out", help="Where the model, reader.json and MODEL_CARD.md go.")] = Path("models/reader"),
+    epochs: Annotated[int, typer.Option(min=1)] = 3,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    lr: float = 1e-4,
+    negatives: Annotated[float, typer.Option(help="Probability of a near-miss (and half that of an off-article) no-answer window per question.")] = 0.4,
+    freeze_layers: Annotated[int, typer.Option(min=0, max=12, help="Lowest encoder layers kept frozen (their outputs are cached).")] = 6,
+    seed: int = 13,
+    threads: Annotated[int, typer.Option(min=1)] = 2,
+    max_minutes: Annotated[float, typer.Option(help="Stop after the epoch that would run past this (0 = no limit).")] = 0.0,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Only N examples per split (smoke runs).", show_default=False)] = None,
+) -> None:
+    """Train the span reader (needs the train extra: torch, onnx), export it to ONNX, calibrate it on dev and write its model card."""
+    try:
+        from rag.reader.train import TrainConfig, train_and_package
+    except ImportError as exc:
+        err.print(f"[red]error:[/red] training needs the train extra (pip install -e '.[train]'): {exc}")
+        raise typer.Exit(2) from exc
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, negatives=negatives, freeze_layers=freeze_layers, seed=seed,
+                      threads=threads, max_minutes=max_minutes, limit=limit)
+    command = "rag train-reader " + " ".join(sys.argv[2:])
+    bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err)
+    task: TaskID | None = None
+
+    def on_step(step: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            task = bar.add_task("train", total=total)
+        bar.update(task, completed=step)
+
+    with bar:
+        summary = train_and_package(data, out, cfg, command=command, log=lambda m: bar.console.print(m, markup=False), on_step=on_step)
+    console.print(f"shipped {summary['chosen']} model in {out}; dev: {summary['metrics']}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

@@ -1,0 +1,181 @@
+"""Training and evaluation examples for the span reader, built from SQuAD-format files.
+
+Splits are by *article*, never by question, so no paragraph of a held-out article is seen in
+training: XQuAD uses the project's fixed split (md5 of the article title mod 10 < 4 -> the
+"dev" articles, which the reader trains on; the rest is the held-out test split that
+eval/RESULTS.md reports); ARCD uses the same hash, 0-1 -> test, 2 -> dev (early stopping and
+calibration), 3-9 -> train. XQuAD's English questions are paired with the Arabic paragraphs
+(the product's cross-lingual case) and with the English ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag.reader.tokenizer import Encoded, ReaderTokenizer
+
+
+@dataclass(frozen=True)
+class QAExample:
+    qid: str
+    source: str  # "xquad-ar", "xquad-en-ar", "xquad-en", "arcd"
+    article: str
+    paragraph: int  # index of the paragraph within its article
+    question: str
+    context: str
+    answers: tuple[tuple[int, int], ...]  # character spans in ``context``; empty = no answer
+
+    def answer_texts(self) -> list[str]:
+        return [self.context[a:b] for a, b in self.answers]
+
+
+def _hash_tenth(title: str) -> int:
+    return int(hashlib.md5(title.encode("utf-8")).hexdigest(), 16) % 10
+
+
+def xquad_split(title: str) -> str:
+    """The project's XQuAD split (rag eval's ``squad_split``): 4 in 10 articles are dev."""
+    return "train" if _hash_tenth(title) < 4 else "test"
+
+
+def arcd_split(title: str) -> str:
+    t = _hash_tenth(title)
+    return "test" if t < 2 else "dev" if t == 2 else "train"
+
+
+def _load(path: Path) -> list[dict]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))["data"]
+
+
+def _spans(context: str, answers: Iterable[dict]) -> tuple[tuple[int, int], ...]:
+    out = []
+    for a in answers:
+        text, start = a["text"], int(a["answer_start"])
+        if context[start : start + len(text)] != text:
+            found = context.find(text)
+            if found < 0:
+                continue
+            start = found
+        out.append((start, start + len(text)))
+    return tuple(dict.fromkeys(out))
+
+
+def squad_examples(path: Path, source: str, split_of, questions_from: Path | None = None) -> dict[str, list[QAExample]]:
+    """Examples by split; with ``questions_from``, questions come from that parallel file
+    (same ids) and paragraphs and answers from ``path``."""
+    other: dict[str, str] = {}
+    if questions_from is not None:
+        for art in _load(questions_from):
+            for p in art["paragraphs"]:
+                for qa in p["qas"]:
+                    other[qa["id"]] = qa["question"]
+    out: dict[str, list[QAExample]] = {"train": [], "dev": [], "test": []}
+    for art in _load(path):
+        split = split_of(art["title"])
+        for pi, p in enumerate(art["paragraphs"]):
+            ctx = p["context"]
+            for qa in p["qas"]:
+                spans = _spans(ctx, qa["answers"])
+                q = other.get(qa["id"], qa["question"]) if questions_from else qa["question"]
+                if not spans or not q.strip():
+                    continue
+                out[split].append(QAExample(qa["id"], source, art["title"], pi, q, ctx, spans))
+    return out
+
+
+def reader_corpus(data_dir: Path) -> dict[str, list[QAExample]]:
+    """All examples from ``data_dir`` (the shared data folder) by split."""
+    xq = data_dir / "xquad"
+    parts = [
+        squad_examples(xq / "xquad.ar.json", "xquad-ar", xquad_split),
+        squad_examples(xq / "xquad.ar.json", "xquad-en-ar", xquad_split, questions_from=xq / "xquad.en.json"),
+        squad_examples(xq / "xquad.en.json", "xquad-en", xquad_split),
+        squad_examples(data_dir / "arcd" / "arcd.train.json", "arcd", arcd_split),
+    ]
+    return {s: [e for p in parts for e in p[s]] for s in ("train", "dev", "test")}
+
+
+@dataclass
+class Window:
+    """One model input: <s> question </s></s> context slice </s>, with its labels."""
+
+    ids: np.ndarray  # int64 token ids
+    start: int  # label token (0 = <s> = no answer here)
+    end: int
+    example: int  # index into the example list
+    context_start: int  # first context token position in ``ids``
+    offsets: np.ndarray  # (n_context_tokens, 2) char spans in the example's context
+
+
+def windows_for(
+    tok: ReaderTokenizer, q: Encoded, ctx: Encoded, answers: Sequence[tuple[int, int]], example: int,
+    max_len: int = 256, stride: int = 128,
+) -> list[Window]:
+    """Slide over the context; a window is labelled with the first answer it holds whole."""
+    head = [tok.bos, *q.ids.tolist(), tok.eos, tok.eos]
+    room = max_len - len(head) - 1
+    out = []
+    n = len(ctx)
+    a = 0
+    while True:
+        b = min(n, a + room)
+        ids = np.asarray([*head, *ctx.ids[a:b].tolist(), tok.eos], dtype=np.int64)
+        offs = np.stack([ctx.starts[a:b], ctx.ends[a:b]], axis=1) if b > a else np.zeros((0, 2), np.int64)
+        s_lab = e_lab = 0
+        for cs, ce in answers:
+            if b > a and offs[0, 0] <= cs and offs[-1, 1] >= ce:
+                s_tok = int(np.searchsorted(offs[:, 1], cs, side="right"))
+                e_tok = int(np.searchsorted(offs[:, 0], ce, side="left")) - 1
+                if s_tok <= e_tok:
+                    s_lab, e_lab = len(head) + s_tok, len(head) + e_tok
+                    break
+        out.append(Window(ids, s_lab, e_lab, example, len(head), offs))
+        if b >= n:
+            break
+        a += stride
+    return out
+
+
+def build_windows(
+    tok: ReaderTokenizer, examples: Sequence[QAExample], *, max_len: int = 256, stride: int = 128,
+    max_question: int = 64, negatives: float = 0.0, seed: int = 0,
+) -> list[Window]:
+    """Windows of each example's own paragraph; with ``negatives`` p, also (with probability
+    p each) a window of another paragraph of the same article (a near miss) and one of
+    another article, both labelled "no answer"."""
+    rng = random.Random(seed)
+    cache: dict[str, Encoded] = {}
+
+    def enc(text: str) -> Encoded:
+        if text not in cache:
+            cache[text] = tok.encode(text)
+        return cache[text]
+
+    by_article: dict[str, list[str]] = {}
+    for ex in examples:
+        by_article.setdefault(ex.article, [])
+        if ex.context not in by_article[ex.article]:
+            by_article[ex.article].append(ex.context)
+    articles = list(by_article)
+    out: list[Window] = []
+    for i, ex in enumerate(examples):
+        q = enc(ex.question).head(max_question)
+        out += windows_for(tok, q, enc(ex.context), ex.answers, i, max_len, stride)
+        if negatives <= 0:
+            continue
+        near = [c for c in by_article[ex.article] if c != ex.context]
+        if near and rng.random() < negatives:
+            w = windows_for(tok, q, enc(rng.choice(near)), (), i, max_len, stride)
+            out.append(rng.choice(w))
+        far = rng.choice(articles)
+        if far != ex.article and rng.random() < negatives / 2:
+            w = windows_for(tok, q, enc(rng.choice(by_article[far])), (), i, max_len, stride)
+            out.append(rng.choice(w))
+    return out

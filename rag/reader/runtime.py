@@ -1,0 +1,239 @@
+"""The span reader at run time: ONNX Runtime over the trained model, no torch.
+
+It reads the question against each of the top passages (a passage is a chunk of at most
+``chunk_tokens`` model tokens, so it is one window, or a few when it is longer), scores every
+span of every window on one scale, and returns the best as an ``Answer`` whose offsets point
+into the stored document text, with the sentence that holds it.
+
+One scale across windows: a window's best span score minus its own no-answer score (the
+``<s>`` position), the margin; the best margin wins, and ``sigmoid(a * margin + b)``
+(calibrated on dev, see the model card) is the probability that the answer is right. Below
+the model's threshold the reader abstains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from rag.reader.spans import MAX_ANSWER_TOKENS, best_span
+from rag.reader.tokenizer import Encoded, ReaderTokenizer
+from rag.reader.weights import E5File
+from rag.schema import Answer, Passage, SentenceSpan
+from rag.stages import Query, Reading
+
+if TYPE_CHECKING:
+    from rag.config import Settings
+    from rag.index import Index
+
+MANIFEST = "reader.json"
+
+
+class ReaderModelError(RuntimeError):
+    """The reader model is missing, damaged or does not match its manifest."""
+
+
+def default_model_dir() -> Path:
+    """``models/reader`` of the source tree this package runs from."""
+    return Path(__file__).resolve().parents[2] / "models" / "reader"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """``reader.json`` beside the model: what the run time needs to use it as trained."""
+
+    model: str  # ONNX file name
+    sha256: str
+    max_len: int = 256
+    max_question: int = 64
+    stride: int = 128
+    calibration: tuple[float, float] = (1.0, 0.0)  # p = sigmoid(a * margin + b)
+    threshold: float = 0.5
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, model_dir: Path) -> Manifest:
+        path = model_dir / MANIFEST
+        if not path.is_file():
+            raise ReaderModelError(f"no reader model in {model_dir} ({MANIFEST} missing); train one with `rag train-reader` or set RAG_READER=sentence")
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        known = {k: raw.pop(k) for k in list(raw) if k in cls.__dataclass_fields__ and k != "extra"}
+        if "calibration" in known:
+            known["calibration"] = tuple(known["calibration"])
+        return cls(**known, extra=raw)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class SpanCandidate:
+    """The best span of one window: character offsets into that window's context text."""
+
+    context: int  # which context (passage) it came from
+    start: int
+    end: int
+    margin: float  # span score minus the window's no-answer score
+    probability: float
+
+
+_EDGE = set(" \t\n\r\u00a0.,،;؛:!?؟\"'«»“”‘’()[]{}-–—/\\|*•·")
+_PAIRS = {")": "(", "]": "[", "}": "{", "»": "«", "”": "“"}
+
+
+def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """Shrink [start, end) past whitespace and punctuation at its edges (a token can carry a
+    bracket or a full stop with it), keeping a closing bracket whose opening one is inside."""
+    while start < end and (text[start] in _EDGE or unicodedata.category(text[start]).startswith("Z")):
+        if text[start] in _PAIRS.values() and _PAIRS.get(text[end - 1]) == text[start]:
+            break
+        start += 1
+    while end > start and (text[end - 1] in _EDGE or unicodedata.category(text[end - 1]).startswith("Z")):
+        closing = text[end - 1]
+        if closing in _PAIRS and _PAIRS[closing] in text[start : end - 1]:
+            break
+        end -= 1
+    return start, end
+
+
+class SpanScorer:
+    """Question + contexts -> the best span of each context (the model, without the index)."""
+
+    def __init__(self, model_dir: Path | str | None = None, *, threads: int = 0, weights: E5File | None = None, verify: bool = True):
+        import onnxruntime as ort
+
+        self.model_dir = Path(model_dir) if model_dir else default_model_dir()
+        self.manifest = Manifest.read(self.model_dir)
+        path = self.model_dir / self.manifest.model
+        if not path.is_file():
+            raise ReaderModelError(f"reader model file {path} is missing")
+        if verify:
+            digest = sha256_file(path)
+            if digest != self.manifest.sha256:
+                raise ReaderModelError(
+                    f"reader model {path} is damaged: sha256 {digest[:16]}… does not match {MANIFEST} ({self.manifest.sha256[:16]}…); "
+                    "restore it from git (`git checkout -- models/`) or retrain"
+                )
+        self.weights = weights or E5File()
+        self.tokenizer = ReaderTokenizer(self.weights.vocab)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ReaderModelError(f"reader model {path} cannot be loaded: {exc}") from exc
+
+    def probability(self, margin: float) -> float:
+        a, b = self.manifest.calibration
+        z = a * margin + b
+        return 1.0 / (1.0 + math.exp(-z)) if z > -60 else 0.0
+
+    def windows(self, question: str, contexts: Sequence[str]) -> list[tuple[int, np.ndarray, np.ndarray, int]]:
+        """(context index, token ids, context token offsets, first context position) per window."""
+        m = self.manifest
+        tok = self.tokenizer
+        q = tok.encode(question).head(m.max_question)
+        head = [tok.bos, *q.ids.tolist(), tok.eos, tok.eos]
+        room = m.max_len - len(head) - 1
+        out = []
+        for ci, text in enumerate(contexts):
+            enc: Encoded = tok.encode(text)
+            n = len(enc)
+            a = 0
+            while n:
+                b = min(n, a + room)
+                ids = np.asarray([*head, *enc.ids[a:b].tolist(), tok.eos], dtype=np.int64)
+                offs = np.stack([enc.starts[a:b], enc.ends[a:b]], axis=1)
+                out.append((ci, ids, offs, len(head)))
+                if b >= n:
+                    break
+                a += m.stride
+        return out
+
+    def logits(self, ids: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        if not ids:
+            return []
+        t = max(len(x) for x in ids)
+        batch = np.full((len(ids), t), self.tokenizer.pad, dtype=np.int64)
+        mask = np.zeros((len(ids), t), dtype=np.int64)
+        for i, x in enumerate(ids):
+            batch[i, : len(x)] = x
+            mask[i, : len(x)] = 1
+        embeds = self.weights.word_embeddings(batch)
+        start, end = self.session.run(None, {"inputs_embeds": embeds, "attention_mask": mask})
+        return [(start[i, : len(x)], end[i, : len(x)]) for i, x in enumerate(ids)]
+
+    def score(self, question: str, contexts: Sequence[str]) -> list[SpanCandidate]:
+        """The best span of each context that has one, best first."""
+        wins = self.windows(question, contexts)
+        best: dict[int, SpanCandidate] = {}
+        for (ci, ids, offs, first), (s, e) in zip(wins, self.logits([w[1] for w in wins]), strict=True):
+            span = best_span(s, e, first, len(ids) - 1, MAX_ANSWER_TOKENS)
+            if span is None:
+                continue
+            score, a, b = span
+            margin = score - float(s[0] + e[0])
+            start, end = trim_span(contexts[ci], int(offs[a, 0]), int(offs[b, 1]))
+            if start >= end:
+                continue
+            if ci not in best or margin > best[ci].margin:
+                best[ci] = SpanCandidate(ci, start, end, margin, self.probability(margin))
+        return sorted(best.values(), key=lambda c: -c.margin)
+
+
+class SpanReader:
+    """The trained span reader as the pipeline's ``Reader`` stage."""
+
+    name = "span"
+    features: frozenset[str] = frozenset()  # reads passage text only; fitted on no upstream score
+
+    def __init__(self, scorer: SpanScorer, *, context_passages: int = 4, threshold: float | None = None):
+        self.scorer = scorer
+        self.context_passages = context_passages
+        self.threshold = scorer.manifest.threshold if threshold is None else threshold
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SpanReader:
+        scorer = SpanScorer(settings.reader_model, threads=settings.reader_threads)
+        return cls(scorer, context_passages=settings.reader_passages, threshold=settings.reader_threshold)
+
+    def read(self, query: Query, passages: Sequence[Passage], index: Index) -> Reading:
+        top = list(passages[: self.context_passages])
+        found = self.scorer.score(query.text, [p.text for p in top])
+        answers = [self._answer(top[c.context], c, index) for c in found]
+        if not answers:
+            return Reading(None, 0.0, [])
+        best = answers[0]
+        return Reading(best if best.score >= self.threshold else None, best.score, answers)
+
+    @staticmethod
+    def _answer(p: Passage, c: SpanCandidate, index: Index) -> Answer:
+        info = index.chunk_info(p.row)
+        doc_text = index.texts[info.doc_row]
+        start, end = p.start + c.start, p.start + c.end
+        rows = range(info.first_sentence, info.last_sentence)
+        s_start, s_end = start, end
+        for r in rows:
+            a, b = int(index.sentence_start[r]), int(index.sentence_end[r])
+            if a <= start < b:
+                s_start = min(s_start, a)
+            if a < end <= b:
+                s_end = max(s_end, b)
+        return Answer(
+            text=doc_text[start:end], doc_id=info.doc_id, title=index.titles[info.doc_row], start=start, end=end,
+            score=c.probability, sentence=SentenceSpan(doc_text[s_start:s_end], s_start, s_end),
+        )

