@@ -28,7 +28,17 @@ def _run() -> EvalRun:
         QuestionResult(items[1], {"system": miss, "bm25": Outcome([], [], False), "dense": miss}, 180.0),
         QuestionResult(items[2], {"system": false, "bm25": Outcome([], [], False), "dense": false}, 150.0),
     ]
-    dataset = {"name": "tiny", "format": "jsonl", "split": "all", "limit": None, "k": 5, "model": "m", "index_version": 3, "n_documents": 2, "n_chunks": 2}
+    dataset = {
+        "name": "tiny",
+        "format": "jsonl",
+        "split": "all",
+        "limit": None,
+        "k": 5,
+        "model": "m",
+        "index_version": 3,
+        "n_documents": 2,
+        "n_chunks": 2,
+    }
     return EvalRun(summarize(results, dataset, 5), results)
 
 

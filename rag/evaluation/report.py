@@ -49,7 +49,9 @@ def _languages(summary: dict[str, Any]) -> list[str]:
 def _scopes(summary: dict[str, Any]) -> list[tuple[str | None, str]]:
     """(language or None for all, heading) for every scope with questions in it."""
     q = summary["questions"]
-    out: list[tuple[str | None, str]] = [(None, f"all ({q['total']} questions: {q['answerable']} answerable, {q['unanswerable']} unanswerable)")]
+    out: list[tuple[str | None, str]] = [
+        (None, f"all ({q['total']} questions: {q['answerable']} answerable, {q['unanswerable']} unanswerable)")
+    ]
     for lang in _languages(summary):
         c = summary["by_language"][lang]["questions"]
         out.append((lang, f"{lang} ({c['total']}: {c['answerable']} answerable, {c['unanswerable']} unanswerable)"))
@@ -72,7 +74,12 @@ def tables(summary: dict[str, Any]) -> list[Table]:
 
 def dataset_line(summary: dict[str, Any]) -> str:
     d = summary["dataset"]
-    parts = [f"{d['name']} ({d['format']}, split {d['split']})", f"k={d['k']}", f"model {d['model']}", f"index v{d['index_version']}: {d['n_documents']} docs, {d['n_chunks']} chunks"]
+    parts = [
+        f"{d['name']} ({d['format']}, split {d['split']})",
+        f"k={d['k']}",
+        f"model {d['model']}",
+        f"index v{d['index_version']}: {d['n_documents']} docs, {d['n_chunks']} chunks",
+    ]
     if d.get("gold_mismatches") is not None:
         parts.append(f"gold mismatches {d['gold_mismatches']}/{d['gold_answers']}")
     return " · ".join(parts)
@@ -89,7 +96,7 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
 
 
 def _reason_counts(failures: Sequence[dict[str, Any]]) -> str:
-    """"retrieval 3, answer 2" (or "none")."""
+    """ "retrieval 3, answer 2" (or "none")."""
     counts: dict[str, int] = {}
     for f in failures:
         counts[f["reason"]] = counts.get(f["reason"], 0) + 1
