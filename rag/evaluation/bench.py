@@ -880,11 +880,13 @@ def summary_lines(r: dict[str, Any]) -> list[str]:
 
 
 def write_outputs(r: dict[str, Any], out: Path) -> dict[str, Path]:
-    """``bench.json`` and, with a growth section, ``growth.png``."""
+    """``bench.json`` and, with a growth section and the ``plot`` extra, ``growth.png``."""
+    from rag.evaluation.report import can_plot
+
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "bench.json"}
     paths["json"].write_text(json.dumps(r, ensure_ascii=False, indent=1))
-    if r.get("growth", {}).get("sizes"):
+    if r.get("growth", {}).get("sizes") and can_plot():
         paths["png"] = out / "growth.png"
         plot_growth(r["growth"], paths["png"])
     return paths

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -161,12 +162,21 @@ def markdown(summary: dict[str, Any], plot_name: str | None = "hitk.png") -> str
     return "\n".join(lines) + "\n"
 
 
+def can_plot() -> bool:
+    """Whether matplotlib (the ``plot`` extra) is installed."""
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def write_report(directory: Path | str, run: EvalRun) -> dict[str, Path]:
-    """Write report.md, metrics.json and hitk.png into ``directory``; return their paths."""
+    """Write report.md, metrics.json and (with the ``plot`` extra) hitk.png into ``directory``;
+    return their paths."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"report": out / "report.md", "metrics": out / "metrics.json", "plot": out / "hitk.png"}
+    paths = {"report": out / "report.md", "metrics": out / "metrics.json"}
     paths["metrics"].write_text(json.dumps(run.summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    plot_hit_curves(hit_curves(run.results), paths["plot"], run.summary["dataset"]["name"])
-    paths["report"].write_text(markdown(run.summary, paths["plot"].name), encoding="utf-8")
+    plot: Path | None = None
+    if can_plot():
+        plot = paths["plot"] = out / "hitk.png"
+        plot_hit_curves(hit_curves(run.results), plot, run.summary["dataset"]["name"])
+    paths["report"].write_text(markdown(run.summary, plot.name if plot else None), encoding="utf-8")
     return paths
