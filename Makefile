@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test test-fast
+.PHONY: serve test test-fast lint format
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,13 @@ test: $(VENV)/.dev-installed /usr/bin/chromium /usr/bin/wrk
 
 test-fast: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -m "not slow"
+
+# Lint, format check and types (ruff and mypy come with the dev extra); CI runs it before the tests.
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(VENV)/.dev-installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .

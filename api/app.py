@@ -74,7 +74,9 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None) -> Fast
         loaded: RAG = app.state.rag
         if loaded.ready:
             idx = loaded.snapshot.index
-            log.info("serving index version %d: %d documents, %d chunks, model %s", idx.version, idx.n_documents, idx.n_chunks, idx.model_id)
+            log.info(
+                "serving index version %d: %d documents, %d chunks, model %s", idx.version, idx.n_documents, idx.n_chunks, idx.model_id
+            )
         else:
             log.warning("no index in %s: /ready answers 503 until documents are added", loaded.index_dir)
         try:

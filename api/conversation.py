@@ -98,8 +98,15 @@ def render_reply(result: AskResult, language: str, url_of: dict[str, str | None]
         return NO_ANSWER[language], []
     url = url_of.get(a.doc_id)
     citation = {
-        "index": 1, "doc_id": a.doc_id, "title": a.title, "url": url, "start": a.start, "end": a.end,
-        "text": a.text, "score": round(float(a.score), 6), "link": document_link(a.doc_id, a.start, a.end),
+        "index": 1,
+        "doc_id": a.doc_id,
+        "title": a.title,
+        "url": url,
+        "start": a.start,
+        "end": a.end,
+        "text": a.text,
+        "score": round(float(a.score), 6),
+        "link": document_link(a.doc_id, a.start, a.end),
     }
     where = f" — {url}" if url else f" ({a.doc_id})"
     content = f"{a.text} [1]\n\n{SOURCES[language]}\n[1] {a.title}{where}"

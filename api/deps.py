@@ -56,19 +56,25 @@ def checked_question(request: Request, text: str, *, field: str = "question") ->
     stripped = text.strip()
     if not stripped:
         raise ApiError(
-            422, "validation_error", f"{field} must not be empty",
+            422,
+            "validation_error",
+            f"{field} must not be empty",
             details=[{"loc": [field], "msg": "must not be empty or whitespace", "type": "value_error"}],
         )
     try:
         stripped.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates from JSON escapes like "\ud800"
         raise ApiError(
-            422, "validation_error", f"{field} is not valid Unicode",
+            422,
+            "validation_error",
+            f"{field} is not valid Unicode",
             details=[{"loc": [field], "msg": "contains a lone surrogate", "type": "unicode_error"}],
         ) from None
     if len(stripped) > limit:
         raise ApiError(
-            422, "validation_error", f"{field} is too long: {len(stripped)} characters, the limit is {limit}",
+            422,
+            "validation_error",
+            f"{field} is too long: {len(stripped)} characters, the limit is {limit}",
             details=[{"loc": [field], "msg": f"at most {limit} characters", "type": "string_too_long"}],
         )
     log_fields(request, q_chars=len(stripped), q_hash=fingerprint(stripped))

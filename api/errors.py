@@ -104,7 +104,10 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     elif status == 405:
         message = f"method {request.method} is not allowed on {request.url.path}"
     return error_response(
-        request, status, _TYPE_BY_STATUS.get(status, "error" if status < 500 else "internal_error"), message,
+        request,
+        status,
+        _TYPE_BY_STATUS.get(status, "error" if status < 500 else "internal_error"),
+        message,
         headers=getattr(exc, "headers", None),
     )
 

@@ -129,7 +129,11 @@ class BodyLimitMiddleware:
         ctype = headers.get("content-type")
         if body and scope.get("method") in _BODY_METHODS and ctype and not _is_json(ctype):
             await self._reject(
-                scope, receive, send, 415, "unsupported_media_type",
+                scope,
+                receive,
+                send,
+                415,
+                "unsupported_media_type",
                 f"request bodies must be JSON (Content-Type: application/json), not {ctype.split(';')[0].strip()!r}",
             )
             return
@@ -146,9 +150,7 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._reject(
-            scope, receive, send, 413, "payload_too_large", f"request body is larger than {self.max_bytes} bytes"
-        )
+        await self._reject(scope, receive, send, 413, "payload_too_large", f"request body is larger than {self.max_bytes} bytes")
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, status: int, type: str, message: str) -> None:
         rid = _state(scope).get("request_id")

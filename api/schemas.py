@@ -42,9 +42,14 @@ class ErrorResponse(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"error": {"type": "validation_error", "message": "question must not be empty",
-                           "details": [{"loc": ["question"], "msg": "must not be empty or whitespace", "type": "value_error"}],
-                           "request_id": "5f0c1e7a9b2d4c3e8f6a7b1c2d3e4f50"}}
+                {
+                    "error": {
+                        "type": "validation_error",
+                        "message": "question must not be empty",
+                        "details": [{"loc": ["question"], "msg": "must not be empty or whitespace", "type": "value_error"}],
+                        "request_id": "5f0c1e7a9b2d4c3e8f6a7b1c2d3e4f50",
+                    }
+                }
             ]
         }
     )
@@ -96,9 +101,7 @@ class AnswerOut(BaseModel):
     end: int
     score: float = Field(description="The reader's probability that the documents answer the question.")
     focus: FocusOut | None = Field(None, description="The short factoid inside the answer, when there is one.")
-    sentence: SentenceOut | None = Field(
-        None, description="The sentence holding the answer, when the answer is shorter than its sentence."
-    )
+    sentence: SentenceOut | None = Field(None, description="The sentence holding the answer, when the answer is shorter than its sentence.")
 
 
 class CitationOut(BaseModel):
@@ -125,17 +128,39 @@ class AskResponse(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "question": AR_QUESTION, "language": "ar", "answerable": True,
-                    "answer": {"text": "... عبر 10 جلسات يستضيف خلالها 28 متحدثاً ...", "doc_id": "001_0119a74ef5d5a5df",
-                               "title": "يبحث منتدى تبادل الخبرات الحكومية ...", "start": 0, "end": 361, "score": 0.99,
-                               "focus": {"text": "28 متحدثاً", "start": 144, "end": 154, "kind": "number"}},
-                    "citations": [{"doc_id": "001_0119a74ef5d5a5df", "title": "يبحث منتدى تبادل الخبرات الحكومية ...",
-                                   "text": "...", "start": 0, "end": 812, "score": 1.118}],
-                    "timings_ms": {"embed": 61.2, "retrieve": 4.1, "answer": 9.8, "total": 75.1}, "index_version": 1,
+                    "question": AR_QUESTION,
+                    "language": "ar",
+                    "answerable": True,
+                    "answer": {
+                        "text": "... عبر 10 جلسات يستضيف خلالها 28 متحدثاً ...",
+                        "doc_id": "001_0119a74ef5d5a5df",
+                        "title": "يبحث منتدى تبادل الخبرات الحكومية ...",
+                        "start": 0,
+                        "end": 361,
+                        "score": 0.99,
+                        "focus": {"text": "28 متحدثاً", "start": 144, "end": 154, "kind": "number"},
+                    },
+                    "citations": [
+                        {
+                            "doc_id": "001_0119a74ef5d5a5df",
+                            "title": "يبحث منتدى تبادل الخبرات الحكومية ...",
+                            "text": "...",
+                            "start": 0,
+                            "end": 812,
+                            "score": 1.118,
+                        }
+                    ],
+                    "timings_ms": {"embed": 61.2, "retrieve": 4.1, "answer": 9.8, "total": 75.1},
+                    "index_version": 1,
                 },
                 {
-                    "question": "What is the capital of Japan?", "language": "en", "answerable": False, "answer": None,
-                    "citations": [], "timings_ms": {"total": 70.3}, "index_version": 1,
+                    "question": "What is the capital of Japan?",
+                    "language": "en",
+                    "answerable": False,
+                    "answer": None,
+                    "citations": [],
+                    "timings_ms": {"total": 70.3},
+                    "index_version": 1,
                 },
             ]
         }
@@ -180,7 +205,12 @@ class DocumentIn(BaseModel):
         extra="ignore",
         json_schema_extra={
             "examples": [
-                {"id": "faq/opening-hours", "title": "Opening hours", "text": "The service centre opens at 8 am.", "url": "https://example.org/faq"},
+                {
+                    "id": "faq/opening-hours",
+                    "title": "Opening hours",
+                    "text": "The service centre opens at 8 am.",
+                    "url": "https://example.org/faq",
+                },
                 {"title": "ساعات العمل", "text": "يفتح مركز الخدمة أبوابه في الساعة الثامنة صباحاً."},
             ]
         },
@@ -196,7 +226,10 @@ class DocumentIn(BaseModel):
 
 
 INGEST_EXAMPLES = {
-    "one_english": {"summary": "One English document", "value": {"id": "faq/opening-hours", "title": "Opening hours", "text": "The service centre opens at 8 am from Sunday to Thursday."}},
+    "one_english": {
+        "summary": "One English document",
+        "value": {"id": "faq/opening-hours", "title": "Opening hours", "text": "The service centre opens at 8 am from Sunday to Thursday."},
+    },
     "many_arabic": {
         "summary": "Several Arabic documents",
         "value": [
@@ -292,7 +325,8 @@ class ChatRequest(BaseModel):
             "examples": [
                 {"model": "rag-extractive", "messages": [{"role": "user", "content": AR_QUESTION}]},
                 {
-                    "model": "rag-extractive", "stream": True,
+                    "model": "rag-extractive",
+                    "stream": True,
                     "messages": [
                         {"role": "user", "content": "How many speakers are at the Government Experience Exchange Forum?"},
                         {"role": "assistant", "content": "... 28 speakers ... [1]"},
@@ -314,7 +348,8 @@ CHAT_EXAMPLES = {
     "english_follow_up": {
         "summary": "English follow-up, streamed",
         "value": {
-            "model": "rag-extractive", "stream": True,
+            "model": "rag-extractive",
+            "stream": True,
             "messages": [
                 {"role": "user", "content": "How many speakers are at the Government Experience Exchange Forum?"},
                 {"role": "assistant", "content": "... 28 speakers ... [1]"},

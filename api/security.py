@@ -113,7 +113,9 @@ class Guard:
         if wait > 0:
             retry = max(1, math.ceil(wait))
             raise ApiError(
-                429, "rate_limited", f"too many requests: try again in {retry} s",
+                429,
+                "rate_limited",
+                f"too many requests: try again in {retry} s",
                 headers={"Retry-After": str(retry)},
             )
 
@@ -127,9 +129,11 @@ class Guard:
         self._throttle(client)
         if self.api_keys and not valid:
             raise ApiError(
-                401, "unauthorized",
+                401,
+                "unauthorized",
                 "an API key is required: send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'"
-                if not given else "the API key is not valid",
+                if not given
+                else "the API key is not valid",
                 headers={"WWW-Authenticate": "Bearer"},
             )
         request.state.client = client
@@ -144,7 +148,9 @@ class Guard:
         token = bearer_token(request)
         if token is None:
             raise ApiError(
-                401, "unauthorized", "admin token required: send 'Authorization: Bearer <token>'",
+                401,
+                "unauthorized",
+                "admin token required: send 'Authorization: Bearer <token>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
         if not secret_equals(token, self.admin_token):

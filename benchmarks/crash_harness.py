@@ -63,7 +63,7 @@ TIME_GRID_FROM = "load"  # time-grid delays count from this marker (after the im
 # Runs `rag ingest ...` unchanged, printing "@@crash <monotonic> <stage>" as each step starts.
 # With CRASH_PAUSE_AT="<stage>#<n>" it blocks on stdin at the n-th occurrence of that marker
 # (after printing "paused"), so the harness can kill it exactly there.
-WRAPPER = r'''
+WRAPPER = r"""
 import os, sys, time
 from collections import Counter
 
@@ -129,49 +129,78 @@ try:
     app()
 finally:
     mark("exit")
-'''
+"""
 
 # Which part of a run each marker starts; a kill belongs to the group of the last marker seen.
 STAGE_GROUP = {
-    "start": "startup", "model": "model load", "load": "loading", "load:file": "loading",
-    "chunk": "chunking", "embed": "embedding",
-    "write:store": "writing", "write:vectors": "writing", "write:faiss": "writing", "write:bm25": "writing",
-    "write:checksums": "writing", "write:fsync": "writing", "publish": "writing",
-    "published": "switching", "switch": "switching", "switched": "after switch", "gc": "after switch",
-    "gc:done": "after switch", "exit": "after switch",
+    "start": "startup",
+    "model": "model load",
+    "load": "loading",
+    "load:file": "loading",
+    "chunk": "chunking",
+    "embed": "embedding",
+    "write:store": "writing",
+    "write:vectors": "writing",
+    "write:faiss": "writing",
+    "write:bm25": "writing",
+    "write:checksums": "writing",
+    "write:fsync": "writing",
+    "publish": "writing",
+    "published": "switching",
+    "switch": "switching",
+    "switched": "after switch",
+    "gc": "after switch",
+    "gc:done": "after switch",
+    "exit": "after switch",
 }
 
 # Exact kill points: (marker, occurrence). Mid-loading, mid-chunking, mid-embedding, before every
 # file of the new version, between rename and CURRENT, and after the switch.
 EXACT_POINTS: list[tuple[str, int]] = [
-    ("load:file", 2), ("chunk", 2), ("embed", 2), ("embed", 4),
-    ("write:store", 1), ("write:vectors", 1), ("write:vectors", 2), ("write:faiss", 1), ("write:bm25", 1),
-    ("write:checksums", 1), ("write:fsync", 1), ("publish", 1), ("published", 1), ("switch", 1),
-    ("switched", 1), ("gc", 1),
+    ("load:file", 2),
+    ("chunk", 2),
+    ("embed", 2),
+    ("embed", 4),
+    ("write:store", 1),
+    ("write:vectors", 1),
+    ("write:vectors", 2),
+    ("write:faiss", 1),
+    ("write:bm25", 1),
+    ("write:checksums", 1),
+    ("write:fsync", 1),
+    ("publish", 1),
+    ("published", 1),
+    ("switch", 1),
+    ("switched", 1),
+    ("gc", 1),
 ]
 QUICK_EXACT = [
-    ("load:file", 2), ("embed", 2), ("write:store", 1), ("write:faiss", 1), ("write:checksums", 1),
-    ("publish", 1), ("published", 1), ("switched", 1),
+    ("load:file", 2),
+    ("embed", 2),
+    ("write:store", 1),
+    ("write:faiss", 1),
+    ("write:checksums", 1),
+    ("publish", 1),
+    ("published", 1),
+    ("switched", 1),
 ]
 
 # A few short documents, so each run is seconds: Arabic and English, one fact per sentence.
 BASE_CORPUS = {
     "falcons.txt": "الصقارة في الإمارات\n\nتعد الصقارة من أقدم الرياضات التراثية في دولة الإمارات. "
-                   "ويعالج مستشفى أبوظبي للصقور أكثر من 11000 صقر كل عام.",
+    "ويعالج مستشفى أبوظبي للصقور أكثر من 11000 صقر كل عام.",
     "pearls.txt": "الغوص على اللؤلؤ\n\nكان الغوص على اللؤلؤ مصدر الرزق الأول لسكان الخليج قبل النفط. "
-                  "واستمر موسم الغوص الكبير أربعة أشهر في الصيف.",
-    "metro.txt": "Dubai Metro\n\nThe Dubai Metro opened on 9 September 2009. "
-                 "Its Red Line is about 52 kilometres long.",
+    "واستمر موسم الغوص الكبير أربعة أشهر في الصيف.",
+    "metro.txt": "Dubai Metro\n\nThe Dubai Metro opened on 9 September 2009. Its Red Line is about 52 kilometres long.",
     "library.txt": "Mohammed bin Rashid Library\n\nThe Mohammed bin Rashid Library opened in Dubai in June 2022. "
-                   "It holds more than one million printed and digital books.",
+    "It holds more than one million printed and digital books.",
 }
 # The update: one document changed, one added, one dropped (with --prune), two unchanged.
 UPDATE_CORPUS = {
     **{k: v for k, v in BASE_CORPUS.items() if k != "pearls.txt"},
     "metro.txt": "Dubai Metro\n\nThe Dubai Metro opened on 9 September 2009. "
-                 "Its Red Line is about 67 kilometres long after the Route 2020 extension.",
-    "dates.txt": "النخيل والتمور\n\nتضم دولة الإمارات أكثر من 40 مليون نخلة. "
-                 "ويقام مهرجان ليوا للرطب في شهر يوليو من كل عام.",
+    "Its Red Line is about 67 kilometres long after the Route 2020 extension.",
+    "dates.txt": "النخيل والتمور\n\nتضم دولة الإمارات أكثر من 40 مليون نخلة. ويقام مهرجان ليوا للرطب في شهر يوليو من كل عام.",
 }
 QUESTIONS = [
     "كم صقراً يعالج مستشفى أبوظبي للصقور كل عام؟",
@@ -218,7 +247,9 @@ class Result:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "kills": len(self.kills), "survived": self.survived, "missed": self.missed,
+            "kills": len(self.kills),
+            "survived": self.survived,
+            "missed": self.missed,
             "by_group": self.by_group(),
             "by_scenario": dict(Counter(k.scenario for k in self.kills)),
             "live_after": dict(Counter(k.live_after for k in self.kills)),
@@ -280,7 +311,11 @@ def _spawn(index: Path, corpus: Path, args: list[str], log: Path, pause: str | N
     with log.open("wb") as err:
         return subprocess.Popen(
             [sys.executable, "-c", WRAPPER, "ingest", str(corpus), "--index", str(index), *args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env, cwd=str(index.parent),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=env,
+            cwd=str(index.parent),
         )
 
 
@@ -422,7 +457,7 @@ class Harness:
         else:
             return f"v{version}", [*problems, f"unexpected live version {version}"]
         got = answers(index, self.embedder)
-        for q, g, e in zip(QUESTIONS, got, expected):
+        for q, g, e in zip(QUESTIONS, got, expected, strict=False):
             if g != e:
                 problems.append(f"answer changed for {q!r}: {g.get('answer')} != {e.get('answer')}")
 
@@ -463,14 +498,24 @@ class Harness:
         ran = time.monotonic() - t0
         if t_kill is None:
             if point:  # an exact point the run never reached is a harness bug, not a miss
-                return Kill(scenario, "exact", target, "never reached", "-", "-", False,
-                            [f"the run exited ({proc.returncode}) without reaching {pause}: {log.read_text()[-500:]}"]), ran
+                return Kill(
+                    scenario,
+                    "exact",
+                    target,
+                    "never reached",
+                    "-",
+                    "-",
+                    False,
+                    [f"the run exited ({proc.returncode}) without reaching {pause}: {log.read_text()[-500:]}"],
+                ), ran
             return None, ran
         stage = _stage_at(_markers(out), t_kill)
         live, problems = self.check(scenario, index)
         kill = Kill(scenario, "exact" if point else "time", target, stage, STAGE_GROUP.get(stage, stage), live, not problems, problems)
-        self.log(f"  {scenario:6s} {kill.kind:5s} {target:>18s}  stage {stage:16s} live {live:4s} "
-                 + ("ok" if kill.ok else "FAILED: " + "; ".join(problems)))
+        self.log(
+            f"  {scenario:6s} {kill.kind:5s} {target:>18s}  stage {stage:16s} live {live:4s} "
+            + ("ok" if kill.ok else "FAILED: " + "; ".join(problems))
+        )
         return kill, ran
 
     def run(self, *, time_points: int, exact_points: list[tuple[str, int]], scenarios: list[str] | None = None) -> Result:

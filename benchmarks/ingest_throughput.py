@@ -122,8 +122,13 @@ def writer_throughput(n_chunks: int, e5: E5Embedder, work: Path) -> dict:
         [p.doc for p in docs], prepare=lambda items, timings: [by_id[d.doc_id] for d, _ in items]
     )
     write_s = report.timings_s["write"]
-    return {"chunks": n_chunks, "sentences": n_chunks * sent_per_chunk, "write_s": round(write_s, 2),
-            "chunks_per_s": round(n_chunks / write_s, 1), "load_avg_1m": round(os.getloadavg()[0], 2)}
+    return {
+        "chunks": n_chunks,
+        "sentences": n_chunks * sent_per_chunk,
+        "write_s": round(write_s, 2),
+        "chunks_per_s": round(n_chunks / write_s, 1),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
 
 
 def main() -> None:
@@ -158,7 +163,10 @@ def main() -> None:
     summary = {}
     for mode in args.modes.split(","):
         mine = [r for r in runs if r["mode"] == mode]
-        summary[mode] = {k: statistics.median(r[k] for r in mine) for k in ("wall_s", "prepare_s", "chunks_per_s", "texts_per_s", "texts_per_s_prepare", "ray_start_s", "texts_per_cpu_s")}
+        summary[mode] = {
+            k: statistics.median(r[k] for r in mine)
+            for k in ("wall_s", "prepare_s", "chunks_per_s", "texts_per_s", "texts_per_s_prepare", "ray_start_s", "texts_per_cpu_s")
+        }
     result = {"cpus": os.cpu_count(), "runs": runs, "median": summary}
     print(json.dumps(summary, indent=1))
     if args.out:

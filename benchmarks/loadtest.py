@@ -83,8 +83,19 @@ def run_wrk(port: int, bodies: Path, connections: int, threads: int, duration: i
         sys.exit("wrk is not installed: apt-get install -y wrk")
     env = {**os.environ, "LOADTEST_MAX_PER_THREAD": str(max(1, max_requests // threads))}
     cmd = [
-        "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "30s", "--latency",
-        "-s", str(LUA), f"http://127.0.0.1:{port}", "--", str(bodies), str(threads),
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--timeout",
+        "30s",
+        "--latency",
+        "-s",
+        str(LUA),
+        f"http://127.0.0.1:{port}",
+        "--",
+        str(bodies),
+        str(threads),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration + 120)
     if proc.returncode != 0:
@@ -195,15 +206,27 @@ def main() -> None:
     result = {
         "machine": {**started, "load_average_end": machine()["load_average"]},
         "settings": {
-            "connections": args.connections, "duration_s": args.duration, "max_requests": args.max_requests,
-            "repeat_share": args.repeat_share, "popular_questions": len(popular), "distinct_questions": len(distinct),
-            "cache": not args.cache_off, "workers": args.workers or "default",
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "connections": args.connections,
+            "duration_s": args.duration,
+            "max_requests": args.max_requests,
+            "repeat_share": args.repeat_share,
+            "popular_questions": len(popular),
+            "distinct_questions": len(distinct),
+            "cache": not args.cache_off,
+            "workers": args.workers or "default",
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         },
         "server": {
-            "requests": server["requests"], "seconds": round(seconds, 2), "rps": round(server_rps, 2),
-            "p50_ms": round(lat["p50"] / 1e3, 1), "p90_ms": round(lat["p90"] / 1e3, 1), "p99_ms": round(lat["p99"] / 1e3, 1),
-            "max_ms": round(lat["max"] / 1e3, 1), "errors": errors, "error_detail": {**server["errors"], "non_2xx": server["non_2xx"]},
+            "requests": server["requests"],
+            "seconds": round(seconds, 2),
+            "rps": round(server_rps, 2),
+            "p50_ms": round(lat["p50"] / 1e3, 1),
+            "p90_ms": round(lat["p90"] / 1e3, 1),
+            "p99_ms": round(lat["p99"] / 1e3, 1),
+            "max_ms": round(lat["max"] / 1e3, 1),
+            "errors": errors,
+            "error_detail": {**server["errors"], "non_2xx": server["non_2xx"]},
             "peak_rss_mb": round(peak, 1),
         },
         "bare_loop": bare,
@@ -217,17 +240,27 @@ def main() -> None:
         "p99_at_most_10x_p50": result["p99_over_p50"] <= 10,
     }
     s, b = result["server"], result["bare_loop"]
-    print(f"load test: {args.connections} clients, {s['seconds']} s, {args.repeat_share:.0%} repeats of {len(popular)} questions, "
-          f"{len(distinct)} distinct others, cache {'on' if not args.cache_off else 'off'}")
+    print(
+        f"load test: {args.connections} clients, {s['seconds']} s, {args.repeat_share:.0%} repeats of {len(popular)} questions, "
+        f"{len(distinct)} distinct others, cache {'on' if not args.cache_off else 'off'}"
+    )
     if len(distinct) < (1 - args.repeat_share) * s["requests"]:
-        print(f"  note: more requests than distinct questions (no XQuAD in ../shared?): some of the rest repeat too")
-    print(f"  POST /ask   {s['requests']} requests, {s['rps']:.1f} req/s, p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, max {s['max_ms']} ms, errors {s['errors']}, server peak RSS {s['peak_rss_mb']} MB")
-    print(f"  bare query() x{b['concurrency']} threads: {b['requests']} in {b['seconds']} s, {b['rps']:.1f}/s, p50 {b['p50_ms']} ms, p99 {b['p99_ms']} ms")
+        print("  note: more requests than distinct questions (no XQuAD in ../shared?): some of the rest repeat too")
+    print(
+        f"  POST /ask   {s['requests']} requests, {s['rps']:.1f} req/s, p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, max {s['max_ms']} ms, errors {s['errors']}, server peak RSS {s['peak_rss_mb']} MB"
+    )
+    print(
+        f"  bare query() x{b['concurrency']} threads: {b['requests']} in {b['seconds']} s, {b['rps']:.1f}/s, p50 {b['p50_ms']} ms, p99 {b['p99_ms']} ms"
+    )
     for row in sweep:
         print(f"  bare query() x{row['concurrency']}: {row['rps']:.1f}/s, p50 {row['p50_ms']} ms")
-    print(f"  throughput / bare = {result['throughput_over_bare']} (goal >= 0.8); p99/p50 = {result['p99_over_p50']} (goal <= 10); errors {errors} (goal 0)")
+    print(
+        f"  throughput / bare = {result['throughput_over_bare']} (goal >= 0.8); p99/p50 = {result['p99_over_p50']} (goal <= 10); errors {errors} (goal 0)"
+    )
     m = result["machine"]
-    print(f"  machine: {m['cpu_model']}, {m['usable_cores']} cores, load average {m['load_average']} before, {m['load_average_end']} after (ours included)")
+    print(
+        f"  machine: {m['cpu_model']}, {m['usable_cores']} cores, load average {m['load_average']} before, {m['load_average_end']} after (ours included)"
+    )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, ensure_ascii=False, indent=1))

@@ -80,7 +80,7 @@ def main() -> None:
         }
         for name in rags:
             t = timings[name]
-            total = [a + b for a, b in zip(t["retrieve"], t["answer"])]
+            total = [a + b for a, b in zip(t["retrieve"], t["answer"], strict=False)]
             result["configs"][name] = {
                 "open_s": round(open_s[name], 3),
                 "retrieve_ms_p50": round(statistics.median(t["retrieve"]), 2),
@@ -88,7 +88,7 @@ def main() -> None:
                 "answer_ms_p50": round(statistics.median(t["answer"]), 2),
                 "index_ms_p50": round(statistics.median(total), 2),
                 "index_ms_p95": round(pct(total, 95), 2),
-                "same_top1_as_plain": sum(a == b for a, b in zip(top1[name], top1["plain"])) / len(questions),
+                "same_top1_as_plain": sum(a == b for a, b in zip(top1[name], top1["plain"], strict=False)) / len(questions),
             }
     print(json.dumps(result, indent=1))
     if args.out:

@@ -50,12 +50,21 @@ FALLBACK_QUESTIONS = [
 ]
 # The documents the updater cycles through: add, update (same id, new text), delete.
 UPDATE_DOCS = [
-    {"id": "soak/falcons", "title": "Falcon hospital",
-     "text": "The Abu Dhabi Falcon Hospital treats more than 11000 falcons every year. Visitors are welcome on weekdays."},
-    {"id": "soak/falcons", "title": "Falcon hospital",
-     "text": "The Abu Dhabi Falcon Hospital treats more than 12000 falcons every year. It opened in 1999."},
-    {"id": "soak/pearls", "title": "الغوص على اللؤلؤ",
-     "text": "كان الغوص على اللؤلؤ مصدر الرزق الأول لسكان الخليج قبل النفط. واستمر موسم الغوص الكبير أربعة أشهر."},
+    {
+        "id": "soak/falcons",
+        "title": "Falcon hospital",
+        "text": "The Abu Dhabi Falcon Hospital treats more than 11000 falcons every year. Visitors are welcome on weekdays.",
+    },
+    {
+        "id": "soak/falcons",
+        "title": "Falcon hospital",
+        "text": "The Abu Dhabi Falcon Hospital treats more than 12000 falcons every year. It opened in 1999.",
+    },
+    {
+        "id": "soak/pearls",
+        "title": "الغوص على اللؤلؤ",
+        "text": "كان الغوص على اللؤلؤ مصدر الرزق الأول لسكان الخليج قبل النفط. واستمر موسم الغوص الكبير أربعة أشهر.",
+    },
 ]
 UPDATE_QUESTIONS = ["How many falcons does the Abu Dhabi Falcon Hospital treat every year?", "كم استمر موسم الغوص الكبير؟"]
 RSS_LIMIT = 0.10
@@ -77,7 +86,6 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-
 @dataclass
 class Server:
     """A ``rag serve`` child on a free loopback port."""
@@ -97,7 +105,10 @@ class Server:
         with log.open("w") as out:
             proc = subprocess.Popen(
                 [*rag_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=work,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=work,
             )
         server = cls(proc, f"http://127.0.0.1:{port}", token, log)
         deadline = time.monotonic() + timeout
@@ -170,8 +181,16 @@ class SoakResult:
         }
 
 
-def soak(server: Server, *, duration: float, concurrency: int = 4, update_every: float = 60.0,
-         search_share: float = 0.3, seed: int = 0, log=print) -> SoakResult:
+def soak(
+    server: Server,
+    *,
+    duration: float,
+    concurrency: int = 4,
+    update_every: float = 60.0,
+    search_share: float = 0.3,
+    seed: int = 0,
+    log=print,
+) -> SoakResult:
     """Load ``server`` for ``duration`` seconds; never raises for a failed request (it is counted)."""
     pool = questions()
     result = SoakResult(duration, concurrency)
@@ -298,7 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         index = prepare_index(args.index, work)
         server = Server.start(index, work)
-        print(f"soak: {args.duration:.0f} s, {args.concurrency} clients, an update every {args.update_every:.0f} s, server pid {server.proc.pid}")
+        print(
+            f"soak: {args.duration:.0f} s, {args.concurrency} clients, an update every {args.update_every:.0f} s, server pid {server.proc.pid}"
+        )
         try:
             result = soak(server, duration=args.duration, concurrency=args.concurrency, update_every=args.update_every)
         finally:

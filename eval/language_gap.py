@@ -51,10 +51,10 @@ def parallel_items(ar_path: Path | str, en_path: Path | str, split: str = "dev",
     ar = json.loads(Path(ar_path).read_text(encoding="utf-8"))["data"]
     en = json.loads(Path(en_path).read_text(encoding="utf-8"))["data"]
     out: list[ParallelItem] = []
-    for art_ar, art_en in zip(ar, en):
+    for art_ar, art_en in zip(ar, en, strict=False):
         if split != "all" and squad_split(art_ar["title"]) != split:
             continue
-        for p_ar, p_en in zip(art_ar["paragraphs"], art_en["paragraphs"]):
+        for p_ar, p_en in zip(art_ar["paragraphs"], art_en["paragraphs"], strict=False):
             by_id = {q["id"]: q for q in p_en["qas"]}
             for q_ar in p_ar["qas"]:
                 q_en = by_id.get(q_ar["id"])

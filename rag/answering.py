@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rag.config import Settings
 from rag.focus import extract_focus, sentence_has_type
 from rag.index import Index
 from rag.retrieval import language_offsets
 from rag.schema import Answer, Passage, SentenceSpan
 from rag.stages import Query, Reading
-from rag.config import Settings
 from rag.text import normalize, tokenize
 
 
@@ -176,7 +176,10 @@ def probability(model: AbstentionModel, s: ScoredSentence, e: PassageEvidence) -
 
 
 def confidence(
-    index: Index, query: Query, best: ScoredSentence, passages: Sequence[Passage],
+    index: Index,
+    query: Query,
+    best: ScoredSentence,
+    passages: Sequence[Passage],
     abstention: Mapping[str, AbstentionModel] | None = None,
 ) -> float:
     """P(the corpus answers the question), from the evidence of the best sentence and of the
@@ -197,7 +200,9 @@ class SentenceReader:
     features = frozenset({"rerank:linear-maxsim"})
 
     def __init__(
-        self, weights: AnswerWeights | None = None, abstention: Mapping[str, AbstentionModel] | None = None,
+        self,
+        weights: AnswerWeights | None = None,
+        abstention: Mapping[str, AbstentionModel] | None = None,
         candidates: int = 3,
     ):
         self.weights = weights or AnswerWeights()
@@ -229,8 +234,14 @@ class SentenceReader:
         start, end = int(index.sentence_start[s.row]), int(index.sentence_end[s.row])
         text = index.texts[s.doc_row][start:end]
         return Answer(
-            text=text, doc_id=index.doc_ids[s.doc_row], title=index.titles[s.doc_row], start=start, end=end,
-            score=conf, focus=extract_focus(query, text, start), sentence=SentenceSpan(text, start, end),
+            text=text,
+            doc_id=index.doc_ids[s.doc_row],
+            title=index.titles[s.doc_row],
+            start=start,
+            end=end,
+            score=conf,
+            focus=extract_focus(query, text, start),
+            sentence=SentenceSpan(text, start, end),
         )
 
 

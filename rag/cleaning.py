@@ -101,11 +101,7 @@ _MAX_TITLE = 200
 
 def _is_title_like(line: str) -> bool:
     """A line that can serve as a title: not a date, not punctuation, >= 3 word characters."""
-    return (
-        len(re.findall(r"[^\W_]", line)) >= 3
-        and not _DATE_LINE.fullmatch(line)
-        and not is_boilerplate(line)
-    )
+    return len(re.findall(r"[^\W_]", line)) >= 3 and not _DATE_LINE.fullmatch(line) and not is_boilerplate(line)
 
 
 def _tidy_title(line: str) -> str:
@@ -135,9 +131,7 @@ def extract_title(text: str) -> str:
     Skips date-only, punctuation-only and very short lines; falls back to the first non-blank
     line, and returns "" only when the text has no non-blank line at all.
     """
-    lines = [
-        ln.strip() for ln in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    ]
+    lines = [ln.strip() for ln in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
     lines = [ln for ln in lines if ln]
     if not lines:
         return ""

@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -26,11 +26,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Arabic/Engli
 console = Console()
 err = Console(stderr=True)
 
-IndexOpt = Annotated[
-    Optional[Path], typer.Option("--index", help="Index directory (default: $RAG_INDEX or ./index).", show_default=False)
-]
+IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index directory (default: $RAG_INDEX or ./index).", show_default=False)]
 ReaderOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--reader", help="Reader by name (default: $RAG_READER or sentence; see rag.stages.READERS).", show_default=False),
 ]
 
@@ -60,7 +58,9 @@ def _rag(index: Path | None, reader: str | None = None) -> RAG:
 
 
 def _progress() -> tuple[Progress, Callable[[str, int, int], None]]:
-    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True)
+    bar = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True
+    )
     tasks: dict[str, TaskID] = {}
 
     def update(stage: str, done: int, total: int) -> None:
@@ -78,14 +78,20 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug lo
 
 @app.command()
 def ingest(
-    paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or folders (default: ./corpus).", show_default=False)] = None,
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: ./corpus).", show_default=False)] = None,
     index: IndexOpt = None,
     prune: Annotated[bool, typer.Option(help="Remove indexed documents not found under PATHS.")] = False,
     rebuild: Annotated[bool, typer.Option(help="Ignore the existing index and build from scratch.")] = False,
     engine: Annotated[str, typer.Option(help="local (this process) or ray (read, chunk and embed on a Ray cluster).")] = "local",
-    address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (auto, ray://head:10001); default: a local Ray.", show_default=False)] = None,
-    workers: Annotated[Optional[int], typer.Option(min=1, help="Ray embedding actors (default: one per cluster CPU).", show_default=False)] = None,
-    shards: Annotated[Optional[int], typer.Option(min=1, help="Build (or re-shard into) N shards; later ingests keep the count.", show_default=False)] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join (auto, ray://head:10001); default: a local Ray.", show_default=False)
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Ray embedding actors (default: one per cluster CPU).", show_default=False)
+    ] = None,
+    shards: Annotated[
+        int | None, typer.Option(min=1, help="Build (or re-shard into) N shards; later ingests keep the count.", show_default=False)
+    ] = None,
 ) -> None:
     """Build or update the index (unchanged documents are not re-embedded)."""
     from rag.loading import load_paths
@@ -147,7 +153,7 @@ def _highlight(text: str, start: int, end: int) -> Text:
 @app.command()
 def ask(
     question: str,
-    k: Annotated[Optional[int], typer.Option("--k", help="Passages to cite.", show_default=False)] = None,
+    k: Annotated[int | None, typer.Option("--k", help="Passages to cite.", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     index: IndexOpt = None,
     reader: ReaderOpt = None,
@@ -174,7 +180,7 @@ def ask(
 @app.command()
 def search(
     query: str,
-    k: Annotated[Optional[int], typer.Option("--k", min=1, help="Passages to return (default $RAG_TOP_K or 5).", show_default=False)] = None,
+    k: Annotated[int | None, typer.Option("--k", min=1, help="Passages to return (default $RAG_TOP_K or 5).", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     index: IndexOpt = None,
 ) -> None:
@@ -215,10 +221,18 @@ def info(index: IndexOpt = None, verify: Annotated[bool, typer.Option(help="Also
     m = idx.manifest
     table = Table(show_header=False)
     for k, v in [
-        ("path", str(idx.path)), ("version", idx.version), ("created", m["created"]), ("model", m["model_id"]),
-        ("dimensions", m["dim"]), ("faiss index", m["faiss_index"]), *([("shards", m["n_shards"])] if "n_shards" in m else []),
-        ("documents", idx.n_documents), ("chunks", idx.n_chunks), ("sentences", idx.n_sentences),
-        ("size", f"{idx.size_bytes() / 1e6:.2f} MB"), ("bytes per chunk", f"{idx.size_bytes() / max(idx.n_chunks, 1):.0f}"),
+        ("path", str(idx.path)),
+        ("version", idx.version),
+        ("created", m["created"]),
+        ("model", m["model_id"]),
+        ("dimensions", m["dim"]),
+        ("faiss index", m["faiss_index"]),
+        *([("shards", m["n_shards"])] if "n_shards" in m else []),
+        ("documents", idx.n_documents),
+        ("chunks", idx.n_chunks),
+        ("sentences", idx.n_sentences),
+        ("size", f"{idx.size_bytes() / 1e6:.2f} MB"),
+        ("bytes per chunk", f"{idx.size_bytes() / max(idx.n_chunks, 1):.0f}"),
     ]:
         table.add_row(k, str(v))
     console.print(table)
@@ -277,8 +291,8 @@ def verify(index: IndexOpt = None) -> None:
 
 @app.command()
 def serve(
-    host: Annotated[Optional[str], typer.Option(help="Bind address (default $RAG_HOST or 127.0.0.1).", show_default=False)] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port (default $RAG_PORT or 8000).", show_default=False)] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (default $RAG_HOST or 127.0.0.1).", show_default=False)] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default $RAG_PORT or 8000).", show_default=False)] = None,
     index: IndexOpt = None,
 ) -> None:
     """Run the HTTP service (builds the index from the default corpus first if there is none)."""
@@ -297,15 +311,29 @@ def serve(
 
 @app.command("eval")
 def eval_(
-    qaset: Annotated[Path | None, typer.Argument(help="Our JSONL QA set (e.g. eval/qa/corpus_qa.jsonl), run against --index.", show_default=False)] = None,
-    squad: Annotated[Path | None, typer.Option("--squad", help="SQuAD-format JSON: its contexts are indexed into a temporary index.", show_default=False)] = None,
-    questions: Annotated[Path | None, typer.Option("--questions", help="Parallel SQuAD file to take the question texts from (matched by id).", show_default=False)] = None,
+    qaset: Annotated[
+        Path | None, typer.Argument(help="Our JSONL QA set (e.g. eval/qa/corpus_qa.jsonl), run against --index.", show_default=False)
+    ] = None,
+    squad: Annotated[
+        Path | None, typer.Option("--squad", help="SQuAD-format JSON: its contexts are indexed into a temporary index.", show_default=False)
+    ] = None,
+    questions: Annotated[
+        Path | None,
+        typer.Option("--questions", help="Parallel SQuAD file to take the question texts from (matched by id).", show_default=False),
+    ] = None,
     split: Annotated[str, typer.Option("--split", help="dev, test or all (SQuAD sets get a fixed split by article-title hash).")] = "all",
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions.", show_default=False)] = None,
     k: Annotated[int, typer.Option("--k", min=1, max=10, help="Passages per question; the cutoff of hit@k and answer_in_passages@k.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    report: Annotated[Path | None, typer.Option("--report", help="Write report.md, metrics.json and hitk.png here.", show_default=False)] = None,
-    index_cache: Annotated[Path | None, typer.Option("--index-cache", help="Keep SQuAD indexes here (keyed by contexts, model, chunking) to skip re-embedding.", show_default=False)] = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write report.md, metrics.json and hitk.png here.", show_default=False)
+    ] = None,
+    index_cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--index-cache", help="Keep SQuAD indexes here (keyed by contexts, model, chunking) to skip re-embedding.", show_default=False
+        ),
+    ] = None,
     index: IndexOpt = None,
     reader: ReaderOpt = None,
 ) -> None:
@@ -329,7 +357,9 @@ def eval_(
     try:
         with bar:
             if squad is not None:
-                run = run_squad(squad, settings, questions_from=questions, split=chosen, limit=limit, k=k, index_cache=index_cache, progress=update)
+                run = run_squad(
+                    squad, settings, questions_from=questions, split=chosen, limit=limit, k=k, index_cache=index_cache, progress=update
+                )
             else:
                 assert qaset is not None
                 run = run_jsonl(qaset, settings, split=chosen, limit=limit, k=k, progress=update)
@@ -357,11 +387,17 @@ def eval_(
 def bench(
     quick: Annotated[bool, typer.Option("--quick", help="Tiny sizes (CI smoke run, well under a minute).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Write bench.json and growth.png here.", show_default=False)] = None,
-    corpus: Annotated[Optional[list[Path]], typer.Option("--corpus", help="Corpus to ingest (default ./corpus).", show_default=False)] = None,
-    xquad: Annotated[Optional[Path], typer.Option("--xquad", help="Also ingest the contexts of this SQuAD-format file.", show_default=False)] = None,
-    sizes: Annotated[Optional[str], typer.Option("--sizes", help="Growth corpus sizes in chunks, e.g. 1000,10000,100000.", show_default=False)] = None,
-    sections: Annotated[Optional[str], typer.Option("--sections", help="Any of ingest,query,memory,growth (default all).", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write bench.json and growth.png here.", show_default=False)] = None,
+    corpus: Annotated[list[Path] | None, typer.Option("--corpus", help="Corpus to ingest (default ./corpus).", show_default=False)] = None,
+    xquad: Annotated[
+        Path | None, typer.Option("--xquad", help="Also ingest the contexts of this SQuAD-format file.", show_default=False)
+    ] = None,
+    sizes: Annotated[
+        str | None, typer.Option("--sizes", help="Growth corpus sizes in chunks, e.g. 1000,10000,100000.", show_default=False)
+    ] = None,
+    sections: Annotated[
+        str | None, typer.Option("--sections", help="Any of ingest,query,memory,growth (default all).", show_default=False)
+    ] = None,
 ) -> None:
     """Measure query, ingest, growth and memory against the embedding model's own floor."""
     from rag.evaluation.bench import BenchConfig, run_bench, summary_lines, write_outputs

@@ -129,7 +129,7 @@ class Refined:
         _, cand = self.index.search(queries, min(k * REFINE_FACTOR, self.ntotal))
         out_d = np.full((len(queries), k), -np.inf, np.float32)
         out_i = np.full((len(queries), k), -1, np.int64)
-        for qi, (q, rows) in enumerate(zip(queries, cand)):
+        for qi, (q, rows) in enumerate(zip(queries, cand, strict=False)):
             rows = rows[rows >= 0]
             order = np.sort(rows)  # ascending rows: sequential reads of the memory map
             exact = np.asarray(self.vectors[order], np.float32) @ q

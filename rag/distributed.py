@@ -51,8 +51,11 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     ray.init(
-        address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
-        logging_level=logging.WARNING, log_to_driver=False,
+        address=address,
+        num_cpus=None if address else num_cpus,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        log_to_driver=False,
     )
 
 
@@ -73,12 +76,17 @@ def _document_json(doc: Document) -> dict[str, Any]:
 def _read_files(batch: dict[str, np.ndarray], max_file_bytes: int) -> dict[str, np.ndarray]:
     """Ray task: load each (file, doc_id) of the batch; one JSON load report per file."""
     reports = []
-    for path, doc_id in zip(batch["path"].tolist(), batch["doc_id"].tolist()):
+    for path, doc_id in zip(batch["path"].tolist(), batch["doc_id"].tolist(), strict=False):
         r = load_file(Path(path), doc_id, max_file_bytes=max_file_bytes)
-        reports.append(json.dumps({
-            "documents": [_document_json(d) for d in r.documents],
-            "skipped": [dataclasses.asdict(s) for s in r.skipped],
-        }, ensure_ascii=False))
+        reports.append(
+            json.dumps(
+                {
+                    "documents": [_document_json(d) for d in r.documents],
+                    "skipped": [dataclasses.asdict(s) for s in r.skipped],
+                },
+                ensure_ascii=False,
+            )
+        )
     return {"i": batch["i"], "report": np.array(reports, dtype=object)}
 
 
@@ -102,7 +110,7 @@ class _PrepareActor:
         vectors = self._embed(texts)
         out_i, out_meta, out_vec = [], [], []
         at = 0
-        for (i, _, _), p in zip(items, prepared):
+        for (i, _, _), p in zip(items, prepared, strict=False):
             n = len(p.chunks) + len(p.sentences)
             out_i.append(i)
             out_meta.append(json.dumps({"lang": p.lang, "chunks": p.chunks, "sentences": p.sentences}, ensure_ascii=False))
@@ -113,10 +121,12 @@ class _PrepareActor:
         cpu, busy = np.zeros(len(out_i)), np.zeros(len(out_i))
         cpu[:1], busy[:1] = time.process_time() - cpu0, time.perf_counter() - wall0
         return {
-            "i": np.array(out_i, np.int64), "meta": np.array(out_meta, dtype=object),
+            "i": np.array(out_i, np.int64),
+            "meta": np.array(out_meta, dtype=object),
             "vectors": np.array(out_vec, dtype=object),
             "model": np.array([f"{self.embedder.model_id}\t{self.embedder.dim}"] * len(out_i), dtype=object),
-            "cpu_s": cpu, "busy_s": busy,
+            "cpu_s": cpu,
+            "busy_s": busy,
         }
 
     def _embed(self, texts: list[str]) -> np.ndarray:
@@ -207,11 +217,14 @@ class RayEngine:
         _quiet_data_context()
         rows = [{"i": i, "path": str(f), "doc_id": d} for i, (f, d) in enumerate(targets)]
         ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), 4 * workers)).map_batches(
-            _read_files, batch_size=16, batch_format="numpy", fn_kwargs={"max_file_bytes": self.settings.max_file_bytes},
+            _read_files,
+            batch_size=16,
+            batch_format="numpy",
+            fn_kwargs={"max_file_bytes": self.settings.max_file_bytes},
         )
         reports: dict[int, LoadReport] = {}
         for batch in ds.iter_batches(batch_format="numpy", batch_size=None):
-            for i, raw in zip(batch["i"].tolist(), batch["report"].tolist()):
+            for i, raw in zip(batch["i"].tolist(), batch["report"].tolist(), strict=False):
                 r = json.loads(raw)
                 reports[i] = LoadReport([Document(**d) for d in r["documents"]], [Skipped(**s) for s in r["skipped"]])
         return combine_reports([LoadReport(skipped=walk_skips)] + [reports[i] for i in range(len(targets))])
@@ -247,7 +260,9 @@ class RayEngine:
         for batch in ds.iter_batches(batch_format="numpy", batch_size=None):
             cpu_s += float(batch["cpu_s"].sum())
             busy_s += float(batch["busy_s"].sum())
-            for i, meta, raw, model in zip(batch["i"].tolist(), batch["meta"].tolist(), batch["vectors"].tolist(), batch["model"].tolist()):
+            for i, meta, raw, model in zip(
+                batch["i"].tolist(), batch["meta"].tolist(), batch["vectors"].tolist(), batch["model"].tolist(), strict=False
+            ):
                 doc, h = items[i]
                 m = json.loads(meta)
                 model_id, dim = model.rsplit("\t", 1)

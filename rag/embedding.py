@@ -89,9 +89,7 @@ class SentenceTransformerEmbedder:
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - depends on the install
-            raise RuntimeError(
-                "the sentence-transformers backend needs the 'st' extra: pip install -e '.[st]'"
-            ) from exc
+            raise RuntimeError("the sentence-transformers backend needs the 'st' extra: pip install -e '.[st]'") from exc
         self._model = SentenceTransformer(model, device=device)
         self.model_id = model
         get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension

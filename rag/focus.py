@@ -15,7 +15,12 @@ if TYPE_CHECKING:
 
 _TYPE_RULES: list[tuple[str, re.Pattern[str]]] = [
     # matched against the normalised question (no diacritics, unified alef/ya/ta marbuta)
-    ("date", re.compile(r"^\W*(متي|في اي (عام|سنه|شهر|يوم|تاريخ)|ما (هو )?تاريخ|في اي وقت)|\b(when|what (year|date|month|day)|which (year|date|month))\b")),
+    (
+        "date",
+        re.compile(
+            r"^\W*(متي|في اي (عام|سنه|شهر|يوم|تاريخ)|ما (هو )?تاريخ|في اي وقت)|\b(when|what (year|date|month|day)|which (year|date|month))\b"
+        ),
+    ),
     ("number", re.compile(r"^\W*(كم)|\bكم\b|\b(how (many|much|long|old)|what (number|percentage)|the number of)\b|ما عدد|عدد")),
     ("person", re.compile(r"^\W*(من (هو|هي|هم|الذي|التي|كان|يكون)|من\s)|\b(who|whom|whose)\b")),
     ("place", re.compile(r"^\W*(اين|في اي (مدينه|دوله|بلد|مكان))|\b(where|which (city|country|place))\b")),
@@ -81,7 +86,7 @@ def _person_focus(q_terms: set[str], sentence: str, sentence_start: int) -> Focu
     lead = _LEADING_CONJUNCTION.match(name)  # "وسيفات يرلي" -> "سيفات يرلي"
     if lead:
         start += lead.end()
-        name = name[lead.end():]
+        name = name[lead.end() :]
     return Focus(text=name, start=sentence_start + start, end=sentence_start + start + len(name), kind="name")
 
 

@@ -114,9 +114,7 @@ class Index:
         try:
             self.manifest: dict[str, Any] = json.loads((self.path / MANIFEST).read_bytes())
         except FileNotFoundError as exc:
-            raise IndexCorrupt(
-                f"{self.path} has no {MANIFEST} (the version {root / CURRENT} names is missing or incomplete)"
-            ) from exc
+            raise IndexCorrupt(f"{self.path} has no {MANIFEST} (the version {root / CURRENT} names is missing or incomplete)") from exc
         except ValueError as exc:  # JSON syntax, or bytes that are not UTF-8
             raise IndexCorrupt(f"{self.path / MANIFEST} is not valid JSON: {exc}") from exc
         if not isinstance(self.manifest, dict):
@@ -132,9 +130,7 @@ class Index:
             raise IndexCorrupt(f"index version {self.path} cannot be read ({self._damaged_files()}): {exc}") from exc
         problems = self.consistency_errors()
         if problems:
-            raise IndexCorrupt(
-                f"index version {self.path} is inconsistent ({self._damaged_files()}): " + "; ".join(problems[:5])
-            )
+            raise IndexCorrupt(f"index version {self.path} is inconsistent ({self._damaged_files()}): " + "; ".join(problems[:5]))
 
     def _damaged_files(self) -> str:
         """Which files differ from the manifest's checksums (only computed when opening fails),
@@ -149,7 +145,7 @@ class Index:
         return ", ".join(damaged) or "all checksums match"
 
     @classmethod
-    def open(cls, root: Path | str) -> "Index":
+    def open(cls, root: Path | str) -> Index:
         root = Path(root)
         version = current_version(root)
         if version is None:
@@ -238,6 +234,7 @@ class Index:
         """(chunk rows, sentence rows) of document row ``doc_row``: a writer appends each
         document's chunks and sentences together, in document order, so each is one contiguous
         run, found by binary search."""
+
         def run(rows_doc: np.ndarray) -> np.ndarray:
             return np.arange(np.searchsorted(rows_doc, doc_row, "left"), np.searchsorted(rows_doc, doc_row, "right"))
 
@@ -246,8 +243,14 @@ class Index:
     def chunk_info(self, row: int) -> ChunkInfo:
         d = int(self.chunk_doc[row])
         return ChunkInfo(
-            row, d, self.doc_ids[d], int(self.chunk_ordinal[row]), int(self.chunk_start[row]),
-            int(self.chunk_end[row]), int(self.chunk_first_sentence[row]), int(self.chunk_last_sentence[row]),
+            row,
+            d,
+            self.doc_ids[d],
+            int(self.chunk_ordinal[row]),
+            int(self.chunk_start[row]),
+            int(self.chunk_end[row]),
+            int(self.chunk_first_sentence[row]),
+            int(self.chunk_last_sentence[row]),
         )
 
     def idf(self) -> tuple[dict[str, float], float]:
@@ -298,12 +301,11 @@ class Index:
         errs += self.consistency_errors()
         lengths = np.array([len(t) for t in self.texts], np.int64)
         if self.n_chunks:
-            bad = np.flatnonzero(
-                (self.chunk_start < 0) | (self.chunk_end > lengths[self.chunk_doc]) | (self.chunk_start >= self.chunk_end)
-            )
+            bad = np.flatnonzero((self.chunk_start < 0) | (self.chunk_end > lengths[self.chunk_doc]) | (self.chunk_start >= self.chunk_end))
             errs += [f"chunk row {r} ({self.doc_ids[self.chunk_doc[r]]}) has offsets outside its document" for r in bad[:10]]
             bad_s = np.flatnonzero(
-                (self.chunk_first_sentence < 0) | (self.chunk_last_sentence > self.n_sentences)
+                (self.chunk_first_sentence < 0)
+                | (self.chunk_last_sentence > self.n_sentences)
                 | (self.chunk_first_sentence > self.chunk_last_sentence)
             )
             errs += [f"chunk row {r} points at sentences outside the table" for r in bad_s[:10]]

@@ -27,8 +27,17 @@ from rag.chunking import Chunker, document_sentences
 from rag.config import Settings
 from rag.embedding import Embedder, embed_in_batches
 from rag.index import (
-    CURRENT, FORMAT_VERSION, MANIFEST, EmbedderMismatch, Index, IndexCorrupt, current_version, data_files,
-    fsync_dir, sha256_file, version_name,
+    CURRENT,
+    FORMAT_VERSION,
+    MANIFEST,
+    EmbedderMismatch,
+    Index,
+    IndexCorrupt,
+    current_version,
+    data_files,
+    fsync_dir,
+    sha256_file,
+    version_name,
 )
 from rag.lexical import BM25Index
 from rag.schema import Document
@@ -106,8 +115,12 @@ class Prepared:
         s0 = int(np.searchsorted(idx.sentence_doc, r, "left"))  # the document's first sentence row
         chunks = [
             PreparedChunk(
-                int(idx.chunk_ordinal[j]), int(idx.chunk_start[j]), int(idx.chunk_end[j]),
-                int(idx.chunk_first_sentence[j]) - s0, int(idx.chunk_last_sentence[j]) - s0, idx.chunk_tokens[j],
+                int(idx.chunk_ordinal[j]),
+                int(idx.chunk_start[j]),
+                int(idx.chunk_end[j]),
+                int(idx.chunk_first_sentence[j]) - s0,
+                int(idx.chunk_last_sentence[j]) - s0,
+                idx.chunk_tokens[j],
             )
             for j in c_rows
         ]

@@ -29,7 +29,7 @@ class BM25Index:
         self.n_docs = n_docs
 
     @classmethod
-    def build(cls, token_lists: Sequence[Sequence[str]]) -> "BM25Index":
+    def build(cls, token_lists: Sequence[Sequence[str]]) -> BM25Index:
         if not token_lists:
             return cls(None, 0)
         model = bm25s.BM25(k1=K1, b=B)
@@ -44,7 +44,7 @@ class BM25Index:
             self._model.save(str(directory), show_progress=False)
 
     @classmethod
-    def load(cls, directory: Path, *, mmap: bool = False) -> "BM25Index":
+    def load(cls, directory: Path, *, mmap: bool = False) -> BM25Index:
         n_docs = int((directory / "n_docs").read_text())
         if n_docs == 0:
             return cls(None, 0)

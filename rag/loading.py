@@ -44,9 +44,7 @@ SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | {".pdf", ".jsonl"}
 _CONTROL_BYTES = bytes([*range(0x09), *range(0x0E, 0x20), 0x7F])
 _BINARY_CONTROL_RATIO = 0.10
 _BINARY_SAMPLE = 64 * 1024
-_META_CHARSET = re.compile(
-    rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE
-)
+_META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -76,9 +74,7 @@ class _Skip(Exception):
 # --- public API ---------------------------------------------------------------------------------
 
 
-def load_paths(
-    paths: Sequence[Path | str], *, max_file_bytes: int | None = None
-) -> LoadReport:
+def load_paths(paths: Sequence[Path | str], *, max_file_bytes: int | None = None) -> LoadReport:
     """Load files and directories (recursively, sorted, hidden entries ignored) into Documents.
 
     ``doc_id`` is the path relative to the given directory without its extension (forward
@@ -91,8 +87,7 @@ def load_paths(
         max_file_bytes = get_settings().max_file_bytes
     targets, walk_skips = files_to_load(paths)
     report = combine_reports(
-        [LoadReport(skipped=walk_skips)]
-        + [load_file(file, doc_id, max_file_bytes=max_file_bytes) for file, doc_id in targets]
+        [LoadReport(skipped=walk_skips)] + [load_file(file, doc_id, max_file_bytes=max_file_bytes) for file, doc_id in targets]
     )
     logger.info(
         "loaded %d documents, skipped %d inputs",
@@ -115,19 +110,14 @@ def files_to_load(
     for given in paths:
         root = Path(given)
         if root.is_dir():
-            targets += [
-                (f, f.relative_to(root).with_suffix("").as_posix())
-                for f in _files_under(root, walk)
-            ]
+            targets += [(f, f.relative_to(root).with_suffix("").as_posix()) for f in _files_under(root, walk)]
         elif root.is_file():
             targets.append((root, root.stem))
         else:
             _skip(
                 walk,
                 str(root),
-                "not found"
-                if not root.exists() and not root.is_symlink()
-                else "not a regular file",
+                "not found" if not root.exists() and not root.is_symlink() else "not a regular file",
             )
     return targets, walk.skipped
 
@@ -189,9 +179,7 @@ def _skip(report: LoadReport, path: str, reason: str) -> None:
     report.skipped.append(Skipped(path, reason))
 
 
-def _add(
-    report: LoadReport, doc: Document, origin: dict[str, str], *, where: str
-) -> None:
+def _add(report: LoadReport, doc: Document, origin: dict[str, str], *, where: str) -> None:
     """Append ``doc`` unless its id is taken: ids must be unique across one load."""
     if doc.doc_id in origin:
         _skip(
@@ -218,9 +206,7 @@ def _files_under(root: Path, report: LoadReport) -> list[Path]:
             seen_dirs.add(real)
             entries = list(directory.iterdir())
         except OSError as exc:
-            _skip(
-                report, str(directory), f"unreadable directory: {exc.strerror or exc}"
-            )
+            _skip(report, str(directory), f"unreadable directory: {exc.strerror or exc}")
             continue
         for entry in entries:
             if entry.name.startswith("."):
@@ -235,9 +221,7 @@ def _files_under(root: Path, report: LoadReport) -> list[Path]:
 # --- one file -----------------------------------------------------------------------------------
 
 
-def _load_file(
-    path: Path, doc_id: str, limit: int
-) -> tuple[list[Document], list[Skipped]]:
+def _load_file(path: Path, doc_id: str, limit: int) -> tuple[list[Document], list[Skipped]]:
     """Read one file by its extension; raises ``_Skip`` when nothing in it can be used."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
@@ -325,9 +309,7 @@ def _make_document(
     except UnicodeEncodeError as exc:  # lone surrogates, e.g. from JSON "\ud800"
         raise _Skip("text is not valid Unicode (lone surrogate)") from exc
     title = " ".join((title or "").split()) or extract_title(cleaned) or doc_id
-    return Document(
-        doc_id=doc_id, title=title, text=cleaned, url=url or None, source=source
-    )
+    return Document(doc_id=doc_id, title=title, text=cleaned, url=url or None, source=source)
 
 
 # --- formats ------------------------------------------------------------------------------------
@@ -367,22 +349,16 @@ def _html_text(html: str) -> tuple[str, str | None, str | None]:
     import trafilatura
 
     text = title = url = None
-    parser = lxml.html.HTMLParser(
-        huge_tree=True, remove_comments=True, encoding="utf-8"
-    )
+    parser = lxml.html.HTMLParser(huge_tree=True, remove_comments=True, encoding="utf-8")
     try:
-        tree = lxml.html.document_fromstring(
-            html.encode("utf-8", "surrogatepass"), parser=parser
-        )
+        tree = lxml.html.document_fromstring(html.encode("utf-8", "surrogatepass"), parser=parser)
         too_deep = any(e.type_name == "ERR_RESOURCE_LIMIT" for e in parser.error_log)
         if not too_deep:
             # Metadata first: extract() prunes the tree it is given.
             meta = trafilatura.extract_metadata(tree)
             if meta is not None:
                 title, url = meta.title, meta.url
-            text = trafilatura.extract(
-                tree, include_comments=False, include_tables=True, favor_recall=True
-            )
+            text = trafilatura.extract(tree, include_comments=False, include_tables=True, favor_recall=True)
     except Exception as exc:  # noqa: BLE001 - lxml/trafilatura failure on odd markup: use the fallback
         logger.warning(
             "trafilatura failed (%s: %s); using plain HTML text",
@@ -476,9 +452,7 @@ def _jsonl_documents(path: Path, data: bytes) -> tuple[list[Document], list[Skip
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise _Skip(
-                    f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
-                ) from exc
+                raise _Skip(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})") from exc
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
@@ -497,26 +471,17 @@ def _record_document(record: Any, *, source: str) -> Document:
         raise _Skip(f"record is not an object (got {type(record).__name__})")
     text = record.get("text")
     if not isinstance(text, str):
-        raise _Skip(
-            "missing 'text'"
-            if text is None
-            else f"'text' must be a string, not {type(text).__name__}"
-        )
+        raise _Skip("missing 'text'" if text is None else f"'text' must be a string, not {type(text).__name__}")
     for key in ("title", "url"):
         if record.get(key) is not None and not isinstance(record[key], str):
             raise _Skip(f"{key!r} must be a string, not {type(record[key]).__name__}")
     doc_id = record.get("id")
     if doc_id is None:
         cleaned = clean_text(text)
-        doc_id = (
-            "doc-"
-            + hashlib.sha256(cleaned.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-        )
+        doc_id = "doc-" + hashlib.sha256(cleaned.encode("utf-8", "surrogatepass")).hexdigest()[:12]
     elif isinstance(doc_id, bool) or not isinstance(doc_id, str | int):
         raise _Skip(f"'id' must be a string, not {type(doc_id).__name__}")
     doc_id = str(doc_id).strip()
     if not doc_id:
         raise _Skip("empty 'id'")
-    return _make_document(
-        doc_id, text, title=record.get("title"), url=record.get("url"), source=source
-    )
+    return _make_document(doc_id, text, title=record.get("title"), url=record.get("url"), source=source)

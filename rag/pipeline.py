@@ -63,9 +63,7 @@ class RAG:
     ):
         self.settings = settings or get_settings()
         self.index_dir = Path(index_dir or self.settings.index)
-        self.retriever: Retriever = retriever or HybridRetriever(
-            FusionWeights(k=self.settings.rrf_k), candidates=self.settings.candidates
-        )
+        self.retriever: Retriever = retriever or HybridRetriever(FusionWeights(k=self.settings.rrf_k), candidates=self.settings.candidates)
         self.reranker: Reranker = reranker or LinearMaxSimReranker()
         self.reader: Reader = reader or make_reader(self.settings)
         if not allow_uncalibrated:
@@ -155,7 +153,9 @@ class RAG:
     def indexer(self, progress: Progress | None = None) -> Indexer | ShardedIndexer:
         return make_indexer(self.index_dir, self.embedder, self.settings, progress)
 
-    def ingest_documents(self, documents: Sequence[Document], *, prune: bool = False, rebuild: bool = False, progress: Progress | None = None) -> IngestReport:
+    def ingest_documents(
+        self, documents: Sequence[Document], *, prune: bool = False, rebuild: bool = False, progress: Progress | None = None
+    ) -> IngestReport:
         """Index documents and switch queries to the new version."""
         with self._write_lock:
             report = self.indexer(progress).ingest(documents, prune=prune, rebuild=rebuild)
@@ -197,14 +197,24 @@ class RAG:
         return self.reranker.rerank(query, candidates, index)[:n]
 
     def search(
-        self, query: str | Query, k: int | None = None, *, language: str | None = None, snapshot: Snapshot | None = None,
+        self,
+        query: str | Query,
+        k: int | None = None,
+        *,
+        language: str | None = None,
+        snapshot: Snapshot | None = None,
     ) -> list[Passage]:
         """The ``k`` (default ``top_k``) best passages for ``query``."""
         snap = snapshot or self.live()
         return self.rank(self._query(query, language), k or self.settings.top_k, snap.index)
 
     def ask(
-        self, question: str | Query, k: int | None = None, *, language: str | None = None, snapshot: Snapshot | None = None,
+        self,
+        question: str | Query,
+        k: int | None = None,
+        *,
+        language: str | None = None,
+        snapshot: Snapshot | None = None,
     ) -> AskResult:
         """Answer ``question`` with a cited extractive span, or abstain. ``k`` (default ``top_k``)
         is the number of passages cited; the answer does not depend on it."""
@@ -233,8 +243,11 @@ class RAG:
             answer=reading.answer,
             citations=ranked[:k],
             timings_ms={
-                "embed": (t1 - t0) * 1e3, "retrieve": (t2 - t1) * 1e3, "rerank": (t3 - t2) * 1e3,
-                "answer": (t4 - t3) * 1e3, "total": (t4 - t0) * 1e3,
+                "embed": (t1 - t0) * 1e3,
+                "retrieve": (t2 - t1) * 1e3,
+                "rerank": (t3 - t2) * 1e3,
+                "answer": (t4 - t3) * 1e3,
+                "total": (t4 - t0) * 1e3,
             },
             index_version=snap.index.version,
         )

@@ -113,12 +113,21 @@ def to_passages(index: Index, fused: list[FusedRow], c: Candidates) -> list[Pass
     for f in fused:
         info = index.chunk_info(f.row)
         b = b_score.get(f.row)
-        out.append(Passage(
-            chunk_id=f"{info.doc_id}#{info.ordinal}", doc_id=info.doc_id, title=index.titles[info.doc_row],
-            text=index.chunk_text(f.row), start=info.start, end=info.end, retrieval_score=f.score,
-            dense_rank=f.dense_rank, bm25_rank=f.bm25_rank,
-            bm25_relative=(b / b_max if b_max > 0 else 0.0) if b is not None else None, row=f.row,
-        ))
+        out.append(
+            Passage(
+                chunk_id=f"{info.doc_id}#{info.ordinal}",
+                doc_id=info.doc_id,
+                title=index.titles[info.doc_row],
+                text=index.chunk_text(f.row),
+                start=info.start,
+                end=info.end,
+                retrieval_score=f.score,
+                dense_rank=f.dense_rank,
+                bm25_rank=f.bm25_rank,
+                bm25_relative=(b / b_max if b_max > 0 else 0.0) if b is not None else None,
+                row=f.row,
+            )
+        )
     return out
 
 

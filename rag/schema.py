@@ -83,7 +83,11 @@ class Passage:
         rank in each retriever's list) as ``POST /ask`` cites it."""
         out: dict[str, Any] = {"chunk_id": self.chunk_id} if provenance else {}
         out.update(
-            doc_id=self.doc_id, title=self.title, text=self.text, start=self.start, end=self.end,
+            doc_id=self.doc_id,
+            title=self.title,
+            text=self.text,
+            start=self.start,
+            end=self.end,
             score=round(float(self.score), 6),
         )
         if provenance:

@@ -240,10 +240,7 @@ class ShardedBM25:
     def weights(self, shard: int, tokens: Iterable[str]) -> dict[str, float]:
         """Global IDF / shard IDF of each token the shard knows."""
         n_s, df_s = self._index.shards[shard].bm25.n_docs, self._df[shard]
-        return {
-            t: BM25Index.idf(self.df[t], self.n_docs) / BM25Index.idf(df_s[t], n_s)
-            for t in set(tokens) if t in df_s
-        }
+        return {t: BM25Index.idf(self.df[t], self.n_docs) / BM25Index.idf(df_s[t], n_s) for t in set(tokens) if t in df_s}
 
     def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         return self.search_tokens(tokenize(query), k)
@@ -292,10 +289,14 @@ class ShardedIndex(Index):
             raise IndexCorrupt(f"the shards of {self.root} were built with different embedders: {sorted(models)}")
         first = self.shards[0].manifest
         self.manifest = {
-            "format_version": first["format_version"], "version": self.version, "created": layout.get("created", first["created"]),
-            "model_id": first["model_id"], "dim": first["dim"],
+            "format_version": first["format_version"],
+            "version": self.version,
+            "created": layout.get("created", first["created"]),
+            "model_id": first["model_id"],
+            "dim": first["dim"],
             "faiss_index": ",".join(sorted({s.manifest["faiss_index"] for s in self.shards})),
-            "chunking": first.get("chunking"), "n_shards": len(self.shards),
+            "chunking": first.get("chunking"),
+            "n_shards": len(self.shards),
             "counts": {k: sum(s.manifest["counts"][k] for s in self.shards) for k in ("documents", "chunks", "sentences")},
         }
         self._combine()
@@ -395,7 +396,9 @@ class ShardedIndexer:
     reusing the stored vectors, then swaps ``shards.json``.
     """
 
-    def __init__(self, root: Path | str, embedder: Embedder, settings: Settings, progress: Progress | None = None, *, shards: int | None = None):
+    def __init__(
+        self, root: Path | str, embedder: Embedder, settings: Settings, progress: Progress | None = None, *, shards: int | None = None
+    ):
         if shards is not None and shards < 1:
             raise ValueError("a sharded index needs at least one shard")
         self.root = Path(root)
@@ -407,7 +410,9 @@ class ShardedIndexer:
         self._local = Indexer(self.root, embedder, self.settings, progress)  # its prepare() only
 
     # --- public --------------------------------------------------------------------------
-    def ingest(self, documents: Sequence[Document], *, prune: bool = False, rebuild: bool = False, prepare: Preparer | None = None) -> IngestReport:
+    def ingest(
+        self, documents: Sequence[Document], *, prune: bool = False, rebuild: bool = False, prepare: Preparer | None = None
+    ) -> IngestReport:
         t0 = time.perf_counter()
         prepare = prepare or self._local.prepare
         with writer_lock(self.root):
@@ -457,7 +462,7 @@ class ShardedIndexer:
 
         def lookup(items: list[tuple[Document, str]], timings: dict[str, float]) -> list[Prepared]:
             found = [done.get((d.doc_id, h)) for d, h in items]
-            missing = [it for it, p in zip(items, found) if p is None]
+            missing = [it for it, p in zip(items, found, strict=False) if p is None]
             if missing:
                 extra = self._local.prepare(missing, timings)
                 report.embedded_texts += sum(len(p.chunks) + len(p.sentences) for p in extra)
@@ -467,7 +472,9 @@ class ShardedIndexer:
 
         return lookup
 
-    def _update(self, layout: dict[str, Any], documents: Sequence[Document], *, prune: bool, rebuild: bool, prepare: Preparer) -> IngestReport:
+    def _update(
+        self, layout: dict[str, Any], documents: Sequence[Document], *, prune: bool, rebuild: bool, prepare: Preparer
+    ) -> IngestReport:
         n = int(layout["n_shards"])
         incoming = {d.doc_id: d for d in documents}
         routed: list[list[Document]] = [[] for _ in range(n)]
@@ -489,7 +496,9 @@ class ShardedIndexer:
             report.version = self._publish(entries, int(layout["version"]) + 1, n)
         return report
 
-    def _relayout(self, layout: dict[str, Any] | None, n: int, documents: Sequence[Document], *, prune: bool, rebuild: bool, prepare: Preparer) -> IngestReport:
+    def _relayout(
+        self, layout: dict[str, Any] | None, n: int, documents: Sequence[Document], *, prune: bool, rebuild: bool, prepare: Preparer
+    ) -> IngestReport:
         """Write every document into ``n`` new shards, then switch ``shards.json`` to them."""
         plain = current_version(self.root)
         sources: list[Index] = []

@@ -82,9 +82,7 @@ def normalize(text: str) -> str:
 
 # Removed before embedding: marks, not letters (see ``text_for_embedding``).
 _EMBED_DROP = {
-    code: None
-    for code in [*range(0x0610, 0x061B), *range(0x064B, 0x0660), 0x0670, *range(0x06D6, 0x06EE)]
-    + [ord(c) for c in _DROP]
+    code: None for code in [*range(0x0610, 0x061B), *range(0x064B, 0x0660), 0x0670, *range(0x06D6, 0x06EE)] + [ord(c) for c in _DROP]
 }
 
 
@@ -126,10 +124,50 @@ def detect_language(text: str) -> str:
 # brackets), or at a line break. A full stop does not end a sentence inside a number (7.98),
 # after a single letter (initials: "J. Smith"), or after a known abbreviation.
 _ABBREVIATIONS = {
-    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "inc", "ltd", "co", "corp",
-    "no", "vol", "fig", "e.g", "i.e", "u.s", "u.k", "u.a.e", "jan", "feb", "mar", "apr", "jun",
-    "jul", "aug", "sep", "sept", "oct", "nov", "dec", "approx", "dept", "est", "gov", "mt",
-    "د", "م", "ه", "ص", "ج",  # Arabic single-letter abbreviations (doctor, AD, AH, page, part)
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "prof",
+    "sr",
+    "jr",
+    "st",
+    "vs",
+    "etc",
+    "inc",
+    "ltd",
+    "co",
+    "corp",
+    "no",
+    "vol",
+    "fig",
+    "e.g",
+    "i.e",
+    "u.s",
+    "u.k",
+    "u.a.e",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
+    "approx",
+    "dept",
+    "est",
+    "gov",
+    "mt",
+    "د",
+    "م",
+    "ه",
+    "ص",
+    "ج",  # Arabic single-letter abbreviations (doctor, AD, AH, page, part)
 }
 _TERMINATOR = re.compile(r"[.!?؟؛…]+[\"'”’»)\]]*")
 _WORD_BEFORE = re.compile(r"([\w.]+)$")

@@ -46,8 +46,15 @@ def rag(api_index: Path, e5) -> RAG:
 def settings_for(index: Path, **overrides) -> Settings:
     # Explicit values, so RAG_* variables in the environment cannot change what a test means.
     base = {
-        "index": index, "admin_token": None, "api_keys": "", "cors_origins": "*", "max_question_chars": 1000,
-        "max_body_bytes": 2 * 1024 * 1024, "rate_limit_per_minute": 0, "frame_ancestors": "*", "workers": 2,
+        "index": index,
+        "admin_token": None,
+        "api_keys": "",
+        "cors_origins": "*",
+        "max_question_chars": 1000,
+        "max_body_bytes": 2 * 1024 * 1024,
+        "rate_limit_per_minute": 0,
+        "frame_ancestors": "*",
+        "workers": 2,
     }
     return Settings(**{**base, **overrides})
 
@@ -96,7 +103,10 @@ def test_health_and_ready(client: TestClient, rag: RAG) -> None:
     assert r.status_code == 200
     idx = rag.snapshot.index
     assert r.json() == {
-        "status": "ready", "documents": idx.n_documents, "chunks": idx.n_chunks, "model": idx.model_id,
+        "status": "ready",
+        "documents": idx.n_documents,
+        "chunks": idx.n_chunks,
+        "model": idx.model_id,
         "index_version": idx.version,
     }
     assert r.headers["x-index-version"] == str(idx.version)
@@ -117,8 +127,11 @@ def test_no_index_then_first_documents_create_it(tmp_path: Path, e5) -> None:
         assert_error(c.get("/ready"), 503, "index_unavailable")
         err = assert_error(c.post("/ask", json={"question": AR_Q}), 503, "index_unavailable")
         assert str(tmp_path) not in err["message"]  # paths on disk stay in the log
-        r = c.post("/documents", json={"id": "coffee", "text": "Arabic coffee is flavoured with cardamom."},
-                   headers={"Authorization": f"Bearer {ADMIN}"})
+        r = c.post(
+            "/documents",
+            json={"id": "coffee", "text": "Arabic coffee is flavoured with cardamom."},
+            headers={"Authorization": f"Bearer {ADMIN}"},
+        )
         assert r.status_code == 200, r.text
         assert r.json()["added"] == ["coffee"]
         assert c.get("/ready").json()["documents"] == 1
@@ -189,7 +202,11 @@ def test_validation_message_names_the_field(client: TestClient) -> None:
 def test_ask_invalid_json_and_content_types(client: TestClient) -> None:
     err = assert_error(client.post("/ask", content=b'{"question": ', headers={"Content-Type": "application/json"}), 400, "invalid_json")
     assert "not valid JSON" in err["message"]
-    assert_error(client.post("/ask", content=b"question=hi", headers={"Content-Type": "application/x-www-form-urlencoded"}), 415, "unsupported_media_type")
+    assert_error(
+        client.post("/ask", content=b"question=hi", headers={"Content-Type": "application/x-www-form-urlencoded"}),
+        415,
+        "unsupported_media_type",
+    )
     # No Content-Type at all: read as JSON, so a bare `curl --data-binary` works.
     r = client.post("/ask", content=json.dumps({"question": AR_Q}).encode())
     assert r.status_code == 200 and r.json()["answer"]["doc_id"] == FORUM
@@ -217,9 +234,7 @@ def test_search_ranks_passages_whose_offsets_slice_their_document(client: TestCl
         assert doc["text"][p["start"] : p["end"]] == p["text"]
 
 
-@pytest.mark.parametrize(
-    "params", [{}, {"q": ""}, {"q": "   "}, {"q": "x", "k": 0}, {"q": "x", "k": 51}, {"q": "x", "k": "many"}]
-)
+@pytest.mark.parametrize("params", [{}, {"q": ""}, {"q": "   "}, {"q": "x", "k": 0}, {"q": "x", "k": 51}, {"q": "x", "k": "many"}])
 def test_search_rejects_bad_input(client: TestClient, params: dict) -> None:
     assert_error(client.get("/search", params=params), 422, "validation_error")
 
@@ -249,8 +264,15 @@ def test_document_list(client: TestClient, rag: RAG) -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"start": 5, "end": 5}, {"start": 9, "end": 4}, {"start": -1, "end": 4}, {"start": 0, "end": 10**6},
-     {"start": 3}, {"end": 3}, {"start": "a", "end": 3}],
+    [
+        {"start": 5, "end": 5},
+        {"start": 9, "end": 4},
+        {"start": -1, "end": 4},
+        {"start": 0, "end": 10**6},
+        {"start": 3},
+        {"end": 3},
+        {"start": "a", "end": 3},
+    ],
 )
 def test_document_bad_span(client: TestClient, params: dict) -> None:
     assert_error(client.get(f"/documents/{FORUM}", params=params), 422, "validation_error")
@@ -266,7 +288,7 @@ NEW_DOC = {
     "id": "faq/falcon-clinic",
     "title": "Falcon hospital opening hours",
     "text": "The Abu Dhabi Falcon Hospital receives visitors from 9 am to 2 pm, Sunday to Thursday. "
-            "More than 11000 falcons are treated there every year.",
+    "More than 11000 falcons are treated there every year.",
     "url": "https://example.org/falcons",
 }
 NEW_Q = "How many falcons are treated at the Abu Dhabi Falcon Hospital every year?"
@@ -329,9 +351,15 @@ def test_admin_add_ask_delete_cycle(make_client, rag: RAG) -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [[], {"title": "no text"}, {"text": ""}, {"text": 5}, {"id": ["x"], "text": "t"},
-     [{"id": "ok", "text": "Fine text."}, {"id": "blank", "text": "   \n  "}],
-     [{"id": "dup", "text": "One."}, {"id": "dup", "text": "Two."}]],
+    [
+        [],
+        {"title": "no text"},
+        {"text": ""},
+        {"text": 5},
+        {"id": ["x"], "text": "t"},
+        [{"id": "ok", "text": "Fine text."}, {"id": "blank", "text": "   \n  "}],
+        [{"id": "dup", "text": "One."}, {"id": "dup", "text": "Two."}],
+    ],
 )
 def test_admin_rejects_bad_documents_and_writes_nothing(make_client, payload) -> None:
     c = make_client(admin_token=ADMIN)
@@ -395,10 +423,14 @@ def test_cors_allow_list(make_client) -> None:
     assert "x-index-version" in ok.headers["access-control-expose-headers"].lower()
     denied = c.get("/health", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in denied.headers
-    pre = c.options("/ask", headers={
-        "Origin": "https://other.example", "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "content-type,x-api-key",
-    })
+    pre = c.options(
+        "/ask",
+        headers={
+            "Origin": "https://other.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-api-key",
+        },
+    )
     assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "https://other.example"
     assert "x-api-key" in pre.headers["access-control-allow-headers"].lower()
     # Errors carry CORS headers too, so a widget can read the message.
@@ -419,8 +451,9 @@ def _chat(c: TestClient, messages: list[dict], **extra):
 
 
 def test_chat_completion_with_citations(client: TestClient) -> None:
-    r = _chat(client, [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": AR_Q}],
-              temperature=0.2, max_tokens=50, n=1)
+    r = _chat(
+        client, [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": AR_Q}], temperature=0.2, max_tokens=50, n=1
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["object"] == "chat.completion" and body["model"] == "rag-extractive"
@@ -651,7 +684,9 @@ def test_document_routes_follow_a_version_written_by_another_process(small_index
         before = client.get("/documents").json()
         assert before["index_version"] == 1 and "falcons" not in {d["doc_id"] for d in before["documents"]}
         # another writer (as `rag ingest` in another process would) switches CURRENT to version 2
-        Indexer(small_index_copy, e5, Settings(index=small_index_copy)).ingest([Document("falcons", "Falcons", "Falcons are the national bird.")])
+        Indexer(small_index_copy, e5, Settings(index=small_index_copy)).ingest(
+            [Document("falcons", "Falcons", "Falcons are the national bird.")]
+        )
         time.sleep(0.05)
         after = client.get("/documents")
         assert after.json()["index_version"] == 2 and after.headers["X-Index-Version"] == "2"

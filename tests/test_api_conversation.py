@@ -30,8 +30,18 @@ def assistant(text: str) -> ChatMessage:
 
 @pytest.mark.parametrize(
     "text",
-    ["and when was it held?", "And where?", "what about the sessions?", "When was it held?", "How many sessions?",
-     "ومتى عقدت؟", "وكم عدد الجلسات؟", "فأين تقام؟", "و ماذا عن الجلسات؟", "متى؟"],
+    [
+        "and when was it held?",
+        "And where?",
+        "what about the sessions?",
+        "When was it held?",
+        "How many sessions?",
+        "ومتى عقدت؟",
+        "وكم عدد الجلسات؟",
+        "فأين تقام؟",
+        "و ماذا عن الجلسات؟",
+        "متى؟",
+    ],
 )
 def test_follow_ups(text: str) -> None:
     assert is_follow_up(text)
@@ -39,9 +49,13 @@ def test_follow_ups(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    [AR_Q, EN_Q, "Which countries attended the World Government Summit in Dubai?",
-     # starts with و but is a word ("minister"), not the conjunction before a question word
-     "وزير الخارجية الإماراتي شارك في أي قمة حكومية؟"],
+    [
+        AR_Q,
+        EN_Q,
+        "Which countries attended the World Government Summit in Dubai?",
+        # starts with و but is a word ("minister"), not the conjunction before a question word
+        "وزير الخارجية الإماراتي شارك في أي قمة حكومية؟",
+    ],
 )
 def test_standalone_questions(text: str) -> None:
     assert not is_follow_up(text)
@@ -86,10 +100,19 @@ def test_reply_cites_the_answer_span_with_marker_and_sources() -> None:
     content, citations = render_reply(_result(a, "en"), "en", {"d/1": "https://example.org/forum"})
     assert content.startswith("It has 28 speakers. [1]")
     assert "Sources:\n[1] The forum — https://example.org/forum" in content
-    assert citations == [{
-        "index": 1, "doc_id": "d/1", "title": "The forum", "url": "https://example.org/forum", "start": 10, "end": 29,
-        "text": "It has 28 speakers.", "score": 0.9, "link": "/documents/d/1?start=10&end=29",
-    }]
+    assert citations == [
+        {
+            "index": 1,
+            "doc_id": "d/1",
+            "title": "The forum",
+            "url": "https://example.org/forum",
+            "start": 10,
+            "end": 29,
+            "text": "It has 28 speakers.",
+            "score": 0.9,
+            "link": "/documents/d/1?start=10&end=29",
+        }
+    ]
     content_ar, _ = render_reply(_result(a, "ar"), "ar", {})
     assert "المصادر:\n[1] The forum (d/1)" in content_ar
 

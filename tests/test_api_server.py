@@ -24,7 +24,6 @@ AR_Q = "كم عدد المتحدثين في منتدى تبادل الخبرات
 FORUM = "001_0119a74ef5d5a5df"
 
 
-
 @pytest.fixture(scope="module")
 def server(corpus_index: Path, tmp_path_factory) -> Iterator[tuple[str, Path]]:
     """(base URL, log file) of a running ``rag serve`` over a private copy of the corpus index."""
@@ -38,7 +37,10 @@ def server(corpus_index: Path, tmp_path_factory) -> Iterator[tuple[str, Path]]:
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [*rag_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=work,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -77,8 +79,12 @@ def _openai(base: str) -> openai.OpenAI:
 def test_ask_returns_a_cited_answer(server) -> None:
     base, _ = server
     # What the issue's curl sends: a JSON body with its content type.
-    r = httpx.post(f"{base}/ask", content=json.dumps({"question": AR_Q}, ensure_ascii=False).encode(),
-                   headers={"content-type": "application/json"}, timeout=60)
+    r = httpx.post(
+        f"{base}/ask",
+        content=json.dumps({"question": AR_Q}, ensure_ascii=False).encode(),
+        headers={"content-type": "application/json"},
+        timeout=60,
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["answerable"] and body["answer"]["doc_id"] == FORUM
@@ -97,9 +103,7 @@ def test_openai_client_non_streamed(server) -> None:
     base, _ = server
     client = _openai(base)
     assert [m.id for m in client.models.list()] == ["rag-extractive"]
-    completion = client.chat.completions.create(
-        model="rag-extractive", messages=[{"role": "user", "content": AR_Q}], temperature=0
-    )
+    completion = client.chat.completions.create(model="rag-extractive", messages=[{"role": "user", "content": AR_Q}], temperature=0)
     content = completion.choices[0].message.content
     assert completion.choices[0].finish_reason == "stop"
     assert "[1]" in content and "المصادر:" in content and "28" in content
@@ -110,9 +114,7 @@ def test_openai_client_non_streamed(server) -> None:
 def test_openai_client_streamed(server) -> None:
     base, _ = server
     client = _openai(base)
-    stream = client.chat.completions.create(
-        model="rag-extractive", messages=[{"role": "user", "content": AR_Q}], stream=True
-    )
+    stream = client.chat.completions.create(model="rag-extractive", messages=[{"role": "user", "content": AR_Q}], stream=True)
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert len(chunks) > 3 and chunks[0].choices[0].delta.role == "assistant"

@@ -84,7 +84,7 @@ def test_rag_bench_quick_reports_every_section(tmp_path) -> None:
     assert mem["index_bytes_per_chunk"] > 0 and mem["serve"]["peak_rss_mb"] >= mem["serve"]["rss_mb"] > 0
 
     g = r["growth"]
-    assert [row["chunks"] >= size for row, size in zip(g["sizes"], r["config"]["growth_sizes"])] == [True, True]
+    assert [row["chunks"] >= size for row, size in zip(g["sizes"], r["config"]["growth_sizes"], strict=False)] == [True, True]
     for row in g["sizes"]:
         assert set(row["kinds"]) == {"flat", "hnsw", "ivf"}
         assert row["kinds"]["flat"]["recall_at_10"] == 1.0  # exact search against itself
@@ -93,7 +93,18 @@ def test_rag_bench_quick_reports_every_section(tmp_path) -> None:
 
     assert (out / "bench.json").is_file() and (out / "growth.png").stat().st_size > 1000
     text = "\n".join(summary_lines(r))
-    for label in ("machine:", "own process", "after `import rag`", "RAG.ask, cache off", "HTTP POST /ask", "full ingest", "re-ingest", "peak RSS", "growth:", "goals:"):
+    for label in (
+        "machine:",
+        "own process",
+        "after `import rag`",
+        "RAG.ask, cache off",
+        "HTTP POST /ask",
+        "full ingest",
+        "re-ingest",
+        "peak RSS",
+        "growth:",
+        "goals:",
+    ):
         assert label in text
 
 

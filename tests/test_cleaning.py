@@ -51,10 +51,7 @@ ARABIC = "وأكد معالي محمد عبدالله القرقاوي أن اس
 )
 def test_boilerplate_lines_are_dropped(line: str) -> None:
     assert is_boilerplate(line)
-    assert (
-        clean_text(f"{ARABIC}\n{line}\nسطر آخر من المحتوى")
-        == f"{ARABIC}\nسطر آخر من المحتوى"
-    )
+    assert clean_text(f"{ARABIC}\n{line}\nسطر آخر من المحتوى") == f"{ARABIC}\nسطر آخر من المحتوى"
 
 
 @pytest.mark.parametrize(
@@ -91,9 +88,7 @@ def test_dropped_lines_do_not_leave_blank_runs() -> None:
 
 def test_content_is_byte_for_byte() -> None:
     line = "  الصورة – ١٢٣ مُنتدى الخدمات الحكومية يَكشف، 2030 “quoted” (EGSEP)"
-    assert (
-        clean_text(line + "   ") == line
-    )  # leading spaces and diacritics kept, trailing gone
+    assert clean_text(line + "   ") == line  # leading spaces and diacritics kept, trailing gone
 
 
 def test_empty_and_all_boilerplate() -> None:
@@ -126,13 +121,8 @@ def test_long_title_is_capped() -> None:
     title = extract_title(words)
     assert len(title) <= 201 and title.endswith("…")
     assert title[:-1].split() == ["كلمة"] * len(title[:-1].split())  # cut between words
-    sentence = (
-        "The first sentence of a long paragraph is a good title. " + "More text " * 40
-    )
-    assert (
-        extract_title(sentence)
-        == "The first sentence of a long paragraph is a good title."
-    )
+    sentence = "The first sentence of a long paragraph is a good title. " + "More text " * 40
+    assert extract_title(sentence) == "The first sentence of a long paragraph is a good title."
 
 
 def test_title_fallbacks() -> None:

@@ -162,9 +162,7 @@ def test_index_from_the_environment(cli_index, monkeypatch):
     assert str(cli_index) in flat(result.stdout)
 
 
-@pytest.mark.parametrize(
-    "command", [["ask", "سؤال"], ["ask", "question", "--json"], ["search", "سؤال"], ["remove", "x"], ["info"]]
-)
+@pytest.mark.parametrize("command", [["ask", "سؤال"], ["ask", "question", "--json"], ["search", "سؤال"], ["remove", "x"], ["info"]])
 def test_no_index_is_a_clear_error_with_exit_2(tmp_path, command):
     result = rag(*command, "--index", str(tmp_path / "missing"))
     assert result.exit_code == 2, result.output

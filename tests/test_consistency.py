@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.app import create_app
-from rag.config import Settings
 from rag.answering import score_sentences
+from rag.config import Settings
 from rag.index import Index
 from rag.ingest import Indexer
 from rag.pipeline import RAG
@@ -36,12 +36,23 @@ AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
 # The documents the writer churns: "churn" is added, changed, deleted and added again, so the same
 # id has different texts in different versions; an original document is deleted and restored.
-FALCONS_A = {"id": "churn", "title": "Falcon hospital", "url": "https://example.org/falcons/a",
-             "text": "The Abu Dhabi Falcon Hospital treats more than 11000 falcons every year. It opened in 1999."}
-FALCONS_B = {"id": "churn", "title": "Falcon hospital", "url": "https://example.org/falcons/b",
-             "text": "The Abu Dhabi Falcon Hospital treats more than 12500 falcons every year. Visits need a booking."}
-PEARLS = {"id": "extra/pearls", "title": "الغوص على اللؤلؤ",
-          "text": "كان الغوص على اللؤلؤ مصدر الرزق الأول لسكان الخليج قبل النفط. واستمر موسم الغوص الكبير أربعة أشهر."}
+FALCONS_A = {
+    "id": "churn",
+    "title": "Falcon hospital",
+    "url": "https://example.org/falcons/a",
+    "text": "The Abu Dhabi Falcon Hospital treats more than 11000 falcons every year. It opened in 1999.",
+}
+FALCONS_B = {
+    "id": "churn",
+    "title": "Falcon hospital",
+    "url": "https://example.org/falcons/b",
+    "text": "The Abu Dhabi Falcon Hospital treats more than 12500 falcons every year. Visits need a booking.",
+}
+PEARLS = {
+    "id": "extra/pearls",
+    "title": "الغوص على اللؤلؤ",
+    "text": "كان الغوص على اللؤلؤ مصدر الرزق الأول لسكان الخليج قبل النفط. واستمر موسم الغوص الكبير أربعة أشهر.",
+}
 QUESTIONS = [
     "How many falcons does the Abu Dhabi Falcon Hospital treat every year?",
     "كم استمر موسم الغوص الكبير؟",
@@ -62,7 +73,7 @@ class Seen:
 
 
 def _texts_of(index) -> dict[str, tuple[str, str | None]]:
-    return dict(zip(index.doc_ids, zip(index.texts, index.urls)))
+    return dict(zip(index.doc_ids, zip(index.texts, index.urls, strict=False), strict=False))
 
 
 def _check_passage(p: dict, docs: dict[str, tuple[str, str | None]], where: str) -> list[str]:
@@ -105,8 +116,12 @@ def test_queries_during_updates_never_fail_and_never_mix_versions(small_index_co
                     else:
                         r = client.post("/ask", json={"question": q, "top_k": 5})
                         route = "ask"
-                    s = Seen(route, r.status_code, r.headers.get("x-index-version"),
-                             r.json() if r.headers.get("content-type", "").startswith("application/json") else {})
+                    s = Seen(
+                        route,
+                        r.status_code,
+                        r.headers.get("x-index-version"),
+                        r.json() if r.headers.get("content-type", "").startswith("application/json") else {},
+                    )
                     ready = client.get("/ready")
                     with lock:
                         seen.append(s)
@@ -134,8 +149,11 @@ def test_queries_during_updates_never_fail_and_never_mix_versions(small_index_co
             t.start()
         try:
             time.sleep(0.5)
-            palms = {"id": "ar_palms", "title": rag.snapshot.index.titles[rag.snapshot.index.doc_row["ar_palms"]],
-                     "text": versions[min(versions)]["ar_palms"][0]}
+            palms = {
+                "id": "ar_palms",
+                "title": rag.snapshot.index.titles[rag.snapshot.index.doc_row["ar_palms"]],
+                "text": versions[min(versions)]["ar_palms"][0],
+            }
             for method, url, body in [
                 ("POST", "/documents", FALCONS_A),
                 ("POST", "/documents", PEARLS),
@@ -153,8 +171,10 @@ def test_queries_during_updates_never_fail_and_never_mix_versions(small_index_co
             for t in readers:
                 t.join(timeout=300)
 
-    print(f"\nconsistency: {len(seen)} queries ({', '.join(f'{r}: {sum(x.route == r for x in seen)}' for r in ('ask', 'search', 'chat'))}) "
-          f"over versions {sorted({x.header_version for x in seen}, key=lambda v: int(v or -1))} during {len(versions) - 1} writes")
+    print(
+        f"\nconsistency: {len(seen)} queries ({', '.join(f'{r}: {sum(x.route == r for x in seen)}' for r in ('ask', 'search', 'chat'))}) "
+        f"over versions {sorted({x.header_version for x in seen}, key=lambda v: int(v or -1))} during {len(versions) - 1} writes"
+    )
     assert not errors, errors
     problems: list[str] = []
     for s in seen:

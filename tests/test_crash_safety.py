@@ -117,9 +117,18 @@ def test_every_index_file_is_checked(index_files) -> None:
 
 
 FILES = [
-    "CURRENT", "bm25/data.csc.index.npy", "bm25/indices.csc.index.npy", "bm25/indptr.csc.index.npy",
-    "bm25/n_docs", "bm25/params.index.json", "bm25/vocab.index.json", "chunks.npy", "dense.faiss",
-    "manifest.json", "sentences.npy", "store.sqlite",
+    "CURRENT",
+    "bm25/data.csc.index.npy",
+    "bm25/indices.csc.index.npy",
+    "bm25/indptr.csc.index.npy",
+    "bm25/n_docs",
+    "bm25/params.index.json",
+    "bm25/vocab.index.json",
+    "chunks.npy",
+    "dense.faiss",
+    "manifest.json",
+    "sentences.npy",
+    "store.sqlite",
 ]
 
 
@@ -154,7 +163,11 @@ def test_rag_serve_exits_with_a_clear_message_on_a_damaged_index(small_index, tm
     t0 = time.monotonic()
     proc = subprocess.run(
         [str(rag), "serve", "--index", str(root), "--port", "0"],
-        capture_output=True, text=True, env=env, timeout=180, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        cwd=tmp_path,
     )
     assert proc.returncode != 0
     assert "cannot start" in proc.stderr and "checksum mismatch for chunks.npy" in proc.stderr, proc.stderr[-2000:]

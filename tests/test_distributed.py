@@ -18,8 +18,8 @@ from rag.ingest import Indexer, content_hash
 from rag.loading import load_paths
 from rag.pipeline import RAG
 from rag.schema import Document
-from rag.testing import MemoEmbedder
 from rag.sharding import open_index, read_layout
+from rag.testing import MemoEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus"
@@ -81,6 +81,7 @@ def test_same_documents_chunks_and_sentences(ray_corpus, corpus_index):
     a, b = Index.open(root), Index.open(corpus_index)
     assert a.doc_ids == b.doc_ids and a.titles == b.titles and a.texts == b.texts and a.hashes == b.hashes
     assert a.langs == b.langs and a.urls == b.urls
+
     def chunks(i: Index) -> list[tuple]:
         infos = [i.chunk_info(r) for r in range(i.n_chunks)]
         return [(c.doc_id, c.ordinal, c.start, c.end, c.first_sentence, c.last_sentence, i.chunk_tokens[c.row]) for c in infos]

@@ -45,11 +45,14 @@ def _write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def test_load_jsonl_reads_items_and_select_filters(tmp_path):
-    path = _write_jsonl(tmp_path / "qa.jsonl", [
-        {"id": "q1", "lang": "ar", "question": "متى تأسست المدينة؟", "answers": ["عام 1950"], "doc_id": "d1", "split": "dev"},
-        {"id": "u1", "lang": "en", "question": "What is the weather?", "answers": [], "doc_id": None, "split": "test"},
-        {"id": "q2", "question": "How many visitors came?", "answers": ["4,000", "4,000 visitors"], "doc_id": "d2", "split": "test"},
-    ])
+    path = _write_jsonl(
+        tmp_path / "qa.jsonl",
+        [
+            {"id": "q1", "lang": "ar", "question": "متى تأسست المدينة؟", "answers": ["عام 1950"], "doc_id": "d1", "split": "dev"},
+            {"id": "u1", "lang": "en", "question": "What is the weather?", "answers": [], "doc_id": None, "split": "test"},
+            {"id": "q2", "question": "How many visitors came?", "answers": ["4,000", "4,000 visitors"], "doc_id": "d2", "split": "test"},
+        ],
+    )
     items = load_jsonl(path)
     assert [it.id for it in items] == ["q1", "u1", "q2"]
     assert items[0] == QAItem("q1", "ar", "متى تأسست المدينة؟", ("عام 1950",), "d1", "dev")
@@ -77,31 +80,74 @@ AR_CONTEXT_2 = "صمم المهندس سامي خليل جسر المدينة ا
 
 def _squad(questions: dict[str, str]) -> dict:
     """Two articles, three paragraphs; one gold answer deliberately at a wrong offset."""
-    return {"version": "1.1", "data": [
-        {"title": "Oasis_City", "paragraphs": [
-            {"context": AR_CONTEXT_0, "qas": [
-                {"id": "a1", "question": questions["a1"], "answers": [
-                    {"text": "1950", "answer_start": AR_CONTEXT_0.index("1950")},
-                    {"text": "1950", "answer_start": AR_CONTEXT_0.index("1950")},  # duplicate gold
-                ]},
-                {"id": "a2", "question": questions["a2"], "answers": [
-                    {"text": "40 ألف نسمة", "answer_start": AR_CONTEXT_0.index("40 ألف") + 3},  # wrong offset
-                ]},
-            ]},
-            {"context": AR_CONTEXT_1, "qas": [
-                {"id": "a3", "question": questions["a3"], "answers": [{"text": "4000 زائر", "answer_start": AR_CONTEXT_1.index("4000")}]},
-            ]},
-        ]},
-        {"title": "Bridge", "paragraphs": [
-            {"context": AR_CONTEXT_2, "qas": [
-                {"id": "a4", "question": questions["a4"], "answers": [{"text": "سامي خليل", "answer_start": AR_CONTEXT_2.index("سامي")}]},
-            ]},
-        ]},
-    ]}
+    return {
+        "version": "1.1",
+        "data": [
+            {
+                "title": "Oasis_City",
+                "paragraphs": [
+                    {
+                        "context": AR_CONTEXT_0,
+                        "qas": [
+                            {
+                                "id": "a1",
+                                "question": questions["a1"],
+                                "answers": [
+                                    {"text": "1950", "answer_start": AR_CONTEXT_0.index("1950")},
+                                    {"text": "1950", "answer_start": AR_CONTEXT_0.index("1950")},  # duplicate gold
+                                ],
+                            },
+                            {
+                                "id": "a2",
+                                "question": questions["a2"],
+                                "answers": [
+                                    {"text": "40 ألف نسمة", "answer_start": AR_CONTEXT_0.index("40 ألف") + 3},  # wrong offset
+                                ],
+                            },
+                        ],
+                    },
+                    {
+                        "context": AR_CONTEXT_1,
+                        "qas": [
+                            {
+                                "id": "a3",
+                                "question": questions["a3"],
+                                "answers": [{"text": "4000 زائر", "answer_start": AR_CONTEXT_1.index("4000")}],
+                            },
+                        ],
+                    },
+                ],
+            },
+            {
+                "title": "Bridge",
+                "paragraphs": [
+                    {
+                        "context": AR_CONTEXT_2,
+                        "qas": [
+                            {
+                                "id": "a4",
+                                "question": questions["a4"],
+                                "answers": [{"text": "سامي خليل", "answer_start": AR_CONTEXT_2.index("سامي")}],
+                            },
+                        ],
+                    },
+                ],
+            },
+        ],
+    }
 
 
-AR_QUESTIONS = {"a1": "متى تأسست مدينة الواحة؟", "a2": "كم عدد سكان مدينة الواحة؟", "a3": "كم زائرا يجذب مهرجان البحيرة الزرقاء؟", "a4": "من صمم جسر المدينة؟"}
-EN_QUESTIONS = {"a1": "When was Oasis City founded?", "a3": "How many visitors does the Blue Lake festival attract?", "a4": "Who designed the city bridge?"}
+AR_QUESTIONS = {
+    "a1": "متى تأسست مدينة الواحة؟",
+    "a2": "كم عدد سكان مدينة الواحة؟",
+    "a3": "كم زائرا يجذب مهرجان البحيرة الزرقاء؟",
+    "a4": "من صمم جسر المدينة؟",
+}
+EN_QUESTIONS = {
+    "a1": "When was Oasis City founded?",
+    "a3": "How many visitors does the Blue Lake festival attract?",
+    "a4": "Who designed the city bridge?",
+}
 
 
 @pytest.fixture()
@@ -123,7 +169,10 @@ def test_load_squad_documents_questions_and_gold_mismatch(squad_files):
     assert [d.title for d in s.documents] == ["Oasis_City", "Oasis_City", "Bridge"]
     assert s.documents[1].text == AR_CONTEXT_1
     assert [(it.id, it.doc_id, it.lang) for it in s.items] == [
-        ("a1", "Oasis_City-0", "ar"), ("a2", "Oasis_City-0", "ar"), ("a3", "Oasis_City-1", "ar"), ("a4", "Bridge-0", "ar"),
+        ("a1", "Oasis_City-0", "ar"),
+        ("a2", "Oasis_City-0", "ar"),
+        ("a3", "Oasis_City-1", "ar"),
+        ("a4", "Bridge-0", "ar"),
     ]
     assert s.items[0].answers == ("1950",)  # duplicate gold texts collapse
     assert s.gold_answers == 5
@@ -179,15 +228,20 @@ def _results() -> list[QuestionResult]:
         "u2": _o(["d1"], False),
     }
     bm25 = {  # gold at rank 1 everywhere, never answers
-        "a1": _o(["d1"], False), "a2": _o(["d2"], False), "a3": _o(["d3"], False), "u1": _o([], False), "u2": _o([], False),
+        "a1": _o(["d1"], False),
+        "a2": _o(["d2"], False),
+        "a3": _o(["d3"], False),
+        "u1": _o([], False),
+        "u2": _o([], False),
     }
     dense = {  # like the system but answers a2 correctly with a whole span (no focus)
-        **system, "a2": _o(["d2"], True, "Y", "d2", None, ["Y"]),
+        **system,
+        "a2": _o(["d2"], True, "Y", "d2", None, ["Y"]),
     }
     items = [a1, a2, a3, u1, u2]
     return [
         QuestionResult(it, {"system": system[it.id], "bm25": bm25[it.id], "dense": dense[it.id]}, latency)
-        for it, latency in zip(items, [10.0, 20.0, 30.0, 40.0, 50.0])
+        for it, latency in zip(items, [10.0, 20.0, 30.0, 40.0, 50.0], strict=False)
     ]
 
 
@@ -267,14 +321,29 @@ def test_each_question_is_analysed_and_embedded_once_for_all_systems(tmp_path):
 # --------------------------------------------------------------------------------------------
 
 TINY_DOCS = [
-    Document("oasis", "مدينة الواحة", "تأسست مدينة الواحة عام 1950 على ضفاف النهر الكبير. "
-             "ويبلغ عدد سكان مدينة الواحة اليوم نحو 40 ألف نسمة. وتشتهر المدينة بزراعة النخيل والتمور."),
-    Document("festival", "Blue Lake festival", "The Blue Lake festival is held every July on the northern shore. "
-             "It attracts about 4,000 visitors each year. The festival was first organised by the fishermen's guild."),
+    Document(
+        "oasis",
+        "مدينة الواحة",
+        "تأسست مدينة الواحة عام 1950 على ضفاف النهر الكبير. "
+        "ويبلغ عدد سكان مدينة الواحة اليوم نحو 40 ألف نسمة. وتشتهر المدينة بزراعة النخيل والتمور.",
+    ),
+    Document(
+        "festival",
+        "Blue Lake festival",
+        "The Blue Lake festival is held every July on the northern shore. "
+        "It attracts about 4,000 visitors each year. The festival was first organised by the fishermen's guild.",
+    ),
 ]
 TINY_QA = [
     {"id": "q1", "lang": "ar", "question": "في أي عام تأسست مدينة الواحة؟", "answers": ["1950"], "doc_id": "oasis", "split": "test"},
-    {"id": "q2", "lang": "en", "question": "How many visitors does the Blue Lake festival attract each year?", "answers": ["4,000"], "doc_id": "festival", "split": "test"},
+    {
+        "id": "q2",
+        "lang": "en",
+        "question": "How many visitors does the Blue Lake festival attract each year?",
+        "answers": ["4,000"],
+        "doc_id": "festival",
+        "split": "test",
+    },
     {"id": "u1", "lang": "en", "question": "What is the price of a train ticket to Lima?", "answers": [], "doc_id": None, "split": "dev"},
 ]
 
@@ -334,7 +403,11 @@ def test_cli_eval_smoke(corpus_index):
     """The CI smoke test: `rag eval` on a small slice prints one JSON object of the agreed shape."""
     proc = subprocess.run(
         [sys.executable, "-m", "rag.cli", "eval", "eval/qa/corpus_qa.jsonl", "--limit", "6", "--json", "--index", str(corpus_index)],
-        check=False, cwd=ROOT, capture_output=True, text=True, timeout=300,
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     s = json.loads(proc.stdout)
@@ -357,6 +430,10 @@ def test_cli_eval_rejects_two_datasets(squad_files):
     ar, _ = squad_files
     proc = subprocess.run(
         [sys.executable, "-m", "rag.cli", "eval", "eval/qa/corpus_qa.jsonl", "--squad", str(ar)],
-        check=False, cwd=ROOT, capture_output=True, text=True, timeout=120,
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2 and "either" in proc.stderr

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import schemathesis
@@ -49,8 +48,13 @@ def app(small_index, tmp_path_factory, e5):
     shutil.copytree(small_index, root)
     rag = RAG(Settings(index=root), embedder=e5)
     settings = Settings(
-        index=root, admin_token=ADMIN, api_keys="", rate_limit_per_minute=0, max_question_chars=1000,
-        max_body_bytes=64 * 1024, workers=2,
+        index=root,
+        admin_token=ADMIN,
+        api_keys="",
+        rate_limit_per_minute=0,
+        max_question_chars=1000,
+        max_body_bytes=64 * 1024,
+        workers=2,
     )
     app = create_app(settings, rag=rag)
     with TestClient(app):  # run the lifespan once: the app is then ready for schemathesis' client
@@ -108,7 +112,10 @@ def test_fuzz_operation(schema, tried, label: str, mode: GenerationMode) -> None
         examples = max(MAX_EXAMPLES // 3, 5)  # each accepted request writes a whole index version
 
     @settings(
-        max_examples=examples, deadline=None, database=None, derandomize=True,
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
     )
     @given(case=operation.as_strategy(generation_mode=mode))
@@ -141,8 +148,9 @@ def test_document_id_of_another_type_or_with_control_characters_is_rejected(app,
     # Found with FUZZ_MAX_EXAMPLES=100/300: `"id": false` was read as the integer 0 and indexed as
     # "0"; an id with a line break was indexed but no /documents/{id} route could reach it.
     with TestClient(app) as client:
-        r = client.post("/documents", json={"id": bad_id, "text": "Falcons are trained for hunting."},
-                        headers={"Authorization": f"Bearer {ADMIN}"})
+        r = client.post(
+            "/documents", json={"id": bad_id, "text": "Falcons are trained for hunting."}, headers={"Authorization": f"Bearer {ADMIN}"}
+        )
         assert r.status_code == 422, r.text
         check_error_shape(schemathesis.Response.from_any(r))
         assert client.get("/documents/0").status_code == 404

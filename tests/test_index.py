@@ -134,9 +134,7 @@ def test_flipped_vector_byte_is_the_only_problem_reported(small_index_copy):
     idx.close()
 
 
-@pytest.mark.parametrize(
-    "name", ["store.sqlite", "dense.faiss", "chunks.npy", "sentences.npy", "bm25/n_docs", "bm25/vocab.index.json"]
-)
+@pytest.mark.parametrize("name", ["store.sqlite", "dense.faiss", "chunks.npy", "sentences.npy", "bm25/n_docs", "bm25/vocab.index.json"])
 def test_truncated_file_refuses_to_open_naming_the_file(small_index_copy, name):
     _truncate(small_index_copy / "v000001" / name)
     with pytest.raises(IndexCorrupt) as info:

@@ -83,8 +83,17 @@ def test_first_build_embeds_every_chunk_and_sentence(tmp_path, e5, small_docs):
 def test_content_hash_covers_title_text_and_url():
     d = Document("a", "t", "نص")
     assert content_hash(d) == content_hash(Document("a", "t", "نص"))
-    assert len({content_hash(d), content_hash(replace(d, title="x")), content_hash(replace(d, text="x")),
-                content_hash(replace(d, url="http://x"))}) == 4
+    assert (
+        len(
+            {
+                content_hash(d),
+                content_hash(replace(d, title="x")),
+                content_hash(replace(d, text="x")),
+                content_hash(replace(d, url="http://x")),
+            }
+        )
+        == 4
+    )
 
 
 # --- incremental -------------------------------------------------------------------------------
@@ -225,9 +234,7 @@ def _change(small_docs) -> list[Document]:
 # Failing mid-write (store written, BM25 not), before the version is renamed into place, and
 # after the rename but before CURRENT switches to it.
 @pytest.mark.parametrize("target", ["rag.ingest.BM25Index.build", "os.rename", "os.replace"])
-def test_interrupted_build_leaves_the_previous_version_live(
-    small_index_copy, e5, small_docs, small_behaviour, monkeypatch, target
-):
+def test_interrupted_build_leaves_the_previous_version_live(small_index_copy, e5, small_docs, small_behaviour, monkeypatch, target):
 
     def boom(*args, **kwargs):
         raise OSError("disk failure in the middle of writing")
@@ -252,9 +259,7 @@ def test_interrupted_build_leaves_the_previous_version_live(
     idx.close()
 
 
-def test_leftover_tmp_and_unreferenced_version_are_ignored_then_cleaned(
-    small_index_copy, e5, small_docs, small_behaviour
-):
+def test_leftover_tmp_and_unreferenced_version_are_ignored_then_cleaned(small_index_copy, e5, small_docs, small_behaviour):
     junk_tmp = small_index_copy / ".tmp-v000002-99999"
     junk_tmp.mkdir()
     (junk_tmp / "store.sqlite").write_bytes(b"half written")
@@ -302,7 +307,10 @@ def test_sigkill_during_ingest_leaves_the_index_intact(small_index_copy, e5, sma
     env = {**os.environ, "RAG_BATCH_SIZE": "2"}
     proc = subprocess.Popen(
         [sys.executable, "-c", _KILLABLE_INGEST, "ingest", str(corpus), "--index", str(small_index_copy)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         sel = selectors.DefaultSelector()

@@ -14,15 +14,30 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "eval" / "language_gap.py"
 
 PAIRS = [
-    ("أطلقت الإمارات مسبار الأمل عام 2020. ووصل المسبار إلى مدار المريخ في فبراير 2021.",
-     "The UAE launched the Hope probe in 2020. The probe reached Mars orbit in February 2021.",
-     "متى وصل المسبار إلى مدار المريخ؟", "When did the probe reach Mars orbit?", "فبراير 2021", "February 2021"),
-    ("تضم الإمارات أكثر من 40 مليون نخلة. ويقام مهرجان ليوا للرطب في الصيف.",
-     "The Emirates have more than 40 million palm trees. The Liwa date festival is held in summer.",
-     "متى يقام مهرجان ليوا للرطب؟", "When is the Liwa date festival held?", "الصيف", "summer"),
-    ("تقدم القهوة العربية في فناجين صغيرة. وتضاف إليها حبات الهيل.",
-     "Arabic coffee is served in small cups. Cardamom is added to it.",
-     "ماذا يضاف إلى القهوة العربية؟", "What is added to Arabic coffee?", "الهيل", "Cardamom"),
+    (
+        "أطلقت الإمارات مسبار الأمل عام 2020. ووصل المسبار إلى مدار المريخ في فبراير 2021.",
+        "The UAE launched the Hope probe in 2020. The probe reached Mars orbit in February 2021.",
+        "متى وصل المسبار إلى مدار المريخ؟",
+        "When did the probe reach Mars orbit?",
+        "فبراير 2021",
+        "February 2021",
+    ),
+    (
+        "تضم الإمارات أكثر من 40 مليون نخلة. ويقام مهرجان ليوا للرطب في الصيف.",
+        "The Emirates have more than 40 million palm trees. The Liwa date festival is held in summer.",
+        "متى يقام مهرجان ليوا للرطب؟",
+        "When is the Liwa date festival held?",
+        "الصيف",
+        "summer",
+    ),
+    (
+        "تقدم القهوة العربية في فناجين صغيرة. وتضاف إليها حبات الهيل.",
+        "Arabic coffee is served in small cups. Cardamom is added to it.",
+        "ماذا يضاف إلى القهوة العربية؟",
+        "What is added to Arabic coffee?",
+        "الهيل",
+        "Cardamom",
+    ),
 ]
 
 

@@ -41,9 +41,9 @@ def test_score_with_the_index_statistics_is_bm25s_score():
 def test_token_weights_scale_each_token_contribution():
     index = BM25Index.build(TOKENS)
     q = tokenize("Arabic dates")
-    per_token = {t: dict(zip(*reversed(index.search_tokens([t], 10)))) for t in q}
+    per_token = {t: dict(zip(*reversed(index.search_tokens([t], 10)), strict=False)) for t in q}
     scores, rows = index.search_tokens(q, 10, token_weights={q[0]: 2.0, q[1]: 0.5})
-    for r, s in zip(rows.tolist(), scores.tolist()):
+    for r, s in zip(rows.tolist(), scores.tolist(), strict=False):
         expected = 2.0 * per_token[q[0]].get(r, 0.0) + 0.5 * per_token[q[1]].get(r, 0.0)
         assert abs(s - expected) < 1e-5
 

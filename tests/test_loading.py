@@ -22,10 +22,7 @@ def _pdf_bytes(text: str) -> bytes:
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        (
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-            b"/Resources << /Font << /F1 5 0 R >> >> >>"
-        ),
+        (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>"),
         b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
@@ -86,9 +83,7 @@ def test_bom_and_utf16_with_bom_are_decoded(tmp_path: Path) -> None:
 
 
 def test_markdown_heading_is_title_and_text_kept(tmp_path: Path) -> None:
-    (tmp_path / "guide.md").write_text(
-        f"# دليل القمة\n\n{EN}\n\n- item one\n", encoding="utf-8"
-    )
+    (tmp_path / "guide.md").write_text(f"# دليل القمة\n\n{EN}\n\n- item one\n", encoding="utf-8")
     [doc] = load_paths([tmp_path / "guide.md"]).documents
     assert doc.doc_id == "guide"
     assert doc.title == "دليل القمة"
@@ -118,11 +113,7 @@ def test_html_main_text_without_scripts_or_nav(tmp_path: Path) -> None:
 def test_html_deeply_nested_divs(tmp_path: Path, depth: int) -> None:
     html = (
         "<html><head><title>Deep page</title><script>var x = 'SCRIPT_TEXT';</script></head><body>"
-        "<nav><a href='/'>Home</a></nav>"
-        + "<div>" * depth
-        + f"<p>{AR}</p><p>{EN}</p>"
-        + "</div>" * depth
-        + "</body></html>"
+        "<nav><a href='/'>Home</a></nav>" + "<div>" * depth + f"<p>{AR}</p><p>{EN}</p>" + "</div>" * depth + "</body></html>"
     )
     (tmp_path / "deep.htm").write_text(html, encoding="utf-8")
     report = load_paths([tmp_path])
@@ -140,9 +131,7 @@ def test_html_in_declared_legacy_charset(tmp_path: Path) -> None:
 
 
 def test_pdf_with_text_layer(tmp_path: Path) -> None:
-    (tmp_path / "report.pdf").write_bytes(
-        _pdf_bytes("Annual report of the World Government Summit")
-    )
+    (tmp_path / "report.pdf").write_bytes(_pdf_bytes("Annual report of the World Government Summit"))
     report = load_paths([tmp_path])
     assert report.skipped == []
     [doc] = report.documents
@@ -204,9 +193,7 @@ def test_jsonl_good_and_bad_lines(tmp_path: Path) -> None:
     report = load_paths([tmp_path])
     docs = _by_id(report)
     assert list(docs)[:2] == ["a1", "b2"]
-    assert (
-        docs["a1"].title == "عنوان أول" and docs["a1"].url == "https://example.com/a1"
-    )
+    assert docs["a1"].title == "عنوان أول" and docs["a1"].url == "https://example.com/a1"
     assert docs["b2"].text == EN and docs["b2"].title == EN  # cleaned, title derived
     assert len(docs) == 3 and list(docs)[2].startswith("doc-")
     skipped = {s.path: s.reason for s in report.skipped}
@@ -220,20 +207,14 @@ def test_jsonl_good_and_bad_lines(tmp_path: Path) -> None:
 # --- bad files in a folder: each skipped with a reason, the rest still load ----------------------
 
 
-def test_bad_files_are_skipped_and_the_rest_load(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_bad_files_are_skipped_and_the_rest_load(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "good.txt").write_text(AR, encoding="utf-8")
     (tmp_path / "latin1.txt").write_bytes(b"caf\xe9 au lait " * 2)
-    (tmp_path / "image.txt").write_bytes(
-        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
-    )
+    (tmp_path / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
     (tmp_path / "controls.txt").write_bytes(b"\x01\x02\x03\x04abc\x05\x06\x07\x08" * 10)
     (tmp_path / "empty.txt").write_bytes(b"")
     (tmp_path / "blank.md").write_text("  \n\n\t\n", encoding="utf-8")
-    (tmp_path / "chrome.txt").write_text(
-        "Search\nMenu\nFacebook\nTwitter\nEnglish\n", encoding="utf-8"
-    )
+    (tmp_path / "chrome.txt").write_text("Search\nMenu\nFacebook\nTwitter\nEnglish\n", encoding="utf-8")
     (tmp_path / "big.txt").write_text("x" * 5000, encoding="utf-8")
     (tmp_path / "notes.docx").write_bytes(b"PK\x03\x04")
     with caplog.at_level(logging.WARNING, logger="rag.loading"):
@@ -250,14 +231,10 @@ def test_bad_files_are_skipped_and_the_rest_load(
         "latin1.txt": "not valid UTF-8 (byte 0xe9 at offset 3)",
         "notes.docx": "unsupported file type '.docx'",
     }
-    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == len(
-        reasons
-    )
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == len(reasons)
 
 
-def test_unreadable_file_is_reported(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unreadable_file_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "a.txt").write_text(AR, encoding="utf-8")
     (tmp_path / "locked.txt").write_text(EN, encoding="utf-8")
     real_read = Path.read_bytes
@@ -301,9 +278,7 @@ def test_doc_ids_relative_sorted_hidden_skipped(tmp_path: Path) -> None:
     ids = [d.doc_id for d in report.documents]
     assert ids == ["a", "b", "sub/deeper/x.v2", "sub/name", "name"]
     assert report.skipped == []
-    assert (
-        load_paths([str(root)]).documents == report.documents[:4]
-    )  # str paths, deterministic
+    assert load_paths([str(root)]).documents == report.documents[:4]  # str paths, deterministic
 
 
 def test_duplicate_doc_ids_are_skipped(tmp_path: Path) -> None:
@@ -312,10 +287,7 @@ def test_duplicate_doc_ids_are_skipped(tmp_path: Path) -> None:
     report = load_paths([tmp_path])
     assert [(d.doc_id, d.title) for d in report.documents] == [("same", "One")]
     [skipped] = report.skipped
-    assert (
-        skipped.path == str(tmp_path / "same.txt")
-        and "duplicate doc_id 'same'" in skipped.reason
-    )
+    assert skipped.path == str(tmp_path / "same.txt") and "duplicate doc_id 'same'" in skipped.reason
 
 
 # --- API records --------------------------------------------------------------------------------
@@ -347,10 +319,7 @@ def test_documents_from_records() -> None:
     )
     assert second.doc_id.startswith("doc-") and len(second.doc_id) == 16
     assert second.title == EN
-    assert (
-        documents_from_records([{"text": f"{EN}\n\nMore.  "}]).documents[0].doc_id
-        == second.doc_id
-    )  # stable
+    assert documents_from_records([{"text": f"{EN}\n\nMore.  "}]).documents[0].doc_id == second.doc_id  # stable
     reasons = {s.path: s.reason for s in report.skipped}
     assert reasons["records[2]"] == "empty"
     assert "must be a string" in reasons["records[3]"]
@@ -365,9 +334,7 @@ def test_documents_from_records() -> None:
 def test_real_corpus() -> None:
     report = load_paths([CORPUS])
     assert report.skipped == []
-    assert [d.doc_id for d in report.documents] == sorted(
-        p.stem for p in CORPUS.glob("*.txt")
-    )
+    assert [d.doc_id for d in report.documents] == sorted(p.stem for p in CORPUS.glob("*.txt"))
     assert len(report.documents) == 5
     banned = {
         "Search",
@@ -385,9 +352,7 @@ def test_real_corpus() -> None:
         assert "\n\n\n" not in doc.text
     docs = _by_id(report)
     assert docs["002_37161d73928ee183"].title.startswith("مُنتدى الخدمات الحكومية يَكشف")
-    assert docs["003_b0a37f346d6f56bb"].title.startswith(
-        "القمة الحكومية تستضيف اجتماعين"
-    )
+    assert docs["003_b0a37f346d6f56bb"].title.startswith("القمة الحكومية تستضيف اجتماعين")
     assert "07 فبراير 2014" in docs["003_b0a37f346d6f56bb"].text
 
 

@@ -44,7 +44,10 @@ def test_quick_load_test_answers_every_request(tmp_path, corpus_index) -> None:
     out = tmp_path / "loadtest.json"
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--index", str(corpus_index), "--out", str(out)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     r = json.loads(out.read_text())

@@ -310,9 +310,7 @@ def test_mean() -> None:
 
 # Text drawn from a mix of ASCII, Arabic letters/marks/digits and punctuation.
 _ALPHABET = st.sampled_from(
-    list("abc the an 0123 .,!?-")
-    + list("الحكومةأإآٱىةوفب")
-    + ["\u064e", "\u0651", "\u0640", "٠", "١", "۲", "،", "؟", "«", "»", " "]
+    list("abc the an 0123 .,!?-") + list("الحكومةأإآٱىةوفب") + ["\u064e", "\u0651", "\u0640", "٠", "١", "۲", "،", "؟", "«", "»", " "]
 )
 _TEXT = st.text(alphabet=_ALPHABET, max_size=25)
 

@@ -68,7 +68,11 @@ def test_top_k_does_not_change_the_answer_or_the_abstention(corpus_rag, question
     (k=10, 50) made "the capital of Azerbaijan" answerable where k=1 and k=5 abstained."""
     results = [corpus_rag.ask(question, k) for k in (1, 5, 10, 50)]
     assert [len(r.citations) for r in results[:3]] == [1, 5, 10]
-    answers = {(r.answerable, r.answer.to_dict() if r.answer else None) == (results[0].answerable, results[0].answer.to_dict() if results[0].answer else None) for r in results}
+    answers = {
+        (r.answerable, r.answer.to_dict() if r.answer else None)
+        == (results[0].answerable, results[0].answer.to_dict() if results[0].answer else None)
+        for r in results
+    }
     assert answers == {True}, [(r.answerable, r.answer and r.answer.text[:40]) for r in results]
     if question.startswith("What is the capital"):
         assert not results[0].answerable  # off the corpus' topics

@@ -28,7 +28,17 @@ def _run() -> EvalRun:
         QuestionResult(items[1], {"system": miss, "bm25": Outcome([], [], False), "dense": miss}, 180.0),
         QuestionResult(items[2], {"system": false, "bm25": Outcome([], [], False), "dense": false}, 150.0),
     ]
-    dataset = {"name": "tiny", "format": "jsonl", "split": "all", "limit": None, "k": 5, "model": "m", "index_version": 3, "n_documents": 2, "n_chunks": 2}
+    dataset = {
+        "name": "tiny",
+        "format": "jsonl",
+        "split": "all",
+        "limit": None,
+        "k": 5,
+        "model": "m",
+        "index_version": 3,
+        "n_documents": 2,
+        "n_chunks": 2,
+    }
     return EvalRun(summarize(results, dataset, 5), results)
 
 
@@ -81,3 +91,20 @@ def test_to_json_is_one_line_with_arabic_readable():
     text = to_json(summary)
     assert "\n" not in text and "تباع التذاكر" in text  # the false answer, listed in failures
     assert json.loads(text) == summary
+
+
+def test_without_the_plot_extra_the_report_has_no_plot(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the plot extra were not installed
+    paths = write_report(tmp_path / "report", _run())
+    assert set(paths) == {"report", "metrics"} and not (tmp_path / "report" / "hitk.png").exists()
+    assert "hitk.png" not in paths["report"].read_text(encoding="utf-8")
+
+
+def test_the_service_imports_without_matplotlib():
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['matplotlib'] = None; import api.app, rag.cli, rag.pipeline, rag.evaluation.harness; print('ok')"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "ok"

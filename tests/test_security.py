@@ -43,8 +43,14 @@ def rag(small_index, tmp_path_factory, e5) -> RAG:
 
 def make_app(rag: RAG, **overrides):
     base = {
-        "index": rag.index_dir, "admin_token": ADMIN, "api_keys": ",".join(KEYS), "cors_origins": "*",
-        "rate_limit_per_minute": 0, "frame_ancestors": "*", "workers": 2, "max_question_chars": 1000,
+        "index": rag.index_dir,
+        "admin_token": ADMIN,
+        "api_keys": ",".join(KEYS),
+        "cors_origins": "*",
+        "rate_limit_per_minute": 0,
+        "frame_ancestors": "*",
+        "workers": 2,
+        "max_question_chars": 1000,
     }
     return create_app(Settings(**{**base, **overrides}), rag=rag)
 
@@ -197,7 +203,10 @@ def _inline_script_hashes(html: str) -> set[str]:
     return {"'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'" for s in scripts}
 
 
-@pytest.mark.parametrize(("frame_ancestors", "expected"), [("*", "*"), ("", "'none'"), ("https://a.example https://b.example", "https://a.example https://b.example")])
+@pytest.mark.parametrize(
+    ("frame_ancestors", "expected"),
+    [("*", "*"), ("", "'none'"), ("https://a.example https://b.example", "https://a.example https://b.example")],
+)
 def test_real_pages_carry_security_headers(rag, frame_ancestors, expected) -> None:
     with TestClient(make_app(rag, frame_ancestors=frame_ancestors)) as c:
         page = c.get("/")

@@ -21,7 +21,6 @@ from rag.index import CURRENT, Index
 from rag.ingest import Indexer
 from rag.pipeline import RAG
 from rag.schema import Document
-from rag.testing import MemoEmbedder
 from rag.sharding import (
     SHARDS,
     ShardedIndex,
@@ -35,6 +34,7 @@ from rag.sharding import (
     shard_dir,
     shard_of,
 )
+from rag.testing import MemoEmbedder
 from rag.text import tokenize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,8 +54,9 @@ def test_partition_is_deterministic_and_even():
 def test_partition_does_not_depend_on_the_process():
     """Python's own hash() is salted per process; the partition must not be."""
     code = "from rag.sharding import shard_of; print([shard_of(f'doc-{i}', 7) for i in range(100)])"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"PYTHONHASHSEED": "12345", "PATH": ""}).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONHASHSEED": "12345", "PATH": ""}
+    ).stdout
     assert json.loads(out) == [shard_of(f"doc-{i}", 7) for i in range(100)]
 
 
@@ -144,8 +145,9 @@ def test_sharded_index_holds_the_same_rows(sharded_corpus, corpus_index):
         s_plain = range(a.first_sentence, a.last_sentence)
         s_shard = range(b.first_sentence, b.last_sentence)
         assert [plain.sentence_text(i) for i in s_plain] == [sharded.sentence_text(i) for i in s_shard]
-        np.testing.assert_array_equal(sharded.sentence_vectors[b.first_sentence : b.last_sentence],
-                                      plain.sentence_vectors[a.first_sentence : a.last_sentence])
+        np.testing.assert_array_equal(
+            sharded.sentence_vectors[b.first_sentence : b.last_sentence], plain.sentence_vectors[a.first_sentence : a.last_sentence]
+        )
     assert sharded.idf() == plain.idf()  # the answer stage's IDF is global
     plain.close()
     sharded.close()
@@ -157,7 +159,7 @@ def _same_up_to_ties(ids_a, scores_a, ids_b, scores_b) -> bool:
     if len(ids_a) != len(ids_b) or not np.allclose(scores_a, scores_b, rtol=1e-5, atol=1e-6):
         return False
     groups: dict[float, tuple[set, set]] = {}
-    for ia, ib, s in zip(ids_a, ids_b, np.round(scores_a, 4).tolist()):
+    for ia, ib, s in zip(ids_a, ids_b, np.round(scores_a, 4).tolist(), strict=False):
         groups.setdefault(s, (set(), set()))
         groups[s][0].add(ia)
         groups[s][1].add(ib)
@@ -219,7 +221,10 @@ def test_answers_match_the_unsharded_index_on_the_qa_set(sharded_corpus, corpus_
         ca = [(p.doc_id, p.start, p.end) for p in a.citations]
         cb = [(p.doc_id, p.start, p.end) for p in b.citations]
         same_top += ca[:1] == cb[:1]
-        key = lambda r: (r.answerable, r.answer and (r.answer.doc_id, r.answer.start, r.answer.end))
+
+        def key(r):
+            return (r.answerable, r.answer and (r.answer.doc_id, r.answer.start, r.answer.end))
+
         same_answer += key(a) == key(b)
         if q.get("doc_id"):
             hit_plain += ca[0][0] == q["doc_id"]
@@ -297,7 +302,9 @@ def test_a_pipeline_serves_and_writes_a_sharded_index(small_sharded, e5):
     result = rag.ask("When did UNESCO inscribe Arabic coffee?")
     assert result.answer is not None and result.answer.doc_id == "en_coffee"
     assert result.index_version == 1
-    tea = Document("en_tea", "Mint tea", "Mint tea is served in small glasses across North Africa. It is brewed with green tea and fresh mint leaves.")
+    tea = Document(
+        "en_tea", "Mint tea", "Mint tea is served in small glasses across North Africa. It is brewed with green tea and fresh mint leaves."
+    )
     report = rag.ingest_documents([tea])
     assert report.added == ["en_tea"] and rag.snapshot.index.version == 2
     assert rag.ask("What is mint tea brewed with?").answer.doc_id == "en_tea"
@@ -335,15 +342,24 @@ def test_readers_share_a_read_only_directory_while_a_writer_publishes(layout, tm
     pristine = _tree(root)
 
     local = RAG(Settings(index=root, reload_interval_s=0, cache_size=0), embedder=e5)
-    proc = subprocess.Popen([sys.executable, "-c", READER, str(root), question], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", READER, str(root), question],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = json.loads(proc.stdout.readline() or proc.stderr.read())
         assert first == {"version": 1, "doc_id": "en_coffee"}
         assert local.ask(question).answer.doc_id == "en_coffee"
         assert _tree(root) == pristine  # opening and querying wrote nothing
 
-        tea = Document("en_tea", "Mint tea", "Mint tea is served in small glasses across North Africa. It is brewed with green tea and fresh mint leaves.")
+        tea = Document(
+            "en_tea",
+            "Mint tea",
+            "Mint tea is served in small glasses across North Africa. It is brewed with green tea and fresh mint leaves.",
+        )
         report = make_indexer(root, e5, Settings(index=root)).ingest([tea])  # the writer
         assert report.version == 2
         still = local.ask(question)  # before reload: the old version, intact
@@ -407,7 +423,9 @@ def test_a_symlink_swap_rolls_out_a_release(tmp_path, e5, small_docs):
 
     second = releases / "b"
     shutil.copytree(first, second)
-    tea = Document("en_tea", "Mint tea", "Mint tea is served in small glasses across North Africa. It is brewed with green tea and fresh mint leaves.")
+    tea = Document(
+        "en_tea", "Mint tea", "Mint tea is served in small glasses across North Africa. It is brewed with green tea and fresh mint leaves."
+    )
     Indexer(second, e5, Settings(index=second)).ingest([tea])
     nxt = tmp_path / "index.next"
     nxt.symlink_to(second)

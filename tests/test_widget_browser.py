@@ -21,9 +21,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from rag.evaluation.bench import free_port
-from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -31,8 +31,13 @@ ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "test-output"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
 ]
 
 AR_QUESTION = "كم عدد المتحدثين في منتدى تبادل الخبرات الحكومية؟"
@@ -79,7 +84,10 @@ def server(tmp_path_factory: pytest.TempPathFactory, corpus_index: Path) -> Iter
     log = (work / "serve.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=work,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
 
@@ -99,9 +107,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, corpus_index: Path) -> Iter
             if time.monotonic() > deadline:
                 fail("is not ready")
             time.sleep(0.3)
-        r = httpx.post(
-            base + "/documents", json=HOSTILE_DOC, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=120
-        )
+        r = httpx.post(base + "/documents", json=HOSTILE_DOC, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=120)
         if r.status_code != 200:
             fail(f"refused the hostile document ({r.status_code} {r.text})")
         yield base

@@ -25,7 +25,9 @@ router = APIRouter(
 
 
 @router.post(
-    "/ask", response_model=AskResponse, response_model_exclude_unset=True,
+    "/ask",
+    response_model=AskResponse,
+    response_model_exclude_unset=True,
     summary="Answer a question with a cited span, or abstain",
 )
 async def ask(request: Request, response: Response, body: Annotated[AskRequest, Body(openapi_examples=ASK_EXAMPLES)]) -> dict[str, Any]:
@@ -39,13 +41,17 @@ async def ask(request: Request, response: Response, body: Annotated[AskRequest, 
 
 
 @router.get(
-    "/search", response_model=SearchResponse, response_model_exclude_unset=True,
+    "/search",
+    response_model=SearchResponse,
+    response_model_exclude_unset=True,
     summary="Ranked passages for a query (hybrid dense + BM25, reranked)",
 )
 async def search(
     request: Request,
     response: Response,
-    q: Annotated[str, Query(description="The query, Arabic or English.", examples=["منتدى تبادل الخبرات الحكومية", "World Government Summit"])],
+    q: Annotated[
+        str, Query(description="The query, Arabic or English.", examples=["منتدى تبادل الخبرات الحكومية", "World Government Summit"])
+    ],
     k: Annotated[int | None, Query(ge=1, le=MAX_TOP_K, description="Passages to return (default RAG_TOP_K).")] = None,
 ) -> dict[str, Any]:
     query = checked_question(request, q, field="q")

@@ -14,8 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request
-from fastapi import Response
+from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api.access_log import log_fields
@@ -77,15 +76,17 @@ def _words(text: str) -> int:
     response_model=ChatCompletion,
     response_model_exclude_unset=True,
     summary="Chat completion (OpenAI protocol), answered extractively with citations",
-    responses={200: {"content": {"text/event-stream": {"description": "With stream: true, chat.completion.chunk events ending with [DONE]."}}}},
+    responses={
+        200: {"content": {"text/event-stream": {"description": "With stream: true, chat.completion.chunk events ending with [DONE]."}}}
+    },
 )
-async def chat_completions(
-    request: Request, response: Response, body: Annotated[ChatRequest, Body(openapi_examples=CHAT_EXAMPLES)]
-) -> Any:
+async def chat_completions(request: Request, response: Response, body: Annotated[ChatRequest, Body(openapi_examples=CHAT_EXAMPLES)]) -> Any:
     resolved = resolve_question(body.messages)
     if resolved is None:
         raise ApiError(
-            422, "validation_error", "messages must contain a user message with text",
+            422,
+            "validation_error",
+            "messages must contain a user message with text",
             details=[{"loc": ["body", "messages"], "msg": "no user message with text content", "type": "value_error"}],
         )
     checked_question(request, resolved.turn, field="messages[-1].content")
@@ -109,7 +110,10 @@ async def chat_completions(
     if not body.stream:
         response.headers.update(headers)
         return {
-            "id": completion_id, "object": "chat.completion", "created": created, "model": MODEL_ID,
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": MODEL_ID,
             "system_fingerprint": fingerprint,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop", "logprobs": None}],
             "usage": {"prompt_tokens": prompt_words, "completion_tokens": _words(content), "total_tokens": prompt_words + _words(content)},
@@ -119,7 +123,10 @@ async def chat_completions(
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         payload = {
-            "id": completion_id, "object": "chat.completion.chunk", "created": created, "model": MODEL_ID,
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": MODEL_ID,
             "system_fingerprint": fingerprint,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
             **extra,
@@ -135,6 +142,7 @@ async def chat_completions(
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(
-        events(), media_type="text/event-stream",
+        events(),
+        media_type="text/event-stream",
         headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

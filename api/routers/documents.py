@@ -62,7 +62,9 @@ async def list_documents(request: Request, response: Response) -> dict[str, Any]
 
 
 @read.get(
-    "/documents/{doc_id:path}", response_model=DocumentOut, response_model_exclude_unset=True,
+    "/documents/{doc_id:path}",
+    response_model=DocumentOut,
+    response_model_exclude_unset=True,
     summary="A document's text, optionally with a span marked",
 )
 async def get_document(
@@ -80,13 +82,18 @@ async def get_document(
         raise ApiError(404, "not_found", f"no document {doc_id!r} in index version {index.version}")
     text = index.texts[row]
     out: dict[str, Any] = {
-        "doc_id": doc_id, "title": index.titles[row], "url": index.urls[row], "text": text,
-        "length": len(text), "index_version": index.version,
+        "doc_id": doc_id,
+        "title": index.titles[row],
+        "url": index.urls[row],
+        "text": text,
+        "length": len(text),
+        "index_version": index.version,
     }
     if start is not None or end is not None:
         if start is None or end is None or not (0 <= start < end <= len(text)):
             raise ApiError(
-                422, "validation_error",
+                422,
+                "validation_error",
                 f"span needs both start and end with 0 <= start < end <= {len(text)} (got start={start}, end={end})",
                 details=[{"loc": ["query", "start"], "msg": f"0 <= start < end <= {len(text)}", "type": "value_error"}],
             )
@@ -109,7 +116,9 @@ async def add_documents(
     loaded = documents_from_records([r.model_dump(exclude_none=True) for r in records])
     if loaded.skipped:
         raise ApiError(
-            422, "validation_error", f"{len(loaded.skipped)} of {len(records)} documents cannot be indexed; nothing was written",
+            422,
+            "validation_error",
+            f"{len(loaded.skipped)} of {len(records)} documents cannot be indexed; nothing was written",
             details=[{"loc": ["body", s.path], "msg": s.reason, "type": "value_error"} for s in loaded.skipped],
         )
     rag = get_rag(request, need_index=False)  # the first documents may create the index

@@ -26,4 +26,10 @@ async def ready(request: Request, response: Response) -> Any:
         return error_response(request, 503, "index_unavailable", reason, headers={"Retry-After": "5"})
     index = rag.snapshot.index
     response.headers["X-Index-Version"] = str(index.version)
-    return {"status": "ready", "documents": index.n_documents, "chunks": index.n_chunks, "model": index.model_id, "index_version": index.version}
+    return {
+        "status": "ready",
+        "documents": index.n_documents,
+        "chunks": index.n_chunks,
+        "model": index.model_id,
+        "index_version": index.version,
+    }

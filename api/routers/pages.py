@@ -38,8 +38,7 @@ def _read(name: str) -> bytes:
 
 def content_security_policy(html: str, frame_ancestors: str) -> str:
     hashes = " ".join(
-        "'sha256-" + base64.b64encode(hashlib.sha256(s.encode("utf-8")).digest()).decode() + "'"
-        for s in _INLINE_SCRIPT.findall(html)
+        "'sha256-" + base64.b64encode(hashlib.sha256(s.encode("utf-8")).digest()).decode() + "'" for s in _INLINE_SCRIPT.findall(html)
     )
     return "; ".join(
         [

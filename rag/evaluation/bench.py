@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -47,9 +48,11 @@ import numpy as np
 from rag import dense
 from rag.config import Settings
 from rag.embedding import E5Embedder
+from rag.index import Index
 from rag.ingest import Indexer
+from rag.pipeline import RAG
 from rag.schema import Document
-from rag.stages import analyse
+from rag.stages import Query, analyse
 from rag.testing import RecordingEmbedder, SyntheticEmbedder
 from rag.text import detect_language, sentence_spans
 
@@ -96,10 +99,8 @@ class BenchConfig:
     seed: int = 0
 
     @classmethod
-    def quick(cls, **overrides: Any) -> "BenchConfig":
-        base = dict(
-            max_docs=2, questions=6, growth_sizes=(200, 1_000), growth_queries=12, growth_base=16, batch_study=False
-        )
+    def quick(cls, **overrides: Any) -> BenchConfig:
+        base = dict(max_docs=2, questions=6, growth_sizes=(200, 1_000), growth_queries=12, growth_base=16, batch_study=False)
         return cls(**{**base, **overrides})
 
 
@@ -185,11 +186,7 @@ def find_xquad() -> Path | None:
 def squad_contexts(path: Path) -> list[tuple[str, list[str]]]:
     """(context, its questions) of every paragraph of a SQuAD-format file."""
     data = json.loads(path.read_text(encoding="utf-8"))
-    return [
-        (p["context"], [q["question"] for q in p.get("qas", [])])
-        for article in data["data"]
-        for p in article["paragraphs"]
-    ]
+    return [(p["context"], [q["question"] for q in p.get("qas", [])]) for article in data["data"] for p in article["paragraphs"]]
 
 
 def load_corpus(cfg: BenchConfig) -> list[Document]:
@@ -217,9 +214,7 @@ class Floor:
     def __init__(self, import_rag: bool = False):
         env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
         args = [sys.executable, "-P", str(FLOOR_SCRIPT), *(["--import-rag"] if import_rag else [])]
-        self.proc = subprocess.Popen(
-            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True, encoding="utf-8", bufsize=1
-        )
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True, encoding="utf-8", bufsize=1)
         self.info = self._read()
 
     def _read(self) -> dict[str, Any]:
@@ -333,8 +328,6 @@ def _bench_ingest(cfg: BenchConfig, settings: Settings, work: Path, e5: E5Embedd
 
 
 def _count_chunks(root: Path) -> int:
-    from rag.index import Index
-
     idx = Index.open(root)
     try:
         return idx.n_chunks
@@ -394,7 +387,10 @@ def serve(index: Path, work: Path, env: dict[str, str] | None = None, timeout: f
     log = (work / f"serve-{port}.log").open("w")
     proc = subprocess.Popen(
         [*rag_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=work,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=full_env,
+        cwd=work,
     )
     try:
         deadline = time.monotonic() + timeout
@@ -461,11 +457,15 @@ def bench_query(cfg: BenchConfig, settings: Settings, index: Path, work: Path, e
 
 
 def _bench_query(
-    cfg: BenchConfig, settings: Settings, index: Path, work: Path, e5: E5Embedder, floor: Floor, floor_rag: Floor,
+    cfg: BenchConfig,
+    settings: Settings,
+    index: Path,
+    work: Path,
+    e5: E5Embedder,
+    floor: Floor,
+    floor_rag: Floor,
     http: bool,
 ) -> dict[str, Any]:
-    from rag.pipeline import RAG
-
     questions = bench_questions(cfg.questions)
     cold = RAG(settings.model_copy(update={"index": index, "cache_size": 0}), embedder=e5)
     cached = RAG(settings.model_copy(update={"index": index, "cache_size": max(settings.cache_size, len(questions))}), embedder=e5)
@@ -550,22 +550,20 @@ def _bench_http(questions: list[str], index: Path, work: Path, floor_proc: Floor
         "http_ask": h,
         "http_over_floor": round(h["p50"] / f["p50"], 3),
         # the server's CPU over the whole run (clock ticks, so only meaningful summed) per request
-        "http_cpu_ms_per_request": {"server": round(server_cpu / len(questions) * 1e3, 2), "floor_query": round(floor_cpu / len(questions) * 1e3, 2)},
+        "http_cpu_ms_per_request": {
+            "server": round(server_cpu / len(questions) * 1e3, 2),
+            "floor_query": round(floor_cpu / len(questions) * 1e3, 2),
+        },
         "http_over_floor_cpu": round(server_cpu / max(floor_cpu, 1e-9), 3),
         "serve_memory": {**mem, "after_requests": len(questions) + 3},
     }
 
 
 def bench_memory(index: Path) -> dict[str, Any]:
-    from rag.index import Index
-
     idx = Index.open(index)
     try:
         size = idx.size_bytes()
-        files = {
-            str(f.relative_to(idx.path)): f.stat().st_size
-            for f in sorted(idx.path.rglob("*")) if f.is_file()
-        }
+        files = {str(f.relative_to(idx.path)): f.stat().st_size for f in sorted(idx.path.rglob("*")) if f.is_file()}
         return {
             "chunks": idx.n_chunks,
             "sentences": idx.n_sentences,
@@ -604,9 +602,7 @@ def growth_sources(cfg: BenchConfig) -> tuple[list[tuple[str, str]], list[str]]:
     return paras, questions
 
 
-def synthetic_documents(
-    paras: list[tuple[str, str]], n: int, emb: SyntheticEmbedder, seed: int
-) -> list[Document]:
+def synthetic_documents(paras: list[tuple[str, str]], n: int, emb: SyntheticEmbedder, seed: int) -> list[Document]:
     """``n`` one-chunk documents: 2-3 consecutive sentences of paragraph ``a`` (cycling through
     all of them), sometimes one sentence of another paragraph ``b`` of the same language, and
     sometimes a dropped word, so no two documents are quite alike."""
@@ -640,8 +636,6 @@ def synthetic_documents(
 
 def bench_growth(cfg: BenchConfig, settings: Settings, work: Path, e5: E5Embedder) -> dict[str, Any]:
     """Retrieval-part latency (no embedding) and recall@10 at each corpus size and index kind."""
-    from rag.pipeline import RAG
-
     paras, questions = growth_sources(cfg)
     rng = np.random.default_rng(cfg.seed)
     if len(paras) > cfg.growth_base:
@@ -671,12 +665,15 @@ def bench_growth(cfg: BenchConfig, settings: Settings, work: Path, e5: E5Embedde
         vectors = np.asarray(index.chunk_vectors)
         k = max(settings.top_k, rag.reader.context_passages)
         row: dict[str, Any] = {
-            "chunks": index.n_chunks, "sentences": index.n_sentences, "build_s": round(build_s, 2),
-            "index_bytes_per_chunk": round(index.size_bytes() / max(index.n_chunks, 1)), "kinds": {},
+            "chunks": index.n_chunks,
+            "sentences": index.n_sentences,
+            "build_s": round(build_s, 2),
+            "index_bytes_per_chunk": round(index.size_bytes() / max(index.n_chunks, 1)),
+            "kinds": {},
         }
         exact = [dense.search(index.dense, v, 10)[1] for v in qvecs]
         # The lexical side alone: BM25 over every chunk is the part that could grow with n.
-        row["bm25"] = stats_ms(_timed_each(lambda q: index.bm25.search(q, settings.candidates), qs))
+        row["bm25"] = stats_ms(_timed_each(partial(_bm25_search, index, settings.candidates), qs))
         flat = index.dense
         built: dict[str, Any] = {}
         for kind in cfg.growth_kinds:
@@ -684,13 +681,11 @@ def bench_growth(cfg: BenchConfig, settings: Settings, work: Path, e5: E5Embedde
             built[kind] = flat if kind == "flat" else dense.build(vectors, kind)
             row["kinds"][kind] = {"build_s": round(time.perf_counter() - t0, 2)}
             approx = [dense.search(built[kind], v, 10)[1] for v in qvecs]
-            row["kinds"][kind]["recall_at_10"] = round(float(np.mean([
-                len(set(a.tolist()) & set(e.tolist())) / max(len(e), 1) for a, e in zip(approx, exact)
-            ])), 4)
+            row["kinds"][kind]["recall_at_10"] = round(
+                float(np.mean([len(set(a.tolist()) & set(e.tolist())) / max(len(e), 1) for a, e in zip(approx, exact, strict=False)])), 4
+            )
 
-        def one(i: int) -> None:
-            passages = rag.rank(queries[i], k, index)
-            rag.reader.read(queries[i], passages[: rag.reader.context_passages], index)
+        one = partial(_retrieve_and_read, rag, index, queries, k)
 
         # One untimed pass touches the memory-mapped vectors every query reads, then the kinds
         # are timed query by query in turn, so page faults and drifting load hit none of them more.
@@ -716,8 +711,11 @@ def bench_growth(cfg: BenchConfig, settings: Settings, work: Path, e5: E5Embedde
         sizes.append(row)
 
     out: dict[str, Any] = {
-        "base_paragraphs": len(paras), "base_embed_s": round(base_s, 2), "queries": len(qs),
-        "sizes": sizes, "ann_threshold": settings.ann_threshold,
+        "base_paragraphs": len(paras),
+        "base_embed_s": round(base_s, 2),
+        "queries": len(qs),
+        "sizes": sizes,
+        "ann_threshold": settings.ann_threshold,
     }
     if len(sizes) >= 2:
         small, large = sizes[0], sizes[-1]
@@ -726,11 +724,20 @@ def bench_growth(cfg: BenchConfig, settings: Settings, work: Path, e5: E5Embedde
             large_kind = "flat"
         out["large_kind"] = large_kind
         out["largest_over_smallest"] = {
-            kind: round(large["kinds"][kind]["retrieval"]["p50"] / small["kinds"][kind]["retrieval"]["p50"], 3)
-            for kind in large["kinds"]
+            kind: round(large["kinds"][kind]["retrieval"]["p50"] / small["kinds"][kind]["retrieval"]["p50"], 3) for kind in large["kinds"]
         }
         out["growth_largest_over_smallest"] = out["largest_over_smallest"][large_kind]
     return out
+
+
+def _bm25_search(index: Index, n: int, query: str) -> None:
+    index.bm25.search(query, n)
+
+
+def _retrieve_and_read(rag: RAG, index: Index, queries: list[Query], k: int, i: int) -> None:
+    """The query path after embedding: retrieve, rerank, read."""
+    passages = rag.rank(queries[i], k, index)
+    rag.reader.read(queries[i], passages[: rag.reader.context_passages], index)
 
 
 def _timed_each(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[float]:
@@ -745,7 +752,9 @@ def _timed_each(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[float]:
 # --- the whole run -----------------------------------------------------------------------------
 
 
-def run_bench(cfg: BenchConfig, settings: Settings | None = None, work: Path | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_bench(
+    cfg: BenchConfig, settings: Settings | None = None, work: Path | None = None, progress: Callable[[str], None] | None = None
+) -> dict[str, Any]:
     """Run the sections ``cfg`` asks for and return every figure (see module docstring)."""
     settings = settings or Settings()
     say = progress or (lambda msg: None)
@@ -780,10 +789,7 @@ def run_bench(cfg: BenchConfig, settings: Settings | None = None, work: Path | N
 
 
 def _config_dict(cfg: BenchConfig) -> dict[str, Any]:
-    return {
-        k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if k == "corpus" else v)
-        for k, v in cfg.__dict__.items()
-    }
+    return {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if k == "corpus" else v) for k, v in cfg.__dict__.items()}
 
 
 def verdicts(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -795,10 +801,7 @@ def verdicts(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "reingest_over_ingest": results.get("ingest", {}).get("reingest_over_ingest"),
         "growth_largest_over_smallest": results.get("growth", {}).get("growth_largest_over_smallest"),
     }
-    return {
-        k: {"value": v, "goal": GOALS[k], "met": bool(v <= GOALS[k])}
-        for k, v in found.items() if v is not None
-    }
+    return {k: {"value": v, "goal": GOALS[k], "met": bool(v <= GOALS[k])} for k, v in found.items() if v is not None}
 
 
 # --- output ------------------------------------------------------------------------------------
@@ -830,7 +833,11 @@ def summary_lines(r: dict[str, Any]) -> list[str]:
         lines.append(
             f"  CPU per call (ms, all threads; steady under outside load): floor {cpu['floor_query']['mean']:.1f}, "
             f"ask {cpu['ask']['mean']:.1f} -> {q['ask_over_floor_cpu']:.3f}x"
-            + (f"; HTTP server {q['http_cpu_ms_per_request']['server']:.1f} vs floor {q['http_cpu_ms_per_request']['floor_query']:.1f} -> {q['http_over_floor_cpu']:.3f}x" if "http_cpu_ms_per_request" in q else "")
+            + (
+                f"; HTTP server {q['http_cpu_ms_per_request']['server']:.1f} vs floor {q['http_cpu_ms_per_request']['floor_query']:.1f} -> {q['http_over_floor_cpu']:.3f}x"
+                if "http_cpu_ms_per_request" in q
+                else ""
+            )
         )
         stages = ", ".join(f"{k} {v['p50']:.1f}" for k, v in q["ask_stages"].items())
         lines.append(f"  ask stages p50 (ms): {stages}")
@@ -842,9 +849,11 @@ def summary_lines(r: dict[str, Any]) -> list[str]:
             f"  re-ingest unchanged {i['reingest_s'] * 1e3:.0f} ms = {i['reingest_over_ingest'] * 100:.2f}% of the first (goal <= {GOALS['reingest_over_ingest'] * 100:.0f}%)",
         ]
         if b := i.get("batch_study"):
-            lines.append("  passage() batching on " + f"{b['sample_texts']} texts: " + ", ".join(
-                f"{k[:-2].replace('_', ' ')} {v:.2f} s" for k, v in b.items() if k.endswith("_s")
-            ))
+            lines.append(
+                "  passage() batching on "
+                + f"{b['sample_texts']} texts: "
+                + ", ".join(f"{k[:-2].replace('_', ' ')} {v:.2f} s" for k, v in b.items() if k.endswith("_s"))
+            )
     if mem := r.get("memory"):
         s = mem.get("serve") or {}
         lines.append(
@@ -856,9 +865,7 @@ def summary_lines(r: dict[str, Any]) -> list[str]:
         kinds = list(g["sizes"][0]["kinds"]) if g["sizes"] else []
         lines.append("  chunks    " + "".join(f"{k:>16}" for k in kinds) + "   bm25 alone")
         for row in g["sizes"]:
-            cells = "".join(
-                f"{row['kinds'][k]['retrieval']['p50']:7.2f} (R {row['kinds'][k]['recall_at_10']:.2f})" for k in kinds
-            )
+            cells = "".join(f"{row['kinds'][k]['retrieval']['p50']:7.2f} (R {row['kinds'][k]['recall_at_10']:.2f})" for k in kinds)
             lines.append(f"  {row['chunks']:>7}   {cells}   {row['bm25']['p50']:7.2f}")
         if "growth_largest_over_smallest" in g:
             lines.append(
@@ -873,11 +880,13 @@ def summary_lines(r: dict[str, Any]) -> list[str]:
 
 
 def write_outputs(r: dict[str, Any], out: Path) -> dict[str, Path]:
-    """``bench.json`` and, with a growth section, ``growth.png``."""
+    """``bench.json`` and, with a growth section and the ``plot`` extra, ``growth.png``."""
+    from rag.evaluation.report import can_plot
+
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "bench.json"}
     paths["json"].write_text(json.dumps(r, ensure_ascii=False, indent=1))
-    if r.get("growth", {}).get("sizes"):
+    if r.get("growth", {}).get("sizes") and can_plot():
         paths["png"] = out / "growth.png"
         plot_growth(r["growth"], paths["png"])
     return paths

@@ -28,7 +28,6 @@ from typing import Any, Literal
 
 from rag.config import Settings
 from rag.embedding import Embedder, make_embedder
-from rag.index import FORMAT_VERSION
 from rag.evaluation.metrics import (
     abstained_rate,
     answer_in_passages,
@@ -42,6 +41,7 @@ from rag.evaluation.metrics import (
     reciprocal_rank,
     span_tokens,
 )
+from rag.index import FORMAT_VERSION
 from rag.pipeline import RAG
 from rag.reranking import NoReranker
 from rag.retrieval import BM25Retriever, DenseRetriever
@@ -116,7 +116,16 @@ def load_jsonl(path: Path | str) -> list[QAItem]:
                 answers = tuple(r["answers"])
                 if any(not isinstance(a, str) for a in answers):
                     raise ValueError("answers must be strings")
-                items.append(QAItem(str(r["id"]), r.get("lang") or detect_language(r["question"]), r["question"], answers, r.get("doc_id"), r.get("split")))
+                items.append(
+                    QAItem(
+                        str(r["id"]),
+                        r.get("lang") or detect_language(r["question"]),
+                        r["question"],
+                        answers,
+                        r.get("doc_id"),
+                        r.get("split"),
+                    )
+                )
             except (KeyError, TypeError, ValueError) as exc:
                 raise ValueError(f"{path}:{lineno}: not a QA record ({exc})") from exc
     return items
@@ -173,7 +182,9 @@ def load_squad(path: Path | str, questions_from: Path | str | None = None) -> Sq
                         out.questions_unmatched += 1
                         continue
                     question = other[qid]
-                out.items.append(QAItem(qid, detect_language(question), question, tuple(answers), doc_id if answers else None, squad_split(title)))
+                out.items.append(
+                    QAItem(qid, detect_language(question), question, tuple(answers), doc_id if answers else None, squad_split(title))
+                )
     return out
 
 
@@ -209,7 +220,8 @@ def build_systems(settings: Settings, embedder: Embedder, index_dir: Path | None
 def describe(rag: RAG) -> dict[str, str]:
     """The stages of a system, by class name (and the reader by its registry name)."""
     return {
-        "retriever": type(rag.retriever).__name__, "reranker": type(rag.reranker).__name__,
+        "retriever": type(rag.retriever).__name__,
+        "reranker": type(rag.reranker).__name__,
         "reader": rag.reader.name,
     }
 
@@ -253,9 +265,7 @@ def _outcome(rag: RAG, query: Query, k: int, result: AskResult) -> Outcome:
     )
 
 
-def evaluate(
-    systems: Mapping[str, RAG], items: Sequence[QAItem], k: int = 5, progress: Progress | None = None
-) -> list[QuestionResult]:
+def evaluate(systems: Mapping[str, RAG], items: Sequence[QAItem], k: int = 5, progress: Progress | None = None) -> list[QuestionResult]:
     """Ask every question of every system; ``systems["system"]`` is timed (analysing and
     embedding the question included) and its ``Query`` reused by the others."""
     main = systems["system"]
@@ -379,13 +389,21 @@ def failures(results: Sequence[QuestionResult], k: int) -> list[dict[str, Any]]:
         if reason is None:
             continue
         it = r.item
-        out.append({
-            "id": it.id, "question": it.question, "lang": it.lang, "answerable": it.answerable,
-            "gold_doc_id": it.doc_id, "expected": list(it.answers),
-            "gold_rank": (o.ranked_docs.index(it.doc_id) + 1) if it.doc_id in o.ranked_docs else None,
-            "returned_doc_id": o.answer_doc, "returned_text": o.answer_text, "returned_focus": o.focus_text,
-            "reason": reason,
-        })
+        out.append(
+            {
+                "id": it.id,
+                "question": it.question,
+                "lang": it.lang,
+                "answerable": it.answerable,
+                "gold_doc_id": it.doc_id,
+                "expected": list(it.answers),
+                "gold_rank": (o.ranked_docs.index(it.doc_id) + 1) if it.doc_id in o.ranked_docs else None,
+                "returned_doc_id": o.answer_doc,
+                "returned_text": o.answer_text,
+                "returned_focus": o.focus_text,
+                "reason": reason,
+            }
+        )
     return out
 
 
@@ -408,8 +426,7 @@ def summarize(results: Sequence[QuestionResult], dataset: dict[str, Any], k: int
         "latency_ms": {"p50": _r(percentile(latencies, 50)), "p95": _r(percentile(latencies, 95))},
         "by_language": _by_language(results, "system", k),
         "baselines": {
-            name: {**_blocks(results, name, k), "by_language": _by_language(results, name, k)}
-            for name in SYSTEMS if name != "system"
+            name: {**_blocks(results, name, k), "by_language": _by_language(results, name, k)} for name in SYSTEMS if name != "system"
         },
         "failures": failures(results, k),
     }
@@ -437,21 +454,33 @@ def _run(systems: Mapping[str, RAG], items: list[QAItem], dataset: dict[str, Any
     t0 = time.perf_counter()
     main = systems["system"]
     index = main.snapshot.index
-    dataset.update({
-        "k": k, "model": index.model_id, "index_version": index.version,
-        "n_documents": index.n_documents, "n_chunks": index.n_chunks,
-        "chunk_tokens": main.settings.chunk_tokens, "chunk_overlap": main.settings.chunk_overlap,
-        "systems": {name: describe(rag) for name, rag in systems.items()},
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    })
+    dataset.update(
+        {
+            "k": k,
+            "model": index.model_id,
+            "index_version": index.version,
+            "n_documents": index.n_documents,
+            "n_chunks": index.n_chunks,
+            "chunk_tokens": main.settings.chunk_tokens,
+            "chunk_overlap": main.settings.chunk_overlap,
+            "systems": {name: describe(rag) for name, rag in systems.items()},
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+    )
     results = evaluate(systems, items, k, progress)
     dataset["eval_s"] = round(time.perf_counter() - t0, 1)
     return EvalRun(summarize(results, dataset, k), results)
 
 
 def run_jsonl(
-    path: Path | str, settings: Settings, *, split: Split = "all", limit: int | None = None, k: int = 5,
-    progress: Progress | None = None, embedder: Embedder | None = None,
+    path: Path | str,
+    settings: Settings,
+    *,
+    split: Split = "all",
+    limit: int | None = None,
+    k: int = 5,
+    progress: Progress | None = None,
+    embedder: Embedder | None = None,
 ) -> EvalRun:
     """Evaluate our JSONL QA set against the index in ``settings.index``."""
     settings = eval_settings(settings)
@@ -459,8 +488,13 @@ def run_jsonl(
     systems = build_systems(settings, embedder or make_embedder(settings))
     missing = sorted({it.doc_id for it in items if it.doc_id} - set(systems["system"].snapshot.index.doc_row))
     dataset = {
-        "name": Path(path).stem, "format": "jsonl", "path": str(path), "split": split, "limit": limit,
-        "index": str(settings.index), "gold_docs_missing": missing,
+        "name": Path(path).stem,
+        "format": "jsonl",
+        "path": str(path),
+        "split": split,
+        "limit": limit,
+        "index": str(settings.index),
+        "gold_docs_missing": missing,
     }
     return _run(systems, items, dataset, k, progress)
 
@@ -488,9 +522,16 @@ def _index_dir(cache: Path | None, key: str) -> Iterator[Path]:
 
 
 def run_squad(
-    path: Path | str, settings: Settings, *, questions_from: Path | str | None = None, split: Split = "all",
-    limit: int | None = None, k: int = 5, index_cache: Path | str | None = None,
-    progress: Progress | None = None, embedder: Embedder | None = None,
+    path: Path | str,
+    settings: Settings,
+    *,
+    questions_from: Path | str | None = None,
+    split: Split = "all",
+    limit: int | None = None,
+    k: int = 5,
+    index_cache: Path | str | None = None,
+    progress: Progress | None = None,
+    embedder: Embedder | None = None,
 ) -> EvalRun:
     """Evaluate a SQuAD-format file open-corpus: all its contexts indexed, every question asked.
 
@@ -510,11 +551,17 @@ def run_squad(
         writer.snapshot.index.close()
         dataset = {
             "name": Path(path).stem + (f"+{Path(questions_from).stem}-questions" if questions_from else ""),
-            "format": "squad", "path": str(path), "questions_path": str(questions_from) if questions_from else None,
-            "split": split, "limit": limit, "index": str(root) if index_cache else "temporary",
-            "index_key": key[:16], "index_build_s": round(time.perf_counter() - t0, 1),
+            "format": "squad",
+            "path": str(path),
+            "questions_path": str(questions_from) if questions_from else None,
+            "split": split,
+            "limit": limit,
+            "index": str(root) if index_cache else "temporary",
+            "index_key": key[:16],
+            "index_build_s": round(time.perf_counter() - t0, 1),
             "embedded_texts": report.embedded_texts,
-            "gold_answers": squad.gold_answers, "gold_mismatches": len(squad.mismatches),
+            "gold_answers": squad.gold_answers,
+            "gold_mismatches": len(squad.mismatches),
             "gold_mismatch_examples": [_mismatch(m) for m in squad.mismatches[:5]],
             "questions_unmatched": squad.questions_unmatched,
         }

@@ -112,9 +112,7 @@ def normalize_answer(s: str) -> str:
     """
     s = unicodedata.normalize("NFKC", s).lower().translate(_PRE_TRANSLATE)
     s = "".join(ch for ch in s if not _is_dropped_char(ch))
-    tokens = [
-        _strip_arabic_article(t).translate(_LETTER_MAP) for t in s.split() if t not in _EN_ARTICLES
-    ]
+    tokens = [_strip_arabic_article(t).translate(_LETTER_MAP) for t in s.split() if t not in _EN_ARTICLES]
     return " ".join(tokens)
 
 

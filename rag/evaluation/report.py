@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,7 +50,9 @@ def _languages(summary: dict[str, Any]) -> list[str]:
 def _scopes(summary: dict[str, Any]) -> list[tuple[str | None, str]]:
     """(language or None for all, heading) for every scope with questions in it."""
     q = summary["questions"]
-    out: list[tuple[str | None, str]] = [(None, f"all ({q['total']} questions: {q['answerable']} answerable, {q['unanswerable']} unanswerable)")]
+    out: list[tuple[str | None, str]] = [
+        (None, f"all ({q['total']} questions: {q['answerable']} answerable, {q['unanswerable']} unanswerable)")
+    ]
     for lang in _languages(summary):
         c = summary["by_language"][lang]["questions"]
         out.append((lang, f"{lang} ({c['total']}: {c['answerable']} answerable, {c['unanswerable']} unanswerable)"))
@@ -72,7 +75,12 @@ def tables(summary: dict[str, Any]) -> list[Table]:
 
 def dataset_line(summary: dict[str, Any]) -> str:
     d = summary["dataset"]
-    parts = [f"{d['name']} ({d['format']}, split {d['split']})", f"k={d['k']}", f"model {d['model']}", f"index v{d['index_version']}: {d['n_documents']} docs, {d['n_chunks']} chunks"]
+    parts = [
+        f"{d['name']} ({d['format']}, split {d['split']})",
+        f"k={d['k']}",
+        f"model {d['model']}",
+        f"index v{d['index_version']}: {d['n_documents']} docs, {d['n_chunks']} chunks",
+    ]
     if d.get("gold_mismatches") is not None:
         parts.append(f"gold mismatches {d['gold_mismatches']}/{d['gold_answers']}")
     return " · ".join(parts)
@@ -89,7 +97,7 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
 
 
 def _reason_counts(failures: Sequence[dict[str, Any]]) -> str:
-    """"retrieval 3, answer 2" (or "none")."""
+    """ "retrieval 3, answer 2" (or "none")."""
     counts: dict[str, int] = {}
     for f in failures:
         counts[f["reason"]] = counts.get(f["reason"], 0) + 1
@@ -154,12 +162,21 @@ def markdown(summary: dict[str, Any], plot_name: str | None = "hitk.png") -> str
     return "\n".join(lines) + "\n"
 
 
+def can_plot() -> bool:
+    """Whether matplotlib (the ``plot`` extra) is installed."""
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def write_report(directory: Path | str, run: EvalRun) -> dict[str, Path]:
-    """Write report.md, metrics.json and hitk.png into ``directory``; return their paths."""
+    """Write report.md, metrics.json and (with the ``plot`` extra) hitk.png into ``directory``;
+    return their paths."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"report": out / "report.md", "metrics": out / "metrics.json", "plot": out / "hitk.png"}
+    paths = {"report": out / "report.md", "metrics": out / "metrics.json"}
     paths["metrics"].write_text(json.dumps(run.summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    plot_hit_curves(hit_curves(run.results), paths["plot"], run.summary["dataset"]["name"])
-    paths["report"].write_text(markdown(run.summary, paths["plot"].name), encoding="utf-8")
+    plot: Path | None = None
+    if can_plot():
+        plot = paths["plot"] = out / "hitk.png"
+        plot_hit_curves(hit_curves(run.results), plot, run.summary["dataset"]["name"])
+    paths["report"].write_text(markdown(run.summary, plot.name if plot else None), encoding="utf-8")
     return paths
