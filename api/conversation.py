@@ -88,7 +88,8 @@ def document_link(doc_id: str, start: int, end: int) -> str:
 
 
 def render_reply(result: AskResult, language: str, url_of: dict[str, str | None]) -> tuple[str, list[dict[str, Any]]]:
-    """The assistant content (answer + ``[1]`` marker + sources list) and its structured citations.
+    """The assistant content (answer + ``[1]`` marker, its sentence when the answer is shorter, sources
+    list) and its structured citations.
 
     The answer is one verbatim span of one document, so there is one source, numbered [1]; the
     other retrieved passages stay available in the ``rag`` field. Abstaining cites nothing.
@@ -109,7 +110,9 @@ def render_reply(result: AskResult, language: str, url_of: dict[str, str | None]
         "link": document_link(a.doc_id, a.start, a.end),
     }
     where = f" — {url}" if url else f" ({a.doc_id})"
-    content = f"{a.text} [1]\n\n{SOURCES[language]}\n[1] {a.title}{where}"
+    # A short answer comes first, then the sentence it stands in (its context), then the source.
+    context = f"\n\n{a.sentence.text}" if a.sentence is not None and a.sentence.text != a.text else ""
+    content = f"{a.text} [1]{context}\n\n{SOURCES[language]}\n[1] {a.title}{where}"
     return content, [citation]
 
 

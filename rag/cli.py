@@ -167,11 +167,16 @@ def ask(
     a = result.answer
     if a is None:
         console.print(f"[bold red]{NO_ANSWER.get(result.language, NO_ANSWER['en'])}[/bold red]")
+    elif a.sentence is not None and a.sentence.text != a.text:
+        # a short answer (span reader): the answer, then its sentence with the answer marked
+        console.print(Text(a.text, style="bold green"))
+        console.print(_highlight(a.sentence.text, a.start - a.sentence.start, a.end - a.sentence.start))
     else:
         if a.focus:
             console.print(Text(a.focus.text, style="bold green"))
         f = a.focus
         console.print(_highlight(a.text, f.start - a.start, f.end - a.start) if f else Text(a.text, style="bold"))
+    if a is not None:
         console.print(f"[dim]source:[/dim] {a.title} [dim]({a.doc_id}, chars {a.start}-{a.end}, score {a.score:.2f})[/dim]")
     for i, c in enumerate(result.citations, 1):
         console.print(f"[dim][{i}] {c.doc_id} {c.start}-{c.end} ({c.score:.3f})[/dim]")
@@ -334,10 +339,12 @@ def eval_(
             "--index-cache", help="Keep SQuAD indexes here (keyed by contexts, model, chunking) to skip re-embedding.", show_default=False
         ),
     ] = None,
+    baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="Also run the BM25-only and dense-only ablations.")] = True,
     index: IndexOpt = None,
     reader: ReaderOpt = None,
 ) -> None:
-    """Measure retrieval, answers and abstention by language, next to BM25-only and dense-only baselines."""
+    """Measure retrieval, answers and abstention by language, next to BM25-only and dense-only baselines
+    (and, for a reader other than sentence, the sentence answering)."""
     from rag.evaluation.harness import Split, run_jsonl, run_squad
     from rag.evaluation.report import print_summary, to_json, write_report
 
@@ -358,11 +365,19 @@ def eval_(
         with bar:
             if squad is not None:
                 run = run_squad(
-                    squad, settings, questions_from=questions, split=chosen, limit=limit, k=k, index_cache=index_cache, progress=update
+                    squad,
+                    settings,
+                    questions_from=questions,
+                    split=chosen,
+                    limit=limit,
+                    k=k,
+                    index_cache=index_cache,
+                    progress=update,
+                    baselines=baselines,
                 )
             else:
                 assert qaset is not None
-                run = run_jsonl(qaset, settings, split=chosen, limit=limit, k=k, progress=update)
+                run = run_jsonl(qaset, settings, split=chosen, limit=limit, k=k, progress=update, baselines=baselines)
     except IndexProblem as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -429,12 +444,15 @@ def train_reader(
     epochs: Annotated[int, typer.Option(min=1)] = 3,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     lr: float = 1e-4,
-    negatives: Annotated[float, typer.Option(help="Probability of a near-miss (and half that of an off-article) no-answer window per question.")] = 0.4,
+    negatives: Annotated[
+        float, typer.Option(help="Probability of a near-miss (and half that of an off-article) no-answer window per question.")
+    ] = 0.4,
     freeze_layers: Annotated[int, typer.Option(min=0, max=12, help="Lowest encoder layers kept frozen (their outputs are cached).")] = 6,
     seed: int = 13,
     threads: Annotated[int, typer.Option(min=1)] = 2,
     max_minutes: Annotated[float, typer.Option(help="Stop after the epoch that would run past this (0 = no limit).")] = 0.0,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="Only N examples per split (smoke runs).", show_default=False)] = None,
+    stop_after: Annotated[int, typer.Option(min=0, help="Stop after this epoch, keeping the schedule of --epochs (0 = all).")] = 0,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only N examples per split (smoke runs).", show_default=False)] = None,
 ) -> None:
     """Train the span reader (needs the train extra: torch, onnx), export it to ONNX, calibrate it on dev and write its model card."""
     try:
@@ -442,8 +460,18 @@ def train_reader(
     except ImportError as exc:
         err.print(f"[red]error:[/red] training needs the train extra (pip install -e '.[train]'): {exc}")
         raise typer.Exit(2) from exc
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, negatives=negatives, freeze_layers=freeze_layers, seed=seed,
-                      threads=threads, max_minutes=max_minutes, limit=limit)
+    cfg = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        negatives=negatives,
+        freeze_layers=freeze_layers,
+        seed=seed,
+        threads=threads,
+        max_minutes=max_minutes,
+        stop_after=stop_after,
+        limit=limit,
+    )
     command = "rag train-reader " + " ".join(sys.argv[2:])
     bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err)
     task: TaskID | None = None

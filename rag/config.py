@@ -48,8 +48,14 @@ class Settings(BaseSettings):
     # --- reading -------------------------------------------------------------------------
     reader: str = Field(
         "sentence",
-        description="Reader by name: sentence = the built-in sentence answering, none = retrieval only; "
-        "other readers register by name (rag.stages.READERS).",
+        description="Reader by name: span = the trained span reader (models/reader), sentence (or none) = the "
+        "built-in sentence answering, the fast mode; other readers register by name (rag.stages.READERS).",
+    )
+    reader_model: Path | None = Field(None, description="Span reader model folder (default: models/reader of the source tree).")
+    reader_passages: int = Field(4, ge=1, le=20, description="Top passages the span reader reads (one 256-token window each).")
+    reader_threads: int = Field(0, ge=0, description="onnxruntime threads per reader call (0 = its default, one per core).")
+    reader_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="Abstain below this answer probability (default: the model's own, from reader.json)."
     )
 
     # --- service -------------------------------------------------------------------------

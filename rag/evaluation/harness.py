@@ -199,7 +199,7 @@ def select(items: Sequence[QAItem], split: Split = "all", limit: int | None = No
 # --------------------------------------------------------------------------------------------
 
 
-def build_systems(settings: Settings, embedder: Embedder, index_dir: Path | None = None) -> dict[str, RAG]:
+def build_systems(settings: Settings, embedder: Embedder, index_dir: Path | None = None, *, baselines: bool = True) -> dict[str, RAG]:
     """The systems ``rag eval`` compares, built from stages over one index and one embedder.
 
     "system" is the configured pipeline (default retriever and reranker, the reader
@@ -210,11 +210,14 @@ def build_systems(settings: Settings, embedder: Embedder, index_dir: Path | None
     reader = make_reader(settings)
     common: dict[str, Any] = {"index_dir": index_dir, "embedder": embedder, "reader": reader}
     baseline: dict[str, Any] = {**common, "reranker": NoReranker(), "allow_uncalibrated": True}
-    return {
-        "system": RAG(settings, **common),
-        "bm25": RAG(settings, retriever=BM25Retriever(candidates=settings.candidates), **baseline),
-        "dense": RAG(settings, retriever=DenseRetriever(candidates=settings.candidates), **baseline),
-    }
+    systems = {"system": RAG(settings, **common)}
+    if baselines:  # retrieval ablations (off: only the system and the sentence baseline, a faster run)
+        systems["bm25"] = RAG(settings, retriever=BM25Retriever(candidates=settings.candidates), **baseline)
+        systems["dense"] = RAG(settings, retriever=DenseRetriever(candidates=settings.candidates), **baseline)
+    if reader.name not in ("sentence", "none"):
+        # the sentence answering (the fast mode) is the baseline every other reader is measured against
+        systems["sentence"] = RAG(settings, **{**common, "reader": make_reader(settings, "sentence")})
+    return systems
 
 
 def describe(rag: RAG) -> dict[str, str]:
@@ -236,6 +239,7 @@ class Outcome:
     answer_text: str | None = None
     answer_doc: str | None = None
     focus_text: str | None = None
+    sentence_text: str | None = None  # the sentence holding the answer (the answer itself for sentence answers)
 
 
 @dataclass
@@ -262,6 +266,7 @@ def _outcome(rag: RAG, query: Query, k: int, result: AskResult) -> Outcome:
         answer_text=a.text if a else None,
         answer_doc=a.doc_id if a else None,
         focus_text=a.focus.text if a and a.focus else None,
+        sentence_text=(a.sentence.text if a.sentence else a.text) if a else None,
     )
 
 
@@ -301,7 +306,9 @@ def _r(x: float | None) -> float | None:
 
 
 def _answer_hit(o: Outcome, item: QAItem) -> float:
-    return contains_answer(o.answer_text, item.answers) if o.answered and o.answer_text else 0.0
+    """The sentence returned holds a gold answer (for a short answer: the sentence around it)."""
+    text = o.sentence_text or o.answer_text
+    return contains_answer(text, item.answers) if o.answered and text else 0.0
 
 
 def _scored_text(o: Outcome) -> str:
@@ -322,7 +329,8 @@ def retrieval_block(results: Sequence[QuestionResult], system: str, k: int) -> d
 
 
 def answer_block(results: Sequence[QuestionResult], system: str) -> dict[str, float | None]:
-    """hit@1 / em / f1 over answerable questions (0 when abstained); mean span tokens when answered."""
+    """hit@1 (the answer's sentence holds a gold answer) / em / f1 of the answer span over answerable
+    questions (0 when abstained); mean span tokens when answered."""
     rs = [(r.item, r.outcomes[system]) for r in results if r.item.answerable]
     return {
         "hit@1": _r(mean([_answer_hit(o, it) for it, o in rs])),
@@ -412,7 +420,7 @@ def hit_curves(results: Sequence[QuestionResult], max_k: int = RANKED_DOCS) -> d
     gold = [r for r in results if r.item.answerable and r.item.doc_id is not None]
     return {
         name: [_r(mean([hit_at_k(r.outcomes[name].ranked_docs, r.item.doc_id, kk) for r in gold])) for kk in range(1, max_k + 1)]
-        for name in SYSTEMS
+        for name in (results[0].outcomes if results else SYSTEMS)
     }
 
 
@@ -426,7 +434,9 @@ def summarize(results: Sequence[QuestionResult], dataset: dict[str, Any], k: int
         "latency_ms": {"p50": _r(percentile(latencies, 50)), "p95": _r(percentile(latencies, 95))},
         "by_language": _by_language(results, "system", k),
         "baselines": {
-            name: {**_blocks(results, name, k), "by_language": _by_language(results, name, k)} for name in SYSTEMS if name != "system"
+            name: {**_blocks(results, name, k), "by_language": _by_language(results, name, k)}
+            for name in (results[0].outcomes if results else SYSTEMS)
+            if name != "system"
         },
         "failures": failures(results, k),
     }
@@ -481,11 +491,12 @@ def run_jsonl(
     k: int = 5,
     progress: Progress | None = None,
     embedder: Embedder | None = None,
+    baselines: bool = True,
 ) -> EvalRun:
     """Evaluate our JSONL QA set against the index in ``settings.index``."""
     settings = eval_settings(settings)
     items = select(load_jsonl(path), split, limit)
-    systems = build_systems(settings, embedder or make_embedder(settings))
+    systems = build_systems(settings, embedder or make_embedder(settings), baselines=baselines)
     missing = sorted({it.doc_id for it in items if it.doc_id} - set(systems["system"].snapshot.index.doc_row))
     dataset = {
         "name": Path(path).stem,
@@ -532,6 +543,7 @@ def run_squad(
     index_cache: Path | str | None = None,
     progress: Progress | None = None,
     embedder: Embedder | None = None,
+    baselines: bool = True,
 ) -> EvalRun:
     """Evaluate a SQuAD-format file open-corpus: all its contexts indexed, every question asked.
 
@@ -565,7 +577,7 @@ def run_squad(
             "gold_mismatch_examples": [_mismatch(m) for m in squad.mismatches[:5]],
             "questions_unmatched": squad.questions_unmatched,
         }
-        return _run(build_systems(settings, embedder), items, dataset, k, progress)
+        return _run(build_systems(settings, embedder, baselines=baselines), items, dataset, k, progress)
 
 
 def _mismatch(m: GoldMismatch) -> dict[str, Any]:

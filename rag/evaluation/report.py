@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from rag.evaluation.harness import SYSTEMS, EvalRun, hit_curves
+from rag.evaluation.harness import EvalRun, hit_curves
 
 FAILURES_SHOWN = 40  # failures listed in report.md (metrics.json has them all)
 
@@ -32,13 +32,18 @@ def _scope(summary: dict[str, Any], system: str, lang: str | None) -> dict[str, 
     return base if lang is None else base["by_language"][lang]
 
 
+def systems(summary: dict[str, Any]) -> list[str]:
+    """The full system, then the baselines the run compared it with."""
+    return ["system", *summary.get("baselines", {})]
+
+
 def metric_rows(summary: dict[str, Any], lang: str | None) -> list[tuple[str, list[str]]]:
     """(metric label, [system, bm25, dense]) rows for one scope; abstention for every system."""
     rows: list[tuple[str, list[str]]] = []
     for block in ("retrieval", "answer", "abstention"):
         for name in summary[block]:
             digits = 1 if name == "mean_span_tokens" else 3
-            values = [_fmt(_scope(summary, s, lang).get(block, {}).get(name), digits) for s in SYSTEMS]
+            values = [_fmt(_scope(summary, s, lang).get(block, {}).get(name), digits) for s in systems(summary)]
             rows.append((f"{block} {name}", values))
     return rows
 
@@ -65,7 +70,7 @@ def tables(summary: dict[str, Any]) -> list[Table]:
     for lang, heading in _scopes(summary):
         t = Table(title=heading, title_justify="left")
         t.add_column("metric")
-        for s in SYSTEMS:
+        for s in systems(summary):
             t.add_column(s, justify="right")
         for label, values in metric_rows(summary, lang):
             t.add_row(label, *values)

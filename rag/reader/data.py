@@ -115,8 +115,13 @@ class Window:
 
 
 def windows_for(
-    tok: ReaderTokenizer, q: Encoded, ctx: Encoded, answers: Sequence[tuple[int, int]], example: int,
-    max_len: int = 256, stride: int = 128,
+    tok: ReaderTokenizer,
+    q: Encoded,
+    ctx: Encoded,
+    answers: Sequence[tuple[int, int]],
+    example: int,
+    max_len: int = 256,
+    stride: int = 128,
 ) -> list[Window]:
     """Slide over the context; a window is labelled with the first answer it holds whole."""
     head = [tok.bos, *q.ids.tolist(), tok.eos, tok.eos]
@@ -144,8 +149,14 @@ def windows_for(
 
 
 def build_windows(
-    tok: ReaderTokenizer, examples: Sequence[QAExample], *, max_len: int = 256, stride: int = 128,
-    max_question: int = 64, negatives: float = 0.0, seed: int = 0,
+    tok: ReaderTokenizer,
+    examples: Sequence[QAExample],
+    *,
+    max_len: int = 256,
+    stride: int = 128,
+    max_question: int = 64,
+    negatives: float = 0.0,
+    seed: int = 0,
 ) -> list[Window]:
     """Windows of each example's own paragraph; with ``negatives`` p, also (with probability
     p each) a window of another paragraph of the same article (a near miss) and one of

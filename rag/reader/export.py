@@ -26,11 +26,19 @@ def export_fp32(state: dict, path: Path, weights: E5File) -> Path:
     x = torch.randn(2, 40, weights.config.hidden)
     mask = torch.ones(2, 40, dtype=torch.long)
     torch.onnx.export(
-        model, (x, mask), str(path), input_names=["inputs_embeds", "attention_mask"],
+        model,
+        (x, mask),
+        str(path),
+        input_names=["inputs_embeds", "attention_mask"],
         output_names=["start_logits", "end_logits"],
-        dynamic_axes={"inputs_embeds": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
-                      "start_logits": {0: "batch", 1: "tokens"}, "end_logits": {0: "batch", 1: "tokens"}},
-        opset_version=17, dynamo=False,
+        dynamic_axes={
+            "inputs_embeds": {0: "batch", 1: "tokens"},
+            "attention_mask": {0: "batch", 1: "tokens"},
+            "start_logits": {0: "batch", 1: "tokens"},
+            "end_logits": {0: "batch", 1: "tokens"},
+        },
+        opset_version=17,
+        dynamo=False,
     )
     return path
 

@@ -8,10 +8,11 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from rag.reader.data import QAExample, build_windows, reader_corpus
+from rag.reader.data import QAExample, reader_corpus
 from rag.reader.runtime import MANIFEST, SpanScorer, sha256_file
 from rag.reader.weights import E5File
 
@@ -49,7 +50,14 @@ def dev_predictions(scorer: SpanScorer, examples: Sequence[QAExample], negatives
             ctx = [ex.context, *near][c.context]
             pred = ctx[c.start : c.end]
             ok = c.context == 0
-            rows.append({"answerable": True, "margin": c.margin, "em": exact_match(pred, golds) if ok else 0.0, "f1": f1_score(pred, golds) if ok else 0.0})
+            rows.append(
+                {
+                    "answerable": True,
+                    "margin": c.margin,
+                    "em": exact_match(pred, golds) if ok else 0.0,
+                    "f1": f1_score(pred, golds) if ok else 0.0,
+                }
+            )
         if near:
             alone = scorer.score(ex.question, near)
             if alone:
@@ -58,8 +66,14 @@ def dev_predictions(scorer: SpanScorer, examples: Sequence[QAExample], negatives
 
 
 def package(
-    checkpoint: Path, out_dir: Path, data_dir: Path, *, history: dict | None = None, log: Callable[[str], None] = print,
-    command: str = "", limit: int | None = None,
+    checkpoint: Path,
+    out_dir: Path,
+    data_dir: Path,
+    *,
+    history: dict | None = None,
+    log: Callable[[str], None] = print,
+    command: str = "",
+    limit: int | None = None,
 ) -> dict:
     import torch
 
@@ -78,7 +92,7 @@ def package(
             by_article.setdefault(e.article, [])
             if e.context not in by_article[e.article]:
                 by_article[e.article].append(e.context)
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     for name, path in (("fp32", fp32), ("int8", int8)):
         _write_manifest(out_dir, path.name, (1.0, 0.0), 0.5, {})
         scorer = SpanScorer(out_dir, weights=weights)
@@ -87,10 +101,15 @@ def package(
         ms = (time.perf_counter() - t0) * 1e3 / max(1, len(dev))
         pos = [r for r in rows if r["answerable"]]
         results[name] = {
-            "rows": rows, "em": float(np.mean([r["em"] for r in pos])), "f1": float(np.mean([r["f1"] for r in pos])),
-            "ms_per_question": ms, "mb": path.stat().st_size / 1e6,
+            "rows": rows,
+            "em": float(np.mean([r["em"] for r in pos])),
+            "f1": float(np.mean([r["f1"] for r in pos])),
+            "ms_per_question": ms,
+            "mb": path.stat().st_size / 1e6,
         }
-        log(f"{name}: dev F1 {results[name]['f1']:.3f} EM {results[name]['em']:.3f}, {ms:.0f} ms per question, {results[name]['mb']:.1f} MB")
+        log(
+            f"{name}: dev F1 {results[name]['f1']:.3f} EM {results[name]['em']:.3f}, {ms:.0f} ms per question, {results[name]['mb']:.1f} MB"
+        )
     # int8 ships unless it loses more than 2 F1 points on dev: fp32 (86 MB) is over the 60 MB budget
     chosen = "int8" if results["int8"]["f1"] >= results["fp32"]["f1"] - 0.02 or results["fp32"]["mb"] > 60 else "fp32"
     rows = results[chosen]["rows"]
@@ -109,8 +128,10 @@ def package(
 
 def _copy_licences(data_dir: Path, out_dir: Path) -> None:
     """The training data's licences travel with the model derived from them."""
-    for src, name in ((data_dir / "xquad" / "LICENSE-CC-BY-SA-4.0.txt", "LICENSE-XQuAD-CC-BY-SA-4.0.txt"),
-                      (data_dir / "arcd" / "LICENSE", "LICENSE-ARCD-MIT.txt")):
+    for src, name in (
+        (data_dir / "xquad" / "LICENSE-CC-BY-SA-4.0.txt", "LICENSE-XQuAD-CC-BY-SA-4.0.txt"),
+        (data_dir / "arcd" / "LICENSE", "LICENSE-ARCD-MIT.txt"),
+    ):
         if src.is_file():
             (out_dir / name).write_bytes(src.read_bytes())
 
@@ -168,10 +189,19 @@ def write_card(out_dir: Path, command: str = "") -> Path:
     exports = "; ".join(f"{k}: F1 {v['f1']:.3f}, EM {v['em']:.3f}, {v['mb']:.1f} MB" for k, v in manifest.get("dev", {}).items())
     a, b = manifest["calibration"]
     card = CARD.format(
-        model=manifest["model"], mb=(out_dir / manifest["model"]).stat().st_size / 1e6, sha256=manifest["sha256"],
-        max_question=manifest["max_question"], max_len=manifest["max_len"], stride=manifest["stride"], a=a, b=b,
-        threshold=manifest["threshold"], command=command or manifest.get("command", ""), config=json.dumps(hist.get("config", {})),
-        history=rows, exports=exports,
+        model=manifest["model"],
+        mb=(out_dir / manifest["model"]).stat().st_size / 1e6,
+        sha256=manifest["sha256"],
+        max_question=manifest["max_question"],
+        max_len=manifest["max_len"],
+        stride=manifest["stride"],
+        a=a,
+        b=b,
+        threshold=manifest["threshold"],
+        command=command or manifest.get("command", ""),
+        config=json.dumps(hist.get("config", {})),
+        history=rows,
+        exports=exports,
     )
     path = out_dir / "MODEL_CARD.md"
     path.write_text(card, encoding="utf-8")
@@ -181,8 +211,14 @@ def write_card(out_dir: Path, command: str = "") -> Path:
 def _write_manifest(out_dir: Path, model: str, calibration: tuple[float, float], threshold: float, extra: dict) -> None:
     path = out_dir / model
     manifest = {
-        "model": model, "sha256": sha256_file(path), "max_len": 256, "max_question": 64, "stride": 128,
-        "calibration": [round(calibration[0], 6), round(calibration[1], 6)], "threshold": threshold, **extra,
+        "model": model,
+        "sha256": sha256_file(path),
+        "max_len": 256,
+        "max_question": 64,
+        "stride": 128,
+        "calibration": [round(calibration[0], 6), round(calibration[1], 6)],
+        "threshold": threshold,
+        **extra,
     }
     if not all(math.isfinite(x) for x in calibration):
         raise ValueError(f"calibration failed: {calibration}")

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rag.answering import missing_numbers
 from rag.reader.spans import MAX_ANSWER_TOKENS, best_span
 from rag.reader.tokenizer import Encoded, ReaderTokenizer
 from rag.reader.weights import E5File
@@ -63,7 +64,9 @@ class Manifest:
     def read(cls, model_dir: Path) -> Manifest:
         path = model_dir / MANIFEST
         if not path.is_file():
-            raise ReaderModelError(f"no reader model in {model_dir} ({MANIFEST} missing); train one with `rag train-reader` or set RAG_READER=sentence")
+            raise ReaderModelError(
+                f"no reader model in {model_dir} ({MANIFEST} missing); train one with `rag train-reader` or set RAG_READER=sentence"
+            )
         raw = json.loads(path.read_text(encoding="utf-8"))
         known = {k: raw.pop(k) for k in list(raw) if k in cls.__dataclass_fields__ and k != "extra"}
         if "calibration" in known:
@@ -201,10 +204,13 @@ class SpanReader:
     name = "span"
     features: frozenset[str] = frozenset()  # reads passage text only; fitted on no upstream score
 
-    def __init__(self, scorer: SpanScorer, *, context_passages: int = 4, threshold: float | None = None):
+    def __init__(self, scorer: SpanScorer, *, context_passages: int = 4, threshold: float | None = None, require_numbers: bool = True):
         self.scorer = scorer
         self.context_passages = context_passages
         self.threshold = scorer.manifest.threshold if threshold is None else threshold
+        # A number the question names ("... in 2040?") that none of the passages read holds
+        # means they cannot answer it, whatever span looks likely (see eval/RESULTS.md).
+        self.require_numbers = require_numbers
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SpanReader:
@@ -218,7 +224,8 @@ class SpanReader:
         if not answers:
             return Reading(None, 0.0, [])
         best = answers[0]
-        return Reading(best if best.score >= self.threshold else None, best.score, answers)
+        confidence = 0.0 if self.require_numbers and missing_numbers(query, top) else best.score
+        return Reading(best if confidence >= self.threshold else None, confidence, answers)
 
     @staticmethod
     def _answer(p: Passage, c: SpanCandidate, index: Index) -> Answer:
@@ -234,6 +241,11 @@ class SpanReader:
             if a < end <= b:
                 s_end = max(s_end, b)
         return Answer(
-            text=doc_text[start:end], doc_id=info.doc_id, title=index.titles[info.doc_row], start=start, end=end,
-            score=c.probability, sentence=SentenceSpan(doc_text[s_start:s_end], s_start, s_end),
+            text=doc_text[start:end],
+            doc_id=info.doc_id,
+            title=index.titles[info.doc_row],
+            start=start,
+            end=end,
+            score=c.probability,
+            sentence=SentenceSpan(doc_text[s_start:s_end], s_start, s_end),
         )

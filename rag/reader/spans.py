@@ -7,7 +7,9 @@ import numpy as np
 MAX_ANSWER_TOKENS = 30
 
 
-def best_span(start: np.ndarray, end: np.ndarray, first: int, last: int, max_tokens: int = MAX_ANSWER_TOKENS) -> tuple[float, int, int] | None:
+def best_span(
+    start: np.ndarray, end: np.ndarray, first: int, last: int, max_tokens: int = MAX_ANSWER_TOKENS
+) -> tuple[float, int, int] | None:
     """(score, a, b) of the best span start[a] + end[b] with first <= a <= b < last and
     b - a < max_tokens; a and b are relative to ``first``. None when the range is empty."""
     s = start[first:last]

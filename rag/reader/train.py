@@ -52,6 +52,9 @@ class TrainConfig:
     freeze_layers: int = 6
     english_contexts: bool = False  # also XQuAD's English questions over English paragraphs
     max_minutes: float = 0.0  # stop after the epoch running when this is spent (0 = no limit)
+    # Stop after this epoch, keeping the learning-rate schedule of ``epochs`` (0 = run them all):
+    # reproduces exactly a run that ``max_minutes`` stopped early, on any machine.
+    stop_after: int = 0
 
 
 def _batches(windows: Sequence[Window], size: int, rng: random.Random | None) -> list[list[Window]]:
@@ -103,7 +106,11 @@ class LowerCache:
 
 
 def predict(
-    model: SpanReaderModel, table: torch.Tensor, windows: Sequence[Window], pad: int, cache: LowerCache | None = None,
+    model: SpanReaderModel,
+    table: torch.Tensor,
+    windows: Sequence[Window],
+    pad: int,
+    cache: LowerCache | None = None,
     batch_size: int = 32,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Start and end logits of each window (in input order)."""
@@ -121,7 +128,9 @@ def predict(
 
 
 def evaluate(
-    examples: Sequence[QAExample], windows: Sequence[Window], logits: Sequence[tuple[np.ndarray, np.ndarray]],
+    examples: Sequence[QAExample],
+    windows: Sequence[Window],
+    logits: Sequence[tuple[np.ndarray, np.ndarray]],
 ) -> dict[str, float]:
     """Best span per example over its windows (gold paragraph given): EM, F1."""
     from rag.evaluation.metrics import exact_match, f1_score
@@ -146,7 +155,12 @@ def evaluate(
 
 
 def train(
-    data_dir: Path, out_dir: Path, cfg: TrainConfig, *, log: Callable[[str], None] = print, weights: E5File | None = None,
+    data_dir: Path,
+    out_dir: Path,
+    cfg: TrainConfig,
+    *,
+    log: Callable[[str], None] = print,
+    weights: E5File | None = None,
     on_step: Callable[[int, int], None] | None = None,
 ) -> dict:
     torch.manual_seed(cfg.seed)
@@ -161,9 +175,13 @@ def train(
     if cfg.limit:
         corpus = {k: v[: cfg.limit] for k, v in corpus.items()}
     train_ex, dev_ex = corpus["train"], corpus["dev"]
-    train_w = build_windows(tok, train_ex, max_len=cfg.max_len, stride=cfg.stride, max_question=cfg.max_question, negatives=cfg.negatives, seed=cfg.seed)
+    train_w = build_windows(
+        tok, train_ex, max_len=cfg.max_len, stride=cfg.stride, max_question=cfg.max_question, negatives=cfg.negatives, seed=cfg.seed
+    )
     dev_w = build_windows(tok, dev_ex, max_len=cfg.max_len, stride=cfg.stride, max_question=cfg.max_question)
-    log(f"train: {len(train_ex)} questions, {len(train_w)} windows ({sum(w.start > 0 for w in train_w)} with the answer); dev: {len(dev_ex)} questions")
+    log(
+        f"train: {len(train_ex)} questions, {len(train_w)} windows ({sum(w.start > 0 for w in train_w)} with the answer); dev: {len(dev_ex)} questions"
+    )
 
     model = SpanReaderModel.from_e5(weights)
     table = word_table(weights)
@@ -212,7 +230,9 @@ def train(
                 on_step(step, total)
             if step % 20 == 0 or step == total:
                 el = time.time() - t0
-                log(f"epoch {epoch} step {step}/{total} loss {np.mean(losses[-20:]):.3f} {el / step:.2f} s/step, eta {(total - step) * el / step / 60:.1f} min")
+                log(
+                    f"epoch {epoch} step {step}/{total} loss {np.mean(losses[-20:]):.3f} {el / step:.2f} s/step, eta {(total - step) * el / step / 60:.1f} min"
+                )
         dev = evaluate(dev_ex, dev_w, predict(model, table, dev_w, tok.pad, dev_cache))
         row = {"epoch": epoch, "loss": float(np.mean(losses)), "dev_em": dev["em"], "dev_f1": dev["f1"], "minutes": (time.time() - t0) / 60}
         history.append(row)
@@ -220,6 +240,9 @@ def train(
         if dev["f1"] > best_f1:
             best_f1 = dev["f1"]
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if cfg.stop_after and epoch >= cfg.stop_after:
+            log(f"stopping after epoch {epoch} (--stop-after)")
+            break
         if cfg.max_minutes and (time.time() - t0) / 60 > cfg.max_minutes * epoch / (epoch + 1):
             log(f"stopping after epoch {epoch}: the next one would run past {cfg.max_minutes} minutes")
             break
@@ -232,7 +255,12 @@ def train(
 
 
 def train_and_package(
-    data_dir: Path, out_dir: Path, cfg: TrainConfig, *, command: str, log: Callable[[str], None] = print,
+    data_dir: Path,
+    out_dir: Path,
+    cfg: TrainConfig,
+    *,
+    command: str,
+    log: Callable[[str], None] = print,
     on_step: Callable[[int, int], None] | None = None,
 ) -> dict:
     """``rag train-reader``: train, then export, calibrate and write the card."""
