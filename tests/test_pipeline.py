@@ -15,8 +15,6 @@ from rag.index import IndexNotFound
 from rag.pipeline import RAG
 from rag.schema import AskResult, Document
 
-pytestmark = pytest.mark.slow
-
 QA = Path(__file__).resolve().parents[1] / "eval" / "qa" / "corpus_qa.jsonl"
 
 
@@ -182,7 +180,6 @@ def test_ask_options_language_retriever_and_k(small_index, e5):
     assert_slices_back(rag.snapshot.index, result)
 
 
-@pytest.mark.slow
 def test_refresh_follows_a_symlink_swap_to_a_release_with_the_same_version(tmp_path, e5, small_docs):
     """The roll-out in docs/deployment.md: two releases both at version 1, the link swapped."""
     settings = Settings(reload_interval_s=0.01, cache_size=0)
