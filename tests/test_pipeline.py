@@ -76,6 +76,26 @@ def test_top_k_does_not_change_the_answer_or_the_abstention(corpus_rag, question
         assert not results[0].answerable  # off the corpus' topics
 
 
+def test_the_reader_reads_the_same_passages_whatever_top_k(corpus_index, e5):
+    """Regression (issue 13, bug 1), structurally: the reader's input never depends on k, also
+    past the reranker's depth, where the cited list is longer than the pool it reranks."""
+    from rag.answering import SentenceReader
+
+    class Recording(SentenceReader):
+        def read(self, query, passages, index):
+            self.seen.append([p.chunk_id for p in passages])
+            return super().read(query, passages, index)
+
+    reader = Recording()
+    reader.seen = []
+    rag = RAG(Settings(index=corpus_index, cache_size=0), embedder=e5, reader=reader)
+    for k in (1, 5, 20, 30, 50):
+        result = rag.ask("ما هي القمة العالمية للحكومات؟", k)
+        assert len(result.citations) == min(k, rag.snapshot.index.n_chunks)
+        assert all(c.score == c.rerank_score for c in result.citations)
+    assert len(reader.seen) == 5 and all(seen == reader.seen[0] for seen in reader.seen)
+
+
 def test_ranked_lists_carry_the_final_stage_score_whatever_their_length(corpus_rag):
     """Regression (issue 13, bug 2): one scale per list, the reranker's, for every passage."""
     for k in (5, 30, 50):
