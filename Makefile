@@ -11,6 +11,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e .
 	touch $@
 
+# The default test tier's tools only (pytest, hypothesis, httpx): no torch, Ray or browsers.
+$(VENV)/.test-installed: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
 # The dev extra includes the sentence-transformers backend (torch pinned to the CPU wheel).
 $(VENV)/.dev-installed: $(VENV)/.installed
 	$(BIN)/pip install -q -e '.[dev]'
@@ -30,7 +35,9 @@ serve: $(VENV)/.installed
 test: $(VENV)/.dev-installed /usr/bin/chromium /usr/bin/wrk
 	$(BIN)/python -m pytest
 
-test-fast: $(VENV)/.dev-installed
+# The default tier: everything but what starts processes, Ray, browsers, soak, crash and load
+# runs; tests of optional tools that are not installed skip.
+test-fast: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -m "not slow"
 
 # Lint, format check and types (ruff and mypy come with the dev extra); CI runs it before the tests.

@@ -156,7 +156,12 @@ async def _index_problem(request: Request, exc: IndexProblem) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Route every expected error through the common shape (unexpected ones: see middleware)."""
-    app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(IndexProblem, _index_problem)
+    # Starlette types a handler as taking any Exception; each of these gets only its own class.
+    handlers: list[tuple[type[Exception], Any]] = [
+        (ApiError, _api_error),
+        (StarletteHTTPException, _http_error),
+        (RequestValidationError, _validation_error),
+        (IndexProblem, _index_problem),
+    ]
+    for exc_class, handler in handlers:
+        app.add_exception_handler(exc_class, handler)

@@ -9,6 +9,7 @@ not fit in memory.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 import faiss
 import numpy as np
@@ -36,6 +37,16 @@ REFINE_FACTOR = 4
 # and 37 ms with 1 (eval/PERFORMANCE.md). libgomp keeps the thread count per calling thread,
 # so ``search`` sets it on every call; ``build`` puts back the count FAISS started with.
 _BUILD_THREADS = faiss.omp_get_max_threads()
+
+
+class DenseIndex(Protocol):
+    """What queries need of a dense index: a FAISS index, ``Refined`` or a sharded index's
+    ``ShardedDense``."""
+
+    @property
+    def ntotal(self) -> int: ...
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 def choose_kind(kind: str, n: int, threshold: int) -> str:
@@ -82,6 +93,7 @@ def build(vectors: np.ndarray, kind: str = "flat") -> faiss.Index:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     n, dim = vectors.shape if vectors.ndim == 2 else (0, vectors.shape[-1])
     faiss.omp_set_num_threads(_BUILD_THREADS)  # this thread may have searched before
+    index: faiss.Index
     if kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
@@ -155,7 +167,7 @@ def load(path: Path, vectors: np.ndarray | None = None) -> faiss.Index | Refined
     return index
 
 
-def search(index: faiss.Index | Refined, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def search(index: DenseIndex, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` (scores, rows) for one query vector; rows are -1-free."""
     if index.ntotal == 0 or k <= 0:
         return np.zeros(0, np.float32), np.zeros(0, np.int64)

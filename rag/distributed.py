@@ -217,7 +217,7 @@ class RayEngine:
         _quiet_data_context()
         rows = [{"i": i, "path": str(f), "doc_id": d} for i, (f, d) in enumerate(targets)]
         ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), 4 * workers)).map_batches(
-            _read_files,
+            _read_files,  # type: ignore[arg-type]  # max_file_bytes comes from fn_kwargs
             batch_size=16,
             batch_format="numpy",
             fn_kwargs={"max_file_bytes": self.settings.max_file_bytes},

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from rag import dense
-from rag.lexical import BM25Index
+from rag.lexical import BM25Index, LexicalIndex
 from rag.store import Store
 from rag.text import detect_language
 
@@ -179,8 +179,8 @@ class Index:
         self._idf: tuple[dict[str, float], float] | None = None
         self.chunk_vectors = np.load(p / "chunks.npy", mmap_mode="r")
         self.sentence_vectors = np.load(p / "sentences.npy", mmap_mode="r")
-        self.dense = dense.load(p / "dense.faiss", vectors=self.chunk_vectors)  # exact re-scoring for ivfpq
-        self.bm25 = BM25Index.load(p / "bm25")
+        self.dense: dense.DenseIndex = dense.load(p / "dense.faiss", vectors=self.chunk_vectors)  # exact re-scoring for ivfpq
+        self.bm25: LexicalIndex = BM25Index.load(p / "bm25")
 
     # --- identity ------------------------------------------------------------------------
     @property

@@ -340,8 +340,8 @@ class Indexer:
         for f in [*files, tmp / MANIFEST]:
             with open(f, "rb+") as fh:
                 os.fsync(fh.fileno())
-        for d in {f.parent for f in files} | {tmp}:
-            fsync_dir(d)
+        for directory in {f.parent for f in files} | {tmp}:
+            fsync_dir(directory)
         final = self.root / version_name(version)
         shutil.rmtree(final, ignore_errors=True)  # a leftover of a crashed run, never live
         os.rename(tmp, final)

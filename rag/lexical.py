@@ -7,6 +7,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import bm25s
 import numpy as np
@@ -19,6 +20,19 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)
 K1 = 1.5
 B = 0.75
 EMPTY = "\u2400"  # stands in for a chunk without tokens (bm25s cannot index an empty list)
+
+
+class LexicalIndex(Protocol):
+    """What queries need of a lexical index: ``BM25Index`` or a sharded index's ``ShardedBM25``."""
+
+    @property
+    def n_docs(self) -> int: ...
+
+    def search_tokens(self, tokens: list[str], k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def document_frequencies(self) -> dict[str, int]: ...
 
 
 class BM25Index:
@@ -117,6 +131,7 @@ class BM25Index:
         are summed over the matching rows alone; for more, de-duplicating the postings costs
         more than bm25s's dense sum (measured at 100k chunks: eval/PERFORMANCE.md).
         """
+        assert self._model is not None
         m = self._model.scores
         data, indices, indptr = m["data"], m["indices"], m["indptr"]
         spans = [(int(indptr[i]), int(indptr[i + 1])) for i in token_ids]

@@ -192,7 +192,7 @@ class RAG:
     def rank(self, query: Query, n: int, index: Index) -> list[Passage]:
         """The ``n`` best passages by the retriever, then the reranker: every passage of the list
         carries the last stage's score. The reranker sees at least its ``depth`` candidates, so
-        the top of the list does not depend on ``n``."""
+        for ``n`` up to the depth the list is a prefix of the same ranking."""
         candidates = self.retriever.retrieve(query, max(n, self.reranker.depth), index)
         return self.reranker.rerank(query, candidates, index)[:n]
 
@@ -230,9 +230,14 @@ class RAG:
 
         query = query.embedded(self.embedder)
         t1 = time.perf_counter()
-        candidates = self.retriever.retrieve(query, max(k, self.reader.context_passages, self.reranker.depth), snap.index)
+        # The reader reads the top of the reranker's ranking of a fixed pool of candidates, so
+        # the answer never depends on how many passages are cited; a longer citation list is
+        # ranked on its own (every passage it lists scored by the reranker).
+        pool = max(self.reader.context_passages, self.reranker.depth)
+        candidates = self.retriever.retrieve(query, max(k, pool), snap.index)
         t2 = time.perf_counter()
-        ranked = self.reranker.rerank(query, candidates, snap.index)
+        ranked = self.reranker.rerank(query, [replace(p) for p in candidates[:pool]], snap.index)
+        cited = ranked[:k] if k <= pool else self.reranker.rerank(query, candidates, snap.index)[:k]
         t3 = time.perf_counter()
         reading = self.reader.read(query, ranked[: self.reader.context_passages], snap.index)
         t4 = time.perf_counter()
@@ -241,7 +246,7 @@ class RAG:
             language=query.language,
             answerable=reading.answer is not None,
             answer=reading.answer,
-            citations=ranked[:k],
+            citations=cited,
             timings_ms={
                 "embed": (t1 - t0) * 1e3,
                 "retrieve": (t2 - t1) * 1e3,

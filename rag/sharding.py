@@ -252,7 +252,9 @@ class ShardedBM25:
         n = max(k, 0) * self.CANDIDATES_FACTOR
 
         def one(i: int) -> tuple[np.ndarray, np.ndarray]:
-            return ix.shards[i].bm25.search_tokens(tokens, n, token_weights=self.weights(i, tokens))
+            bm25 = ix.shards[i].bm25
+            assert isinstance(bm25, BM25Index)  # a shard is a plain index
+            return bm25.search_tokens(tokens, n, token_weights=self.weights(i, tokens))
 
         _, rows = _merge(ix.map_shards(one, by_number=True), ix.chunk_base, n)
         exact = BM25Index.score(tokens, [ix.chunk_tokens[r] for r in rows.tolist()], self.df, self.n_docs, self.avg_len)
@@ -461,14 +463,12 @@ class ShardedIndexer:
         report.embedded_texts += sum(len(p.chunks) + len(p.sentences) for p in done.values())
 
         def lookup(items: list[tuple[Document, str]], timings: dict[str, float]) -> list[Prepared]:
-            found = [done.get((d.doc_id, h)) for d, h in items]
-            missing = [it for it, p in zip(items, found, strict=False) if p is None]
+            missing = [(d, h) for d, h in items if (d.doc_id, h) not in done]
             if missing:
                 extra = self._local.prepare(missing, timings)
                 report.embedded_texts += sum(len(p.chunks) + len(p.sentences) for p in extra)
-                rest = iter(extra)
-                found = [p if p is not None else next(rest) for p in found]
-            return found
+                done.update({(p.doc.doc_id, p.hash): p for p in extra})
+            return [done[(d.doc_id, h)] for d, h in items]
 
         return lookup
 
@@ -514,23 +514,23 @@ class ShardedIndexer:
             report = IngestReport(version=int(layout["version"]) if layout else plain)
             if not rebuild and not prune:  # keep what the old layout held, as a plain ingest would
                 for src in sources:
-                    for d in src.doc_ids:
-                        if d not in incoming:
-                            r = src.doc_row[d]
-                            incoming[d] = Document(d, src.titles[r], src.texts[r], src.urls[r], src.sources[r])
+                    for doc_id in src.doc_ids:
+                        if doc_id not in incoming:
+                            row = src.doc_row[doc_id]
+                            incoming[doc_id] = Document(doc_id, src.titles[row], src.texts[row], src.urls[row], src.sources[row])
             if not rebuild:
                 report.removed = sorted(set(old_hash) - set(incoming))
             routed: list[list[Document]] = [[] for _ in range(n)]
             todo: list[tuple[Document, str]] = []
-            reusable = {} if rebuild else {d: src for src in sources for d in src.doc_ids}
+            reusable: dict[str, Index] = {} if rebuild else {doc_id: src for src in sources for doc_id in src.doc_ids}
             chunking = {"tokens": self.settings.chunk_tokens, "overlap": self.settings.chunk_overlap}
             reused: dict[tuple[str, str], Index] = {}  # read from the source when its shard is written
             for d in incoming.values():
                 routed[shard_of(d.doc_id, n)].append(d)
                 h = content_hash(d)
-                src = reusable.get(d.doc_id)
-                if src is not None and src.hashes[d.doc_id] == h and src.manifest.get("chunking") == chunking:
-                    reused[(d.doc_id, h)] = src
+                holder = reusable.get(d.doc_id)
+                if holder is not None and holder.hashes[d.doc_id] == h and holder.manifest.get("chunking") == chunking:
+                    reused[(d.doc_id, h)] = holder
                     report.unchanged.append(d.doc_id)
                 else:
                     todo.append((d, h))
@@ -545,11 +545,11 @@ class ShardedIndexer:
                     for d, h in items
                 ]
 
-            entries = []
+            entries: list[dict[str, Any]] = []
             for s in range(n):
                 name = shard_dir(s, n)
-                r = self._shard(name).ingest(routed[s], rebuild=True, prepare=with_reused)
-                entries.append({"dir": name, "version": r.version})
+                written = self._shard(name).ingest(routed[s], rebuild=True, prepare=with_reused)
+                entries.append({"dir": name, "version": written.version})
         finally:
             for src in sources:
                 src.close()

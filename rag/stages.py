@@ -28,7 +28,7 @@ import importlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -90,7 +90,10 @@ def analyse(question: str, embedder: Embedder | None = None, language: str | Non
 class Retriever(Protocol):
     """First stage: candidate passages from the whole index."""
 
-    provides: frozenset[str]  # score features it writes, e.g. {"retrieval:rrf"}
+    @property
+    def provides(self) -> frozenset[str]:
+        """Score features it writes, e.g. {"retrieval:rrf"}."""
+        ...
 
     def retrieve(self, query: Query, k: int, index: Index) -> list[Passage]:
         """The ``k`` best passages, best first, with ``retrieval_score`` set."""
@@ -101,8 +104,15 @@ class Retriever(Protocol):
 class Reranker(Protocol):
     """Second stage: re-scores the retriever's candidates."""
 
-    provides: frozenset[str]  # e.g. {"rerank:linear-maxsim"}
-    depth: int  # candidates it wants to see (RAG asks the retriever for at least this many)
+    @property
+    def provides(self) -> frozenset[str]:
+        """Score features it writes, e.g. {"rerank:linear-maxsim"}."""
+        ...
+
+    @property
+    def depth(self) -> int:
+        """Candidates it wants to see: RAG asks the retriever for at least this many."""
+        ...
 
     def rerank(self, query: Query, passages: list[Passage], index: Index) -> list[Passage]:
         """All of ``passages``, re-ordered best first, each with ``rerank_score`` set."""
@@ -122,11 +132,21 @@ class Reading:
 class Reader(Protocol):
     """Last stage: the answer span (or an abstention) from the top passages."""
 
-    name: str
-    # Upstream score features its fitted weights and calibrations rely on; RAG checks that the
-    # configured retriever and reranker provide them.
-    features: frozenset[str]
-    context_passages: int  # how many of the top passages it reads (the same whatever top_k is)
+    @property
+    def name(self) -> str:
+        """Its name in the registry (reported by ``rag eval``)."""
+        ...
+
+    @property
+    def features(self) -> frozenset[str]:
+        """Upstream score features its fitted weights and calibrations rely on; RAG checks that
+        the configured retriever and reranker provide them."""
+        ...
+
+    @property
+    def context_passages(self) -> int:
+        """How many of the top passages it reads (the same whatever ``top_k`` is)."""
+        ...
 
     def read(self, query: Query, passages: Sequence[Passage], index: Index) -> Reading: ...
 
@@ -181,7 +201,7 @@ def _load(path: str) -> Callable[[Settings], Reader]:
         obj = getattr(obj, part)
     if not callable(obj):
         raise TypeError(f"{path} is not callable")
-    return obj  # type: ignore[return-value]
+    return cast("Callable[[Settings], Reader]", obj)
 
 
 def make_reader(settings: Settings, name: str | None = None) -> Reader:

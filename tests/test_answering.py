@@ -13,8 +13,6 @@ from rag.reranking import LinearMaxSimReranker
 from rag.retrieval import HybridRetriever
 from rag.stages import analyse
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def index(small_index):

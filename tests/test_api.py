@@ -22,8 +22,6 @@ from api.app import create_app
 from rag.config import Settings
 from rag.pipeline import RAG
 
-pytestmark = pytest.mark.slow
-
 AR_Q = "كم عدد المتحدثين في منتدى تبادل الخبرات الحكومية؟"
 EN_UNANSWERABLE = "What is the capital of Japan?"
 FORUM = "001_0119a74ef5d5a5df"

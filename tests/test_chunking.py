@@ -96,7 +96,6 @@ def test_splits_prefer_arabic_sentence_and_clause_ends():
 # --- with the real e5 tokenizer ----------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_chunks_with_e5_tokens_on_the_corpus(e5, corpus_documents):
     chunker = Chunker(e5.token_count, chunk_tokens=200, overlap=32)
     for doc in corpus_documents:
@@ -105,7 +104,6 @@ def test_chunks_with_e5_tokens_on_the_corpus(e5, corpus_documents):
         assert all(e5.token_count(c.text) <= e5.max_tokens for c in chunks)
 
 
-@pytest.mark.slow
 def test_chunks_with_e5_tokens_on_repeated_text(e5):
     block = paragraph(AR_LONG[:6])
     doc = Document("d", "t", f"{block}\n\n{block}\n\n{block}")
@@ -113,7 +111,6 @@ def test_chunks_with_e5_tokens_on_repeated_text(e5):
     check_chunks(doc, chunks, e5.token_count, 120)
 
 
-@pytest.mark.slow
 def test_e5_chunks_overlap_inside_a_long_paragraph(e5):
     # One long paragraph of ordinary news-length sentences (~40 tokens each): every cut
     # falls inside the paragraph, so consecutive chunks must share text.

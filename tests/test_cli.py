@@ -13,8 +13,6 @@ from rag.cli import app
 from rag.config import get_settings
 from rag.index import Index
 
-pytestmark = pytest.mark.slow  # loads the real model and builds indexes
-
 ENV = {"COLUMNS": "400", "NO_COLOR": "1"}  # no wrapping or colour codes in human output
 runner = CliRunner()
 

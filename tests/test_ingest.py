@@ -22,8 +22,6 @@ from rag.pipeline import RAG
 from rag.schema import Document
 from rag.testing import RecordingEmbedder
 
-pytestmark = pytest.mark.slow  # real embedder, real indexes
-
 QUESTIONS = [
     "متى وصل مسبار الأمل إلى مدار المريخ؟",
     "How many palm trees are there in the UAE?",
@@ -299,6 +297,7 @@ app()
 """
 
 
+@pytest.mark.slow  # a rag ingest process, killed
 def test_sigkill_during_ingest_leaves_the_index_intact(small_index_copy, e5, small_docs, small_behaviour, tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -81,7 +81,6 @@ def test_no_parallel_questions_is_an_error(e5, files):
         _module().measure(e5, [])
 
 
-@pytest.mark.slow
 def test_e5_prefers_the_question_language(e5, files):
     result = _module().measure(e5, _module().parallel_items(*files, split="all"))
     assert result["en"]["n"] == result["ar"]["n"] == 3

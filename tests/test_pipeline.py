@@ -15,8 +15,6 @@ from rag.index import IndexNotFound
 from rag.pipeline import RAG
 from rag.schema import AskResult, Document
 
-pytestmark = pytest.mark.slow
-
 QA = Path(__file__).resolve().parents[1] / "eval" / "qa" / "corpus_qa.jsonl"
 
 
@@ -76,6 +74,26 @@ def test_top_k_does_not_change_the_answer_or_the_abstention(corpus_rag, question
     assert answers == {True}, [(r.answerable, r.answer and r.answer.text[:40]) for r in results]
     if question.startswith("What is the capital"):
         assert not results[0].answerable  # off the corpus' topics
+
+
+def test_the_reader_reads_the_same_passages_whatever_top_k(corpus_index, e5):
+    """Regression (issue 13, bug 1), structurally: the reader's input never depends on k, also
+    past the reranker's depth, where the cited list is longer than the pool it reranks."""
+    from rag.answering import SentenceReader
+
+    class Recording(SentenceReader):
+        def read(self, query, passages, index):
+            self.seen.append([p.chunk_id for p in passages])
+            return super().read(query, passages, index)
+
+    reader = Recording()
+    reader.seen = []
+    rag = RAG(Settings(index=corpus_index, cache_size=0), embedder=e5, reader=reader)
+    for k in (1, 5, 20, 30, 50):
+        result = rag.ask("ما هي القمة العالمية للحكومات؟", k)
+        assert len(result.citations) == min(k, rag.snapshot.index.n_chunks)
+        assert all(c.score == c.rerank_score for c in result.citations)
+    assert len(reader.seen) == 5 and all(seen == reader.seen[0] for seen in reader.seen)
 
 
 def test_ranked_lists_carry_the_final_stage_score_whatever_their_length(corpus_rag):
@@ -182,7 +200,6 @@ def test_ask_options_language_retriever_and_k(small_index, e5):
     assert_slices_back(rag.snapshot.index, result)
 
 
-@pytest.mark.slow
 def test_refresh_follows_a_symlink_swap_to_a_release_with_the_same_version(tmp_path, e5, small_docs):
     """The roll-out in docs/deployment.md: two releases both at version 1, the link swapped."""
     settings = Settings(reload_interval_s=0.01, cache_size=0)

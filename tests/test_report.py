@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import struct
 
+import pytest
 from rich.console import Console
 
 from rag.evaluation.harness import EvalRun, Outcome, QAItem, QuestionResult, summarize
@@ -43,6 +44,7 @@ def _run() -> EvalRun:
 
 
 def test_write_report_writes_markdown_json_and_a_valid_png(tmp_path):
+    pytest.importorskip("matplotlib")  # the plot extra
     run = _run()
     paths = write_report(tmp_path / "out", run)
     assert {p.name for p in paths.values()} == {"report.md", "metrics.json", "hitk.png"}

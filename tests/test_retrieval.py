@@ -85,7 +85,6 @@ def systems(small_index, e5, small_rag):
     return {"hybrid": small_rag, "dense": baseline(DenseRetriever()), "bm25": baseline(BM25Retriever())}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("query", "doc_id"),
     [
@@ -103,7 +102,6 @@ def test_the_right_passage_ranks_first(systems, query, doc_id, mode):
     assert passages[0].doc_id == doc_id, [p.doc_id for p in passages]
 
 
-@pytest.mark.slow
 def test_bm25_mode_finds_arabic_word_forms(systems):
     # "المسبار"/"بالمسبار" and "مسبار" share a stem; dense is not consulted at all
     passages = systems["bm25"].search("بالمسبار", 3)
@@ -111,7 +109,6 @@ def test_bm25_mode_finds_arabic_word_forms(systems):
     assert passages[0].dense_rank is None and passages[0].bm25_rank == 1
 
 
-@pytest.mark.slow
 def test_passages_carry_provenance_and_exact_offsets(small_rag):
     index = small_rag.snapshot.index
     passages = small_rag.search("القمة العالمية للحكومات في دبي", 4)
@@ -125,13 +122,11 @@ def test_passages_carry_provenance_and_exact_offsets(small_rag):
         assert set(p.to_dict()) == {"chunk_id", "doc_id", "title", "text", "start", "end", "score", "dense_rank", "bm25_rank"}
 
 
-@pytest.mark.slow
 def test_k_bounds_the_number_of_passages(small_rag):
     assert len(small_rag.search("دبي", 2)) == 2
     assert len(small_rag.search("دبي", 50)) == small_rag.snapshot.index.n_chunks
 
 
-@pytest.mark.slow
 def test_same_language_sentences_lose_the_language_gap(mixed_index, e5):
     from rag.index import Index
     from rag.retrieval import SAME_LANGUAGE_GAP, language_offsets
@@ -146,7 +141,6 @@ def test_same_language_sentences_lose_the_language_gap(mixed_index, e5):
     idx.close()
 
 
-@pytest.mark.slow
 def test_models_without_a_measured_gap_are_not_calibrated(mixed_index, e5, monkeypatch):
     import rag.retrieval
     from rag.index import Index

@@ -26,8 +26,6 @@ from api.app import create_app
 from rag.config import Settings
 from rag.pipeline import RAG
 
-pytestmark = pytest.mark.slow  # a real RAG over the small index
-
 ADMIN = "adm-7Qx2-only-the-operator-knows"
 KEYS = ("key-alpha-3f9c", "key-beta-81d0")
 DOC = "ar_palms"

@@ -111,7 +111,6 @@ def _chunk_ids(index: Index, rows) -> list[str]:
     return [f"{index.chunk_info(int(r)).doc_id}#{index.chunk_info(int(r)).ordinal}" for r in rows]
 
 
-@pytest.mark.slow
 def test_resharding_a_plain_index_embeds_nothing(sharded_corpus, corpus_index):
     root, report = sharded_corpus
     plain = Index.open(corpus_index)
@@ -128,7 +127,6 @@ def test_resharding_a_plain_index_embeds_nothing(sharded_corpus, corpus_index):
     plain.close()
 
 
-@pytest.mark.slow
 def test_sharded_index_holds_the_same_rows(sharded_corpus, corpus_index):
     root, _ = sharded_corpus
     plain, sharded = Index.open(corpus_index), open_index(root)
@@ -167,7 +165,6 @@ def _same_up_to_ties(ids_a, scores_a, ids_b, scores_b) -> bool:
     return all(a == b for s, (a, b) in groups.items() if s != last)
 
 
-@pytest.mark.slow
 def test_dense_and_bm25_lists_are_the_unsharded_ones(sharded_corpus, corpus_index, qa, queries):
     """Dense merging is exact; BM25 with global statistics gives the unsharded list."""
     from rag import dense
@@ -187,7 +184,6 @@ def test_dense_and_bm25_lists_are_the_unsharded_ones(sharded_corpus, corpus_inde
     sharded.close()
 
 
-@pytest.mark.slow
 def test_shard_local_bm25_scores_would_not_do(sharded_corpus, corpus_index, qa):
     """Why the global statistics: merging the shards' own BM25 scores changes the lists."""
     root, _ = sharded_corpus
@@ -209,7 +205,6 @@ def test_shard_local_bm25_scores_would_not_do(sharded_corpus, corpus_index, qa):
     local.close()
 
 
-@pytest.mark.slow
 def test_answers_match_the_unsharded_index_on_the_qa_set(sharded_corpus, corpus_index, qa, queries):
     root, _ = sharded_corpus
     plain = RAG(Settings(index=corpus_index, cache_size=0), embedder=queries)
@@ -248,7 +243,6 @@ def small_sharded(tmp_path, e5, small_docs) -> Path:
     return root
 
 
-@pytest.mark.slow
 def test_an_update_rewrites_only_the_owning_shard(small_sharded, e5, small_docs):
     root = small_sharded
     before = read_layout(root)
@@ -271,7 +265,6 @@ def test_an_update_rewrites_only_the_owning_shard(small_sharded, e5, small_docs)
     assert again.version == after["version"] and read_layout(root) == after and again.embedded_texts == 0
 
 
-@pytest.mark.slow
 def test_remove_and_prune(small_sharded, e5, small_docs):
     root = small_sharded
     writer = make_indexer(root, e5, Settings(index=root))
@@ -286,7 +279,6 @@ def test_remove_and_prune(small_sharded, e5, small_docs):
     assert open_index(root).doc_ids == [small_docs[1].doc_id]
 
 
-@pytest.mark.slow
 def test_resharding_keeps_every_document_and_drops_the_old_shards(small_sharded, e5, small_docs):
     root = small_sharded
     report = ShardedIndexer(root, e5, Settings(index=root), shards=3).ingest([])
@@ -296,7 +288,6 @@ def test_resharding_keeps_every_document_and_drops_the_old_shards(small_sharded,
     assert sorted(idx.doc_ids) == sorted(d.doc_id for d in small_docs) and idx.verify() == []
 
 
-@pytest.mark.slow
 def test_a_pipeline_serves_and_writes_a_sharded_index(small_sharded, e5):
     rag = RAG(Settings(index=small_sharded), embedder=e5)
     result = rag.ask("When did UNESCO inscribe Arabic coffee?")
@@ -330,7 +321,7 @@ for line in sys.stdin:
 """
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # a second process reads the index
 @pytest.mark.parametrize("layout", ["plain", "sharded"])
 def test_readers_share_a_read_only_directory_while_a_writer_publishes(layout, tmp_path, e5, small_docs):
     """Two readers (this process and another one) open the index without writing a byte,
@@ -376,7 +367,6 @@ def test_readers_share_a_read_only_directory_while_a_writer_publishes(layout, tm
 
 
 # --- the command line -----------------------------------------------------------------------
-@pytest.mark.slow
 def test_cli_builds_a_sharded_index_and_describes_it(tmp_path, small_docs, e5):
     from rag.cli import app
 
@@ -401,7 +391,6 @@ def test_cli_builds_a_sharded_index_and_describes_it(tmp_path, small_docs, e5):
     assert r.exit_code == 0, r.output
 
 
-@pytest.mark.slow
 def test_a_plain_index_stays_plain_unless_asked_to_shard(tmp_path, e5, small_docs):
     root = tmp_path / "index"
     Indexer(root, e5, Settings(index=root)).ingest(small_docs[:1])
@@ -409,7 +398,6 @@ def test_a_plain_index_stays_plain_unless_asked_to_shard(tmp_path, e5, small_doc
     assert isinstance(make_indexer(root, e5, Settings(index=root), shards=2), ShardedIndexer)
 
 
-@pytest.mark.slow
 def test_a_symlink_swap_rolls_out_a_release(tmp_path, e5, small_docs):
     """docs/deployment.md's roll-out: copy the live release, update the copy, swap the link."""
     releases = tmp_path / "releases"

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+pytest.importorskip("playwright.sync_api")  # an optional test tool (dev extra)
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
 from rag.evaluation.bench import free_port
 

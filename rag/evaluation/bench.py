@@ -140,6 +140,7 @@ def cpu_model() -> str:
 
 def machine() -> dict[str, Any]:
     """Where the numbers came from; load average too, since a busy machine inflates them."""
+    usable: int | None
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux

@@ -319,11 +319,11 @@ def _scored_text(o: Outcome) -> str:
 def retrieval_block(results: Sequence[QuestionResult], system: str, k: int) -> dict[str, float | None]:
     """hit@1, hit@k, mrr@10 of the gold document and answer_in_passages@k (answerable only)."""
     rs = [(r.item, r.outcomes[system]) for r in results if r.item.answerable]
-    gold = [(it, o) for it, o in rs if it.doc_id is not None]
+    gold = [(it.doc_id, o) for it, o in rs if it.doc_id is not None]
     return {
-        "hit@1": _r(mean([hit_at_k(o.ranked_docs, it.doc_id, 1) for it, o in gold])),
-        f"hit@{k}": _r(mean([hit_at_k(o.ranked_docs, it.doc_id, k) for it, o in gold])),
-        "mrr@10": _r(mean([reciprocal_rank(o.ranked_docs, it.doc_id, 10) for it, o in gold])),
+        "hit@1": _r(mean([hit_at_k(o.ranked_docs, doc, 1) for doc, o in gold])),
+        f"hit@{k}": _r(mean([hit_at_k(o.ranked_docs, doc, k) for doc, o in gold])),
+        "mrr@10": _r(mean([reciprocal_rank(o.ranked_docs, doc, 10) for doc, o in gold])),
         f"answer_in_passages@{k}": _r(mean([answer_in_passages(o.passages, it.answers, k) for it, o in rs])),
     }
 
@@ -417,9 +417,9 @@ def failures(results: Sequence[QuestionResult], k: int) -> list[dict[str, Any]]:
 
 def hit_curves(results: Sequence[QuestionResult], max_k: int = RANKED_DOCS) -> dict[str, list[float | None]]:
     """Retrieval hit@k of the gold document for k = 1..max_k, per system (for the plot)."""
-    gold = [r for r in results if r.item.answerable and r.item.doc_id is not None]
+    gold = [(r.item.doc_id, r.outcomes) for r in results if r.item.answerable and r.item.doc_id is not None]
     return {
-        name: [_r(mean([hit_at_k(r.outcomes[name].ranked_docs, r.item.doc_id, kk) for r in gold])) for kk in range(1, max_k + 1)]
+        name: [_r(mean([hit_at_k(outcomes[name].ranked_docs, doc, kk) for doc, outcomes in gold])) for kk in range(1, max_k + 1)]
         for name in (results[0].outcomes if results else SYSTEMS)
     }
 
