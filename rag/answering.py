@@ -246,9 +246,9 @@ class SentenceReader:
 
 
 class NoReader:
-    """Never answers: retrieval only (``RAG_READER=none``); the passages are still cited."""
+    """Never answers: retrieval only (``RAG_READER=retrieval``); the passages are still cited."""
 
-    name = "none"
+    name = "retrieval"
     features: frozenset[str] = frozenset()
     context_passages = 0
 

@@ -29,7 +29,7 @@ err = Console(stderr=True)
 IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index directory (default: $RAG_INDEX or ./index).", show_default=False)]
 ReaderOpt = Annotated[
     str | None,
-    typer.Option("--reader", help="Reader by name (default: $RAG_READER or sentence; see rag.stages.READERS).", show_default=False),
+    typer.Option("--reader", help="Reader by name: span, sentence (= none), retrieval (default: $RAG_READER or span).", show_default=False),
 ]
 
 

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
 
     # --- reading -------------------------------------------------------------------------
     reader: str = Field(
-        "sentence",
+        "span",
         description="Reader by name: span = the trained span reader (models/reader), sentence (or none) = the "
         "built-in sentence answering, the fast mode; other readers register by name (rag.stages.READERS).",
     )

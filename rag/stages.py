@@ -175,7 +175,9 @@ def check_features(reader: Reader, retriever: Retriever, reranker: Reranker) -> 
 READERS: dict[str, str] = {
     "span": "rag.reader.runtime:SpanReader.from_settings",
     "sentence": "rag.answering:SentenceReader.from_settings",
-    "none": "rag.answering:NoReader.from_settings",
+    # "none": no reading model, the sentence answering (issue 14's fast mode and baseline)
+    "none": "rag.answering:SentenceReader.from_settings",
+    "retrieval": "rag.answering:NoReader.from_settings",
 }
 _FACTORIES: dict[str, Callable[[Settings], Reader]] = {}
 

@@ -216,7 +216,7 @@ def test_ask_reader_option_goes_through_the_registry(cli_index):
     question = "متى وصل مسبار الأمل إلى مدار المريخ؟"
     answered = json.loads(rag("ask", question, "--json", "--reader", "sentence", "--index", str(cli_index)).stdout)
     assert answered["answerable"] and answered["answer"]["doc_id"] == "ar_space"
-    retrieval_only = rag("ask", question, "--json", "--reader", "none", "--index", str(cli_index))
+    retrieval_only = rag("ask", question, "--json", "--reader", "retrieval", "--index", str(cli_index))
     data = json.loads(retrieval_only.stdout)
     assert data["answerable"] is False and data["citations"][0]["doc_id"] == "ar_space"
     unknown = rag("ask", question, "--reader", "no-such-reader", "--index", str(cli_index))

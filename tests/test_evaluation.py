@@ -308,12 +308,24 @@ def test_each_question_is_analysed_and_embedded_once_for_all_systems(tmp_path):
     settings = Settings(index=tmp_path / "index", cache_size=0)
     RAG(settings, embedder=emb).ingest_documents(TINY_DOCS)
     systems = build_systems(settings, emb)
-    assert list(systems) == list(SYSTEMS)
+    # the default (span) reader is measured next to the sentence answering, its baseline
+    assert list(systems) == [*SYSTEMS, "sentence"]
+    assert systems["sentence"].reader.name == "sentence" and systems["system"].reader.name == "span"
+    assert list(build_systems(settings.model_copy(update={"reader": "sentence"}), emb, baselines=False)) == ["system"]
     items = [QAItem(q["id"], q["lang"], q["question"], tuple(q["answers"]), q["doc_id"]) for q in TINY_QA]
     emb.query_calls = 0
     results = evaluate(systems, items, k=5)
     assert emb.query_calls == len(items) + 1  # one per question, plus the untimed warm-up
-    assert all(set(r.outcomes) == set(SYSTEMS) for r in results)
+    assert all(set(r.outcomes) == set(systems) for r in results)
+
+
+def test_a_short_answer_hits_through_its_sentence_and_is_scored_on_its_span():
+    item = QAItem("a", "ar", "?", ("يونيو 2018",), "d1")
+    short = Outcome(["d1"], [], True, "يونيو", "d1", None, "وقعت الاتفاقية في يونيو 2018 في دبي")
+    s = summarize([QuestionResult(item, {"system": short}, 1.0)], {"name": "short"}, k=5)
+    assert s["answer"]["hit@1"] == 1.0  # the sentence around the span holds the gold answer
+    assert s["answer"]["em"] == 0.0 and 0.0 < s["answer"]["f1"] < 1.0  # EM/F1 judge the span itself
+    assert s["baselines"] == {}
 
 
 # --------------------------------------------------------------------------------------------

@@ -91,3 +91,10 @@ def test_damaged_or_missing_model_is_refused(tmp_path: Path):
     (copy / "reader.json").unlink()
     with pytest.raises(ReaderModelError, match="no reader model"):
         SpanScorer(copy)
+
+
+def test_span_is_the_default_reader(scorer):
+    from rag.stages import make_reader
+
+    reader = make_reader(Settings())
+    assert isinstance(reader, SpanReader) and reader.name == "span"

@@ -77,10 +77,11 @@ def test_cache_key_ignores_spacing_only():
 
 
 def test_make_reader_by_setting_and_by_name():
-    assert isinstance(make_reader(Settings()), SentenceReader)
-    assert isinstance(make_reader(Settings(reader="none")), NoReader)
-    assert isinstance(make_reader(Settings(), "none"), NoReader)
-    with pytest.raises(ValueError, match="unknown reader 'nope'.*none, sentence"):
+    assert isinstance(make_reader(Settings(reader="sentence")), SentenceReader)
+    # "none" = no reading model: the sentence answering, the fast mode (issue 14)
+    assert isinstance(make_reader(Settings(reader="none")), SentenceReader)
+    assert isinstance(make_reader(Settings(), "retrieval"), NoReader)
+    with pytest.raises(ValueError, match="unknown reader 'nope'.*none, retrieval, sentence, span"):
         make_reader(Settings(reader="nope"))
 
 

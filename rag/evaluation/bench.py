@@ -74,6 +74,7 @@ FALLBACK_QUESTIONS = [
 ]
 
 GOALS = {
+    "reader_over_floor": 1.2,
     "ask_over_floor": 1.25,
     "http_over_floor": 1.5,
     "ingest_over_floor": 1.15,
@@ -94,7 +95,7 @@ class BenchConfig:
     growth_kinds: tuple[str, ...] = ("flat", "hnsw", "ivf")
     growth_queries: int = 100
     growth_base: int = 240  # real paragraph vectors the synthetic corpus is mixed from
-    sections: tuple[str, ...] = ("ingest", "query", "memory", "growth")
+    sections: tuple[str, ...] = ("ingest", "query", "memory", "growth", "reader")
     batch_study: bool = True  # time one-by-one and batched passage() on a sample
     seed: int = 0
 
@@ -531,7 +532,7 @@ def _bench_query(
 def _bench_http(questions: list[str], index: Path, work: Path, floor_proc: Floor) -> dict[str, Any]:
     floor: list[float] = []
     over_http: list[float] = []
-    with serve(index, work, {"RAG_CACHE_SIZE": "0"}) as (proc, port):
+    with serve(index, work, {"RAG_CACHE_SIZE": "0", "RAG_READER": "sentence"}) as (proc, port):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         for q in questions[:3]:
             post_ask(conn, q)
@@ -757,7 +758,11 @@ def run_bench(
     cfg: BenchConfig, settings: Settings | None = None, work: Path | None = None, progress: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
     """Run the sections ``cfg`` asks for and return every figure (see module docstring)."""
-    settings = settings or Settings()
+    full = settings or Settings()
+    # The query, memory and growth sections measure the retrieval pipeline against the embedding
+    # model's floor, with the sentence answering; the reader section measures the span reader
+    # against its own floor (onnxruntime alone) and ask with and without it.
+    settings = full.model_copy(update={"reader": "sentence"})
     say = progress or (lambda msg: None)
     own_work = work is None
     work = Path(tempfile.mkdtemp(prefix="rag-bench-")) if work is None else work
@@ -780,6 +785,11 @@ def run_bench(
         if "growth" in cfg.sections:
             say(f"growth: retrieval at {', '.join(map(str, cfg.growth_sizes))} chunks")
             results["growth"] = bench_growth(cfg, settings, work, e5)
+        if "reader" in cfg.sections:
+            from rag.evaluation.reader_bench import bench_reader
+
+            say("reader: span reader stage vs bare onnxruntime on the same windows; ask with and without it")
+            results["reader"] = bench_reader(full.model_copy(update={"index": index, "reader": "span"}), bench_questions(cfg.questions))
     finally:
         if own_work:
             shutil.rmtree(work, ignore_errors=True)
@@ -801,6 +811,7 @@ def verdicts(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "ingest_over_floor": results.get("ingest", {}).get("ingest_over_floor"),
         "reingest_over_ingest": results.get("ingest", {}).get("reingest_over_ingest"),
         "growth_largest_over_smallest": results.get("growth", {}).get("growth_largest_over_smallest"),
+        "reader_over_floor": results.get("reader", {}).get("reader_over_floor"),
     }
     return {k: {"value": v, "goal": GOALS[k], "met": bool(v <= GOALS[k])} for k, v in found.items() if v is not None}
 
@@ -873,6 +884,15 @@ def summary_lines(r: dict[str, Any]) -> list[str]:
                 f"  largest/smallest p50 with {g['large_kind']}: {g['growth_largest_over_smallest']:.3f}x "
                 f"(goal <= {GOALS['growth_largest_over_smallest']}); all kinds: {g['largest_over_smallest']}"
             )
+    if rd := r.get("reader"):
+        st, fl, sp, se = rd["reader_stage_ms"], rd["reader_floor_ms"], rd["ask_span_ms"], rd["ask_sentence_ms"]
+        lines += [
+            f"reader ({rd['questions']} questions, {rd['windows_per_question']} windows each, ms)   p50      p95   ratio p50",
+            f"  bare onnxruntime run, own process {fl['p50']:7.1f} {fl['p95']:8.1f}",
+            f"  span reader stage            {st['p50']:8.1f} {st['p95']:8.1f}   {rd['reader_over_floor']:.3f}x (goal <= {GOALS['reader_over_floor']})",
+            f"  RAG.ask with the span reader {sp['p50']:8.1f} {sp['p95']:8.1f}",
+            f"  RAG.ask, sentence answering  {se['p50']:8.1f} {se['p95']:8.1f}",
+        ]
     met = r.get("verdicts", {})
     if met:
         lines.append("goals: " + ", ".join(f"{k} {v['value']} {'met' if v['met'] else 'NOT met'}" for k, v in met.items()))

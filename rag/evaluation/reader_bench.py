@@ -61,11 +61,12 @@ def bench_reader(settings: Settings, questions: Sequence[str], repeats: int = 3)
         arrays[f"mask_{i}"] = mask
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "inputs.npz"
-        np.savez(path, **arrays)
+        np.savez(path, **arrays)  # type: ignore[arg-type]  # numpy's stub types the first kwarg as allow_pickle
         model = reader.scorer.model_dir / reader.scorer.manifest.model
         out = subprocess.run([sys.executable, str(FLOOR), str(model), str(path), str(repeats)], capture_output=True, text=True, check=True)
         floor_s = json.loads(out.stdout.strip().splitlines()[-1])["s"]
-    ask_span, ask_sentence = [], []
+    ask_span: list[float] = []
+    ask_sentence: list[float] = []
     for q in questions:
         for rag, into in ((span, ask_span), (sentence, ask_sentence)):
             t0 = time.perf_counter()
