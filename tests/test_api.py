@@ -38,7 +38,9 @@ def api_index(corpus_index: Path, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def rag(api_index: Path, e5) -> RAG:
-    return RAG(Settings(index=api_index), embedder=e5)
+    # The API contract tests pin the sentence answering (its focus, its sentences); the span
+    # reader's answers are tested in test_reader_runtime.py and through the CLI.
+    return RAG(Settings(index=api_index, reader="sentence"), embedder=e5)
 
 
 def settings_for(index: Path, **overrides) -> Settings:
@@ -53,6 +55,7 @@ def settings_for(index: Path, **overrides) -> Settings:
         "rate_limit_per_minute": 0,
         "frame_ancestors": "*",
         "workers": 2,
+        "reader": "sentence",
     }
     return Settings(**{**base, **overrides})
 

@@ -33,7 +33,7 @@ def server(corpus_index: Path, tmp_path_factory) -> Iterator[tuple[str, Path]]:
     shutil.copytree(corpus_index, index)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    env.update(RAG_INDEX=str(index), RAG_CORS_ORIGINS="*")
+    env.update(RAG_INDEX=str(index), RAG_CORS_ORIGINS="*", RAG_READER="sentence")
     log_path = work / "serve.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(

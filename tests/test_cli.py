@@ -92,13 +92,16 @@ def test_ask_json_has_exactly_the_documented_shape(cli_index):
     assert data["question"] == "When did UNESCO inscribe Arabic coffee?"
     assert data["language"] == "en" and data["answerable"] is True and data["index_version"] == 1
     answer = data["answer"]
-    assert set(answer) - {"focus"} == {"text", "doc_id", "title", "start", "end", "score"}
+    assert set(answer) - {"focus", "sentence"} == {"text", "doc_id", "title", "start", "end", "score"}
     assert answer["doc_id"] == "en_coffee"
+    sentence = answer["sentence"]  # the span reader (the default) gives the sentence around its span
+    assert sentence["start"] <= answer["start"] < answer["end"] <= sentence["end"]
     assert len(data["citations"]) == 2
     assert all(set(c) == {"doc_id", "title", "text", "start", "end", "score"} for c in data["citations"])
     idx = Index.open(cli_index)
     text = idx.texts[idx.doc_row["en_coffee"]]
     assert text[answer["start"] : answer["end"]] == answer["text"]
+    assert text[sentence["start"] : sentence["end"]] == sentence["text"]
     for c in data["citations"]:
         assert idx.texts[idx.doc_row[c["doc_id"]]][c["start"] : c["end"]] == c["text"]
     idx.close()
