@@ -52,7 +52,7 @@ def _rag(index: Path | None, reader: str | None = None) -> RAG:
         rag = RAG(_settings(index, reader))
         rag.snapshot  # noqa: B018 - raises a clear error when there is no index
         return rag
-    except IndexProblem as exc:
+    except (IndexProblem, ValueError) as exc:  # ValueError: an unknown RAG_READER, or stages that do not fit
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
 

@@ -224,3 +224,8 @@ def test_ask_reader_option_goes_through_the_registry(cli_index):
     assert data["answerable"] is False and data["citations"][0]["doc_id"] == "ar_space"
     unknown = rag("ask", question, "--reader", "no-such-reader", "--index", str(cli_index))
     assert unknown.exit_code == 2 and "no-such-reader" in unknown.output
+
+
+def test_an_unknown_reader_in_the_environment_is_a_clear_error(cli_index, fresh_settings):
+    result = runner.invoke(app, ["ask", "سؤال", "--index", str(cli_index)], env={**ENV, "RAG_READER": "nope"})
+    assert result.exit_code == 2 and "unknown reader 'nope'" in flat(result.output)
