@@ -91,6 +91,11 @@ def test_rag_bench_quick_reports_every_section(tmp_path) -> None:
         assert all(0 <= k["recall_at_10"] <= 1 for k in row["kinds"].values())
     assert set(r["verdicts"]) == set(GOALS)
 
+    rd = r["reader"]  # the span reader against bare onnxruntime on the same windows, own process
+    assert rd["questions"] == q["questions"] and rd["windows_per_question"] >= 1
+    assert rd["reader_over_floor"] == pytest.approx(rd["reader_stage_ms"]["p50"] / rd["reader_floor_ms"]["p50"], rel=1e-2)
+    assert 0 < rd["ask_sentence_ms"]["p50"] and 0 < rd["ask_span_ms"]["p50"]
+
     assert (out / "bench.json").is_file() and (out / "growth.png").stat().st_size > 1000
     text = "\n".join(summary_lines(r))
     for label in (
@@ -103,6 +108,7 @@ def test_rag_bench_quick_reports_every_section(tmp_path) -> None:
         "re-ingest",
         "peak RSS",
         "growth:",
+        "span reader stage",
         "goals:",
     ):
         assert label in text
