@@ -13,7 +13,6 @@ the model's threshold the reader abstains.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import threading
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rag.answering import missing_numbers
+from rag.index import sha256_file
 from rag.reader.spans import MAX_ANSWER_TOKENS, best_span
 from rag.reader.tokenizer import Encoded, ReaderTokenizer
 from rag.reader.weights import E5File
@@ -73,14 +73,6 @@ class Manifest:
         if "calibration" in known:
             known["calibration"] = tuple(known["calibration"])
         return cls(**known, extra=raw)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
