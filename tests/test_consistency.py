@@ -25,6 +25,7 @@ from rag.config import Settings
 from rag.index import Index
 from rag.ingest import Indexer
 from rag.pipeline import RAG
+from rag.reader.runtime import SpanReader
 from rag.schema import Document
 from rag.testing import WordHashEmbedder
 
@@ -235,7 +236,7 @@ def test_property_stored_and_cited_offsets_slice_the_original_text(texts, pick) 
     docs = [Document(f"d{i}", f"t{i}", t) for i, t in enumerate(texts)]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "index"
-        settings_ = Settings(index=root, chunk_tokens=12, chunk_overlap=3)
+        settings_ = Settings(index=root, chunk_tokens=12, chunk_overlap=3, reader="sentence")
         Indexer(root, embedder, settings_).ingest(docs)
         idx = Index.open(root)
         try:
@@ -271,6 +272,11 @@ def test_property_stored_and_cited_offsets_slice_the_original_text(texts, pick) 
         if best is not None:
             s, e = int(snap.index.sentence_start[best.row]), int(snap.index.sentence_end[best.row])
             assert 0 <= s < e <= len(snap.index.texts[best.doc_row])
+        # the span reader's short answer and its sentence slice the stored text too
+        span = SpanReader.from_settings(Settings()).read(query, passages, snap.index)
+        for cand in span.candidates:
+            assert texts_by_id[cand.doc_id][cand.start : cand.end] == cand.text
+            assert cand.sentence is not None and texts_by_id[cand.doc_id][cand.sentence.start : cand.sentence.end] == cand.sentence.text
         if ans is not None:
             assert texts_by_id[ans.doc_id][ans.start : ans.end] == ans.text
             if ans.focus is not None:
