@@ -82,6 +82,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, corpus_index: Path) -> Iter
         "RAG_ADMIN_TOKEN": ADMIN_TOKEN,
         "RAG_API_KEYS": "",
         "RAG_RATE_LIMIT_PER_MINUTE": "0",
+        # these flows assert the sentence answers' text and focus marks
+        "RAG_READER": "sentence",
     }
     log = (work / "serve.log").open("w")
     proc = subprocess.Popen(
