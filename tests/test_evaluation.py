@@ -366,7 +366,7 @@ def tiny_index(tmp_path_factory, e5) -> Settings:
     from rag.pipeline import RAG
 
     root = tmp_path_factory.mktemp("tiny-index")
-    settings = Settings(index=root)
+    settings = Settings(index=root, reader="sentence")  # the checks below read sentence answers
     RAG(settings, embedder=e5).ingest_documents(TINY_DOCS)
     return settings
 
@@ -429,7 +429,7 @@ def test_cli_eval_smoke(corpus_index):
     assert set(s["latency_ms"]) == {"p50", "p95"}
     assert set(s["by_language"]) == {"ar", "en"}
     assert all(set(b) >= {"retrieval", "answer", "abstention"} for b in s["by_language"].values())
-    assert set(s["baselines"]) == {"bm25", "dense"}
+    assert set(s["baselines"]) == {"bm25", "dense", "sentence"}  # the span reader runs beside the sentence answering
     assert all(set(b) >= {"retrieval", "answer"} for b in s["baselines"].values())
     assert s["dataset"]["index"] == str(corpus_index) and s["dataset"]["n_documents"] == 5
     assert isinstance(s["failures"], list)

@@ -106,6 +106,7 @@ def test_default_stages_satisfy_the_protocols():
 
 def test_a_reader_refuses_stages_it_was_not_fitted_on(tiny):
     settings, emb = tiny
+    settings = settings.model_copy(update={"reader": "sentence"})  # the reader fitted on rerank:linear-maxsim
     with pytest.raises(StageMismatch, match="rerank:linear-maxsim"):
         RAG(settings, embedder=emb, reranker=NoReranker())
     with pytest.raises(StageMismatch, match="allow_uncalibrated"):
