@@ -86,7 +86,9 @@ def _check_passage(p: dict, docs: dict[str, tuple[str, str | None]], where: str)
 
 
 def test_queries_during_updates_never_fail_and_never_mix_versions(small_index_copy, e5) -> None:
-    rag = RAG(Settings(index=small_index_copy), embedder=e5)
+    # The fast sentence answering, so enough queries land on every short-lived version (with the
+    # span reader a query takes ~10x longer and one of the churned texts could go unseen).
+    rag = RAG(Settings(index=small_index_copy, reader="sentence"), embedder=e5)
     settings = Settings(index=small_index_copy, admin_token=ADMIN, api_keys="", rate_limit_per_minute=0, workers=4)
     app = create_app(settings, rag=rag)
     # version -> {doc_id: text}, filled by the single writer as each change lands
