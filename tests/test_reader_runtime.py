@@ -68,7 +68,9 @@ def test_answers_cite_exact_offsets_with_their_sentence(span_rag):
     assert ans.sentence is not None
     assert ans.sentence.start <= ans.start < ans.end <= ans.sentence.end
     assert text[ans.sentence.start : ans.sentence.end] == ans.sentence.text
-    assert len(ans.text) < len(ans.sentence.text)  # a span inside its sentence, not the sentence
+    # A span inside its sentence (equal when the sentence is itself short, e.g. a dateline line
+    # such as "29 أكتوبر 2024"; shortness itself is tested on plain contexts above).
+    assert len(ans.text) <= len(ans.sentence.text)
     assert 0.0 <= ans.score <= 1.0
 
 
@@ -106,4 +108,41 @@ def test_readers_built_from_settings_share_one_model():
     a = SpanReader.from_settings(Settings())
     b = SpanReader.from_settings(Settings(reader_passages=2))
     assert a.scorer is b.scorer is shared_scorer()
-    assert b.context_passages == 2
+    assert b.span_passages == 2
+    # with the shipped pipeline fit, the sentence answering's passages are handed over too
+    assert b.sentence is not None and b.context_passages == b.sentence.context_passages
+
+
+def test_pipeline_fit_ranks_spans_and_calibrates_with_the_pipeline_signals(corpus_index, e5):
+    from rag.pipeline import RAG
+
+    reader = SpanReader.from_settings(Settings())
+    fit = reader.fit
+    assert fit is not None and reader.sentence is not None  # the shipped reader.json carries one
+    assert reader.threshold == fit.threshold
+    assert reader.features == reader.sentence.features  # RAG checks the upstream stages provide them
+    rag = RAG(Settings(index=corpus_index, cache_size=0), embedder=e5, reader=reader)
+    index = rag.live().index
+    query = rag.analyse("Who is the CEO of TMRW among the forum speakers?").embedded(e5)
+    passages = rag.rank(query, reader.context_passages, index)
+    evidence = reader.evidence(query, passages, index)
+    reading = reader.read(query, passages, index)
+    assert evidence and len(reading.candidates) == len(evidence)
+    by_z = sorted(evidence, key=lambda e: -fit.score(e))
+    assert [a.start for a in reading.candidates] == [e.answer.start for e in by_z]
+    assert reading.candidates[0].score == pytest.approx(fit.probability(fit.score(by_z[0])))
+    assert sum(e.in_sentence for e in evidence) <= 1 or len({e.answer.doc_id for e in evidence}) < len(evidence)
+
+
+def test_malformed_pipeline_block_is_refused(tmp_path: Path):
+    copy = tmp_path / "reader"
+    shutil.copytree(default_model_dir(), copy)
+    manifest = json.loads((copy / "reader.json").read_text(encoding="utf-8"))
+    manifest["pipeline"] = {"rank_weight": 1.0}
+    (copy / "reader.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(ReaderModelError, match="pipeline"):
+        SpanScorer(copy, verify=False)
+    del manifest["pipeline"]
+    (copy / "reader.json").write_text(json.dumps(manifest), encoding="utf-8")
+    plain = SpanReader.from_settings(Settings(reader_model=copy))
+    assert plain.fit is None and plain.sentence is None and plain.features == frozenset()

@@ -19,20 +19,35 @@ from rag.reader.weights import E5File
 
 
 def fit_calibration(margins: Sequence[float], correct: Sequence[bool], iters: int = 200) -> tuple[float, float]:
-    """1-D logistic regression P(correct) = sigmoid(a * margin + b) by Newton's method."""
+    """1-D logistic regression P(correct) = sigmoid(a * margin + b) by damped Newton steps.
+
+    The score is standardised first and each step is halved until the (slightly L2-regularised)
+    log-loss falls: plain Newton from a = 1 diverges on scores of a few tens (seen on the
+    pipeline-level score of ``eval/reader_ensemble.py``)."""
     x = np.asarray(margins, float)
     y = np.asarray(correct, float)
-    w = np.array([1.0, 0.0])
-    feats = np.stack([x, np.ones_like(x)], axis=1)
+    mu, sd = float(x.mean()), float(x.std()) or 1.0
+    feats = np.stack([(x - mu) / sd, np.ones_like(x)], axis=1)
+    ridge = 1e-3 * np.diag([1.0, 0.0])
+
+    def loss(w: np.ndarray) -> float:
+        z = feats @ w
+        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * w @ ridge @ w)
+
+    w = np.zeros(2)
     for _ in range(iters):
         p = 1 / (1 + np.exp(-(feats @ w)))
-        grad = feats.T @ (p - y)
-        hess = feats.T @ (feats * (p * (1 - p))[:, None]) + 1e-6 * np.eye(2)
+        grad = feats.T @ (p - y) + ridge @ w
+        hess = feats.T @ (feats * (p * (1 - p))[:, None]) + ridge + 1e-9 * np.eye(2)
         step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-8:
+        before, t = loss(w), 1.0
+        while t > 1e-6 and loss(w - t * step) > before:
+            t /= 2
+        w = w - t * step
+        if np.abs(t * step).max() < 1e-10:
             break
-    return float(w[0]), float(w[1])
+    a = w[0] / sd
+    return float(a), float(w[1] - a * mu)
 
 
 def dev_predictions(scorer: SpanScorer, examples: Sequence[QAExample], negatives: dict[str, list[str]]) -> list[dict]:
@@ -180,6 +195,12 @@ Configuration: `{config}`
 {history}
 
 Exported models (dev; the best span over the gold paragraph and a near-miss paragraph of the same article): {exports}
+
+## In the pipeline
+
+A new model has no pipeline fit yet: run `python eval/reader_ensemble.py --write` (after
+`rag ingest`) to fit how its spans are weighed with the passage rank and the sentence answering,
+and the calibration and threshold the service then uses (the `pipeline` block of reader.json).
 """
 
 

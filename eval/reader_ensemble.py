@@ -1,0 +1,115 @@
+"""Fit the span reader's pipeline weights on dev questions run through the whole pipeline, and
+write them into ``models/reader/reader.json`` (the ``pipeline`` block ``SpanReader`` reads).
+
+The model's own calibration is fitted on the gold paragraph plus one near miss; in the service
+it reads the top retrieved passages, beside a sentence answering that knows the retrieval
+signals. This runs the dev questions the way the service does and fits (``rag.reader.ensemble``):
+which span wins (margin, passage rank, inside the sentence answering's pick) and when to
+abstain (that score plus the sentence answering's P(answerable), Platt-calibrated, threshold =
+the highest keeping 90% of answerable dev questions answered).
+
+Dev questions (never the test splits): our QA set's dev split over the default corpus index,
+and ARCD's dev articles (``rag.reader.data.arcd_split``, not used in training) over an index of
+all ARCD paragraphs, asked once as is and once with the gold paragraph left out of the ranking
+(the near miss: the same article's other paragraphs remain), which gives unanswerable rows.
+
+    rag ingest                                    # the default corpus index, if not built yet
+    python eval/reader_ensemble.py [--write]      # ~3 minutes; ARCD's index is cached in --cache
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rag.answering import SentenceReader  # noqa: E402
+from rag.config import Settings  # noqa: E402
+from rag.evaluation.harness import QAItem, load_jsonl, load_squad, select  # noqa: E402
+from rag.evaluation.metrics import contains_answer, f1_score  # noqa: E402
+from rag.pipeline import RAG  # noqa: E402
+from rag.reader.data import arcd_split  # noqa: E402
+from rag.reader.ensemble import choose  # noqa: E402
+from rag.reader.runtime import MANIFEST, SpanReader, default_model_dir, shared_scorer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def collect(rag: RAG, reader: SpanReader, items: list[QAItem], near_miss: bool = False) -> list[dict]:
+    """One row per question: each read passage's best span with its signals and its quality."""
+    index = rag.live().index
+    rows = []
+    for item in items:
+        query = rag.analyse(item.question).embedded(rag.embedder)
+        passages = rag.rank(query, reader.context_passages + (6 if near_miss else 0), index)
+        if near_miss:
+            passages = [p for p in passages if p.doc_id != item.doc_id]
+        passages = passages[: reader.context_passages]
+        cands = []
+        for e in reader.evidence(query, passages, index):
+            golds = item.answers
+            sentence = e.answer.sentence.text if e.answer.sentence else e.answer.text
+            cands.append(
+                {
+                    "margin": e.margin,
+                    "rank": e.rank,
+                    "in_sentence": float(e.in_sentence),
+                    "sentence_logit": e.sentence_logit,
+                    "f1": f1_score(e.answer.text, golds) if golds and not near_miss else 0.0,
+                    "sentence_hit": contains_answer(sentence, golds) if golds and not near_miss else 0.0,
+                }
+            )
+        rows.append({"id": item.id, "answerable": bool(item.answers) and not near_miss, "cands": cands})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--index", type=Path, default=ROOT / "index")
+    ap.add_argument("--qaset", type=Path, default=ROOT / "eval" / "qa" / "corpus_qa.jsonl")
+    ap.add_argument("--arcd", type=Path, default=ROOT.parent / "shared" / "data" / "arcd" / "arcd.train.json")
+    ap.add_argument("--cache", type=Path, default=ROOT / "build" / "arcd-index", help="ARCD's index (built on first run)")
+    ap.add_argument("--model", type=Path, default=default_model_dir())
+    ap.add_argument("--write", action="store_true", help=f"write the fit into the model's {MANIFEST}")
+    args = ap.parse_args()
+
+    settings = Settings(index=args.index, cache_size=0, reader="sentence", reader_model=args.model)
+    scorer = shared_scorer(args.model)
+    reader = SpanReader(scorer, sentence=SentenceReader(), threshold=0.0, require_numbers=False)
+    qa = RAG(settings)
+    sets = {"qa_dev": collect(qa, reader, select(load_jsonl(args.qaset), "dev"))}
+
+    squad = load_squad(args.arcd)
+    arcd = RAG(settings.model_copy(update={"index": args.cache}), embedder=qa.embedder)
+    if not (args.cache / "CURRENT").exists():
+        arcd.ingest_documents(squad.documents, prune=True)
+    titles = {d.doc_id: d.title for d in squad.documents}
+    dev = [it for it in squad.items if it.doc_id and arcd_split(titles[it.doc_id]) == "dev"]
+    sets["arcd_dev"] = collect(arcd, reader, dev)
+    sets["arcd_dev_near_miss"] = collect(arcd, reader, dev, near_miss=True)
+
+    # Selection is judged on the answerable sets; abstention on all rows.
+    w, calibration, threshold, report = choose([sets["qa_dev"], sets["arcd_dev"]], extra=sets["arcd_dev_near_miss"])
+    fit = {
+        "rank_weight": w.rank,
+        "sentence_weight": w.sentence,
+        "confidence_weight": w.confidence,
+        "calibration": [round(calibration[0], 6), round(calibration[1], 6)],
+        "threshold": threshold,
+        "dev": {name: len(rows) for name, rows in sets.items()},
+        "command": "python eval/reader_ensemble.py --write",
+    }
+    print(json.dumps({"fit": fit, "report": report}, indent=1, ensure_ascii=False))
+    if args.write:
+        path = args.model / MANIFEST
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest["pipeline"] = fit
+        path.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"wrote the pipeline fit into {path}")
+
+
+if __name__ == "__main__":
+    main()

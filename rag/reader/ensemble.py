@@ -1,0 +1,109 @@
+"""Fitting the span reader's pipeline weights (``PipelineFit``) from dev questions run through
+the whole pipeline: which span to answer with, and when to abstain.
+
+A row is one question: ``answerable`` and its candidates, one per read passage, each with the
+signals ``SpanEvidence`` carries (margin, rank, in_sentence, sentence_logit) and how good it is
+against the gold (f1, sentence_hit). ``eval/reader_ensemble.py`` collects the rows; this module
+only searches and fits, so it is testable on small synthetic rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rag.reader.package import fit_calibration
+
+RANK_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0)
+SENTENCE_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0)
+CONFIDENCE_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
+THRESHOLDS = tuple(round(0.025 * i, 3) for i in range(1, 40))
+
+
+@dataclass(frozen=True)
+class Weights:
+    rank: float
+    sentence: float
+    confidence: float = 0.0
+
+    def z(self, c: dict) -> float:
+        return c["margin"] - self.rank * math.log1p(c["rank"]) + self.sentence * c["in_sentence"] + self.confidence * c["sentence_logit"]
+
+
+def best(row: dict, w: Weights) -> dict | None:
+    return max(row["cands"], key=w.z) if row["cands"] else None
+
+
+def selection_quality(rows: Sequence[dict], w: Weights) -> float:
+    """Mean over answerable rows of the chosen span's F1 plus its sentence hit."""
+    pos = [r for r in rows if r["answerable"]]
+    total = 0.0
+    for r in pos:
+        c = best(r, w)
+        if c is not None:
+            total += c["f1"] + c["sentence_hit"]
+    return total / max(1, len(pos))
+
+
+def auc(pos: Sequence[float], neg: Sequence[float]) -> float:
+    """P(a random positive scores above a random negative), ties half."""
+    if not pos or not neg:
+        return 0.5
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def _scores(rows: Sequence[dict], w: Weights) -> tuple[list[float], list[float]]:
+    pos: list[float] = []
+    neg: list[float] = []
+    for r in rows:
+        c = best(r, w)
+        if c is not None:
+            (pos if r["answerable"] else neg).append(w.z(c))
+    return pos, neg
+
+
+def choose(
+    sets: Sequence[Sequence[dict]], extra: Sequence[dict] = (), min_answered: float = 0.90
+) -> tuple[Weights, tuple[float, float], float, dict]:
+    """Selection weights by the mean quality over the answerable rows of ``sets`` (each set
+    counts the same, whatever its size), then the confidence weight by AUC of answerable vs not
+    over all rows (``sets`` and ``extra``, e.g. near misses), then a Platt calibration of z and the highest threshold that keeps ``min_answered`` of
+    the answerable dev questions answered. Returns (weights, calibration, threshold, report)."""
+    grid = [Weights(r, s) for r, s in itertools.product(RANK_WEIGHTS, SENTENCE_WEIGHTS)]
+    quality = {w: sum(selection_quality(rows, w) for rows in sets) / len(sets) for w in grid}
+    chosen = max(grid, key=lambda w: (round(quality[w], 6), -w.rank - w.sentence))  # ties: the smaller weights
+    rows = [*(r for rows in sets for r in rows), *extra]
+    aucs = {}
+    for cw in CONFIDENCE_WEIGHTS:
+        w = Weights(chosen.rank, chosen.sentence, cw)
+        aucs[cw] = auc(*_scores(rows, w))
+    cw = max(CONFIDENCE_WEIGHTS, key=lambda c: (round(aucs[c], 4), -c))
+    w = Weights(chosen.rank, chosen.sentence, cw)
+    pos, neg = _scores(rows, w)
+    a, b = fit_calibration([*pos, *neg], [True] * len(pos) + [False] * len(neg))
+    n_pos = sum(r["answerable"] for r in rows)
+
+    def p(z: float) -> float:
+        return 1.0 / (1.0 + math.exp(-(a * z + b)))
+
+    table = [
+        {
+            "threshold": t,
+            "answered": sum(p(z) >= t for z in pos) / max(1, n_pos),
+            "abstained": (sum(p(z) < t for z in neg) + sum(not r["cands"] for r in rows if not r["answerable"]))
+            / max(1, len(rows) - n_pos),
+        }
+        for t in THRESHOLDS
+    ]
+    ok = [row["threshold"] for row in table if row["answered"] >= min_answered]
+    threshold = max(ok) if ok else THRESHOLDS[0]
+    report = {
+        "baseline_quality": quality[Weights(0.0, 0.0)],
+        "quality": quality[chosen],
+        "auc_by_confidence_weight": aucs,
+        "trade_off": table,
+    }
+    return w, (a, b), threshold, report

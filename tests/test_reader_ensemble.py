@@ -1,0 +1,67 @@
+"""Fitting the span reader's pipeline weights (rag.reader.ensemble) on small synthetic rows."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+
+from rag.reader.ensemble import Weights, auc, best, choose, selection_quality
+from rag.reader.package import fit_calibration
+
+
+def _cand(margin: float, rank: int, in_sentence: bool, logit: float, good: bool) -> dict:
+    return {
+        "margin": margin,
+        "rank": rank,
+        "in_sentence": float(in_sentence),
+        "sentence_logit": logit,
+        "f1": float(good),
+        "sentence_hit": float(good),
+    }
+
+
+def test_calibration_converges_on_large_scores():
+    # Scores of a few tens made the plain Newton fit (started at a = 1) overflow and diverge.
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 15, 4000)
+    y = rng.random(4000) < 1 / (1 + np.exp(-(0.1 * z - 0.5)))
+    a, b = fit_calibration(z.tolist(), y.tolist())
+    assert math.isfinite(a) and math.isfinite(b)
+    assert a == pytest.approx(0.1, abs=0.02) and b == pytest.approx(-0.5, abs=0.15)
+
+
+def test_weights_prefer_the_span_inside_the_sentence_pick_when_that_is_right():
+    rng = random.Random(1)
+    rows = []
+    for _ in range(60):
+        # the right span sits in the sentence answering's pick but often has the lower margin
+        right = _cand(rng.uniform(0, 3), rng.randrange(4), True, 1.0, True)
+        wrong = _cand(right["margin"] + rng.uniform(-1, 1.5), rng.randrange(4), False, 1.0, False)
+        rows.append({"answerable": True, "cands": [right, wrong]})
+    plain = selection_quality(rows, Weights(0.0, 0.0))
+    w, _, _, report = choose([rows])
+    assert w.sentence > 0
+    assert selection_quality(rows, w) == report["quality"] > plain
+    assert all(best(r, w)["f1"] == 1.0 for r in rows)
+
+
+def test_threshold_keeps_most_answerable_questions_answered():
+    rng = random.Random(2)
+    pos = [{"answerable": True, "cands": [_cand(rng.gauss(3, 2), 0, True, rng.gauss(1, 1), True)]} for _ in range(200)]
+    neg = [{"answerable": False, "cands": [_cand(rng.gauss(0, 2), 0, False, rng.gauss(-1, 1), False)]} for _ in range(200)]
+    neg.append({"answerable": False, "cands": []})  # nothing read: counts as abstained
+    w, (a, b), threshold, report = choose([pos], extra=neg)
+    assert w.confidence > 0  # the sentence answering's confidence separates the two here
+    p = [1 / (1 + math.exp(-(a * w.z(r["cands"][0]) + b))) for r in pos]
+    assert sum(x >= threshold for x in p) / len(p) >= 0.90
+    row = next(t for t in report["trade_off"] if t["threshold"] == threshold)
+    assert row["abstained"] > 0.5
+
+
+def test_auc():
+    assert auc([2, 3], [0, 1]) == 1.0
+    assert auc([0], [1]) == 0.0
+    assert auc([1], [1]) == 0.5
