@@ -5,8 +5,9 @@ prebuilt ``rag`` to share one across apps (tests). ``rag serve`` runs this under
 
 Routes: ``POST /ask``, ``GET /search``, ``GET /documents[/{id}]``, admin ``POST /documents`` and
 ``DELETE /documents/{id}``, ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /health``,
-``GET /ready``, and the pages ``GET /`` and ``GET /widget.js``. Errors: see ``api.errors``;
-access rules: see ``api.security``.
+``GET /ready``, the pages ``GET /`` and ``GET /widget.js``, and the API docs ``/docs``, ``/redoc``,
+``/openapi.json`` (``api.routers.docs``). Errors: see ``api.errors``; access rules: see
+``api.security``; middleware order: see ``api.middleware``.
 """
 
 from __future__ import annotations

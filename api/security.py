@@ -9,13 +9,13 @@ Rules (all configured through ``Settings``):
   lists keys; then each request needs one of them in ``X-API-Key`` or
   ``Authorization: Bearer <key>`` (so the OpenAI client's ``api_key`` works as is). The admin
   token is accepted as a key too. A missing or unknown key is 401.
-* **Rate limit**: ``RAG_RATE_LIMIT_PER_MINUTE`` requests per minute per API key, or per client
-  address when no valid key is sent (so failed guesses are throttled per address too); over it,
-  429 with ``Retry-After``. ``/health``, ``/ready`` and the static pages are not limited.
 * **Docs and readiness** (``/docs``, ``/redoc``, ``/openapi.json``; ``/ready``): with keys set,
   the docs need a key unless ``RAG_PUBLIC_DOCS`` (default false: a closed service does not publish
   its surface), ``/ready`` does not unless ``RAG_PUBLIC_READY`` is false (default true: load
   balancer probes rarely send headers; it tells counts and the model id). ``/health`` is open.
+* **Rate limit**: ``RAG_RATE_LIMIT_PER_MINUTE`` requests per minute per API key, or per client
+  address when no valid key is sent (so failed guesses are throttled per address too); over it,
+  429 with ``Retry-After``. ``/health``, ``/ready`` and the static pages are not limited.
   The address is the TCP peer; ``X-Forwarded-For`` is not trusted (run behind a proxy with
   uvicorn's ``--proxy-headers`` if that is needed).
 
