@@ -5,12 +5,14 @@ prebuilt ``rag`` to share one across apps (tests). ``rag serve`` runs this under
 
 Routes: ``POST /ask``, ``GET /search``, ``GET /documents[/{id}]``, admin ``POST /documents`` and
 ``DELETE /documents/{id}``, ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /health``,
-``GET /ready``, and the pages ``GET /`` and ``GET /widget.js``. Errors: see ``api.errors``;
-access rules: see ``api.security``.
+``GET /ready``, the pages ``GET /`` and ``GET /widget.js``, and the API docs ``/docs``, ``/redoc``,
+``/openapi.json`` (``api.routers.docs``). Errors: see ``api.errors``; access rules: see
+``api.security``; middleware order: see ``api.middleware``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -20,12 +22,11 @@ from functools import partial
 import anyio
 import anyio.to_thread
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from api.access_log import configure_logging
 from api.errors import install_error_handlers
-from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from api.routers import ask, chat, documents, health, pages
+from api.middleware import BodyLimitMiddleware, HostAllowListMiddleware, JsonCORSMiddleware, RequestContextMiddleware
+from api.routers import ask, chat, docs, documents, health, pages
 from api.security import Guard
 from rag.config import Settings, get_settings
 from rag.index import IndexProblem
@@ -47,6 +48,30 @@ cited span of a stored document (or an explicit "not in the documents").
 
 def _origins(raw: str) -> list[str]:
     return [o.strip() for o in raw.split(",") if o.strip()]
+
+
+def _is_loopback(host: str) -> bool:
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name, or 0.0.0.0 / :: (every interface)
+
+
+def exposure_warnings(settings: Settings) -> list[str]:
+    """What is risky about how this service is exposed (logged as warnings at start)."""
+    if _is_loopback(settings.host):
+        return []
+    out = []
+    if not settings.api_keys.strip() and "*" in _origins(settings.cors_origins):
+        out.append(
+            f"listening on {settings.host} (beyond loopback) with open query routes (no RAG_API_KEYS) and "
+            "CORS '*': any web page a visitor opens can query this service; set RAG_API_KEYS or RAG_CORS_ORIGINS"
+        )
+    if "*" in _origins(settings.allowed_hosts):
+        out.append("RAG_ALLOWED_HOSTS is '*': pages on any domain can reach this service through DNS rebinding")
+    return out
 
 
 def create_app(settings: Settings | None = None, rag: RAG | None = None) -> FastAPI:
@@ -71,6 +96,8 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None) -> Fast
                 log.error("cannot start: %s", exc)
                 raise
             log.info("loaded model and index in %.1f s", time.perf_counter() - t0)
+        for warning in exposure_warnings(settings):
+            log.warning(warning)
         loaded: RAG = app.state.rag
         if loaded.ready:
             idx = loaded.snapshot.index
@@ -91,6 +118,10 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None) -> Fast
         description=DESCRIPTION,
         lifespan=lifespan,
         strict_content_type=False,  # a JSON body without Content-Type is read as JSON (curl -d ... works)
+        # Served by api.routers.docs instead: with a CSP and RAG_PUBLIC_DOCS.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
     app.state.rag = rag
@@ -100,14 +131,14 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None) -> Fast
     app.state.cpu_limiter = anyio.CapacityLimiter(max(1, settings.workers))
 
     install_error_handlers(app)
-    for router in (ask.router, documents.read, documents.admin, chat.router, health.router, pages.router):
+    for router in (ask.router, documents.read, documents.admin, chat.router, health.router, pages.router, docs.router):
         app.include_router(router)
 
     # add_middleware puts each new one outside the previous: the last added runs first.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(
-        CORSMiddleware,
+        JsonCORSMiddleware,
         allow_origins=_origins(settings.cors_origins),
         allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
         allow_headers=["Content-Type", "Authorization", "X-API-Key", "X-Request-ID"],
@@ -115,4 +146,5 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None) -> Fast
         allow_credentials=False,  # keys travel in headers, never cookies
         max_age=600,
     )
+    app.add_middleware(HostAllowListMiddleware, allowed_hosts=_origins(settings.allowed_hosts))
     return app

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from api.schemas import ChatMessage
 from rag.answering import NO_ANSWER
+from rag.loading import is_web_url
 from rag.schema import AskResult
 from rag.text import detect_language, normalize, tokenize
 
@@ -98,6 +99,9 @@ def render_reply(result: AskResult, language: str, url_of: dict[str, str | None]
     if a is None:
         return NO_ANSWER[language], []
     url = url_of.get(a.doc_id)
+    # Only http(s) links are ever printed or returned: an index built before URLs were checked
+    # (or edited by hand) may hold e.g. a javascript: URL, and chat front-ends may linkify it.
+    url = url if is_web_url(url) else None
     citation = {
         "index": 1,
         "doc_id": a.doc_id,

@@ -7,6 +7,7 @@ stays free for health checks, streaming and new connections while queries comput
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
@@ -50,6 +51,18 @@ async def run_cpu(request: Request, fn: Callable[..., T], *args: Any, **kwargs: 
     return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=request.app.state.cpu_limiter)
 
 
+# A question needs this many letters or digits (any script). One is not enough: "a", "؟ب" or "5"
+# retrieve arbitrary passages, so an answer to them would be noise; two already allow "AI" or "٢٠".
+MIN_QUESTION_WORD_CHARS = 2
+
+
+def _word_characters(text: str) -> int:
+    """Letters and digits in ``text``, for the emptiness check only (the text itself is never
+    changed): zero-width and other format characters, controls such as NUL, whitespace,
+    punctuation and lone combining marks do not count."""
+    return sum(1 for ch in text if unicodedata.category(ch)[0] in "LN")
+
+
 def checked_question(request: Request, text: str, *, field: str = "question") -> str:
     """Reject empty and over-long questions (422) and note length + hash for the access log."""
     limit = app_settings(request).max_question_chars
@@ -60,6 +73,19 @@ def checked_question(request: Request, text: str, *, field: str = "question") ->
             "validation_error",
             f"{field} must not be empty",
             details=[{"loc": [field], "msg": "must not be empty or whitespace", "type": "value_error"}],
+        )
+    if _word_characters(stripped) < MIN_QUESTION_WORD_CHARS:
+        raise ApiError(
+            422,
+            "validation_error",
+            f"{field} must contain at least {MIN_QUESTION_WORD_CHARS} letters or digits",
+            details=[
+                {
+                    "loc": [field],
+                    "msg": f"at least {MIN_QUESTION_WORD_CHARS} letters or digits (invisible and control characters do not count)",
+                    "type": "value_error",
+                }
+            ],
         )
     try:
         stripped.encode("utf-8")

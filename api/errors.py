@@ -131,6 +131,9 @@ async def _access_denied(request: Request) -> JSONResponse | None:
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    refusal = getattr(request.state, "body_refusal", None)
+    if refusal is not None:  # a body refused before routing (api.middleware), on a route with no access check
+        return error_response(request, refusal[0], refusal[1], refusal[2], headers={"Connection": "close"})
     details = validation_details(exc)
     bad_json = [e for e in exc.errors() if e.get("type") == "json_invalid"]
     if bad_json:

@@ -1,19 +1,25 @@
-"""Pure ASGI middleware: request context (id, access log, last-resort 500) and the body limit.
+"""Pure ASGI middleware: Host allow-list, CORS with JSON refusals, request context (id, access
+log, last-resort 500) and the body limit.
 
-Order in the app, outermost first: CORS -> RequestContext -> BodyLimit -> routes. CORS sits
-outside so even 413/429/500 answers carry CORS headers and a browser widget can read them.
+Order in the app, outermost first: HostAllowList -> CORS -> RequestContext -> BodyLimit -> routes.
+The Host check comes first so a request under a name this service does not answer to (DNS
+rebinding) reaches nothing; CORS sits outside the rest so even 413/429/500 answers carry CORS
+headers and a browser widget can read them.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import time
 import uuid
 from email.message import Message as _MimeMessage
+from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.responses import JSONResponse
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.access_log import log_access
@@ -90,7 +96,13 @@ class RequestContextMiddleware:
 class BodyLimitMiddleware:
     """Refuse bodies over ``max_bytes`` with 413 (by ``Content-Length`` up front, and by counting
     the bytes actually received, since a client may lie or stream chunked), and bodies that are not
-    JSON with 415. The accepted body is buffered (it is at most ``max_bytes``) and replayed."""
+    JSON with 415. The accepted body is buffered (it is at most ``max_bytes``) and replayed.
+
+    A refusal is not answered here but handed to the route (``request.state.body_refusal``, with
+    an empty body): the route's access check (``api.security.Guard``) answers it once the key or
+    token and the rate limit have passed. So a client without a key gets 401 like everywhere
+    else, and oversized or non-JSON bodies count against the rate limit like any request. The
+    body is still never read beyond ``max_bytes``; such answers close the connection."""
 
     def __init__(self, app: ASGIApp, max_bytes: int):
         self.app = app
@@ -102,41 +114,39 @@ class BodyLimitMiddleware:
             return
         headers = Headers(scope=scope)
         declared = headers.get("content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                await self._reject(scope, receive, send, 400, "bad_request", "invalid Content-Length header")
-                return
-            if int(declared) > self.max_bytes:
-                await self._too_large(scope, receive, send)
-                return
+        refusal: tuple[int, str, str] | None = None
+        body = b""
+        if declared is not None and not declared.isdigit():
+            refusal = (400, "bad_request", "invalid Content-Length header")
+        elif declared is not None and int(declared) > self.max_bytes:
+            refusal = self._too_large()
+        else:
+            chunks: list[bytes] = []
+            total = 0
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return  # the client went away; nothing to answer
+                chunk = message.get("body", b"")
+                total += len(chunk)
+                if total > self.max_bytes:
+                    refusal = self._too_large()
+                    break
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+            body = b"".join(chunks) if refusal is None else b""
+            ctype = headers.get("content-type")
+            if refusal is None and body and scope.get("method") in _BODY_METHODS and ctype and not _is_json(ctype):
+                body = b""
+                refusal = (
+                    415,
+                    "unsupported_media_type",
+                    f"request bodies must be JSON (Content-Type: application/json), not {ctype.split(';')[0].strip()!r}",
+                )
 
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return  # the client went away; nothing to answer
-            body = message.get("body", b"")
-            total += len(body)
-            if total > self.max_bytes:
-                await self._too_large(scope, receive, send)
-                return
-            chunks.append(body)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-
-        ctype = headers.get("content-type")
-        if body and scope.get("method") in _BODY_METHODS and ctype and not _is_json(ctype):
-            await self._reject(
-                scope,
-                receive,
-                send,
-                415,
-                "unsupported_media_type",
-                f"request bodies must be JSON (Content-Type: application/json), not {ctype.split(';')[0].strip()!r}",
-            )
-            return
+        if refusal is not None:
+            _state(scope)["body_refusal"] = refusal
 
         replayed = False
 
@@ -147,16 +157,16 @@ class BodyLimitMiddleware:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()  # later calls wait for http.disconnect (streaming responses)
 
-        await self.app(scope, replay, send)
+        async def send_closing(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                # The rest of a refused body is not read: the connection cannot be reused.
+                MutableHeaders(scope=message)["Connection"] = "close"
+            await send(message)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._reject(scope, receive, send, 413, "payload_too_large", f"request body is larger than {self.max_bytes} bytes")
+        await self.app(scope, replay, send if refusal is None else send_closing)
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send, status: int, type: str, message: str) -> None:
-        rid = _state(scope).get("request_id")
-        # Connection: close, since the rest of an oversized body is not read.
-        response = JSONResponse(error_body(type, message, rid), status_code=status, headers={"Connection": "close"})
-        await response(scope, receive, send)
+    def _too_large(self) -> tuple[int, str, str]:
+        return 413, "payload_too_large", f"request body is larger than {self.max_bytes} bytes"
 
 
 def _is_json(content_type: str) -> bool:
@@ -164,3 +174,81 @@ def _is_json(content_type: str) -> bool:
     m["content-type"] = content_type
     sub = m.get_content_subtype()
     return m.get_content_maintype() == "application" and (sub == "json" or sub.endswith("+json"))
+
+
+class JsonCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS handling, with a refused preflight (origin, method or header not allowed)
+    answered in the common error shape instead of a plain-text 400."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        reason = bytes(response.body).decode("utf-8", "replace")  # "Disallowed CORS origin, method"
+        headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}
+        return JSONResponse(
+            error_body("cors_rejected", f"CORS preflight refused: {reason.removeprefix('Disallowed CORS ')} not allowed"), 400, headers
+        )
+
+
+class HostAllowListMiddleware:
+    """Serve only requests whose ``Host`` is allowed (``RAG_ALLOWED_HOSTS``); others get 400
+    ``invalid_host`` in the common error shape.
+
+    Patterns: exact names, ``*.example.com`` (subdomains), ``ip`` (any IP address literal) and
+    ``*`` (anything). Starlette's ``TrustedHostMiddleware`` does the same matching but answers in
+    plain text and has no rule for IP literals, hence this one. IP literals are safe to accept:
+    DNS rebinding always arrives under the attacker's *name*, and a page that addresses the IP
+    directly is cross-origin, which CORS already governs.
+    """
+
+    def __init__(self, app: ASGIApp, allowed_hosts: list[str]):
+        self.app = app
+        patterns = [p.strip().lower() for p in allowed_hosts if p.strip()]
+        self.allow_any = "*" in patterns
+        self.allow_ip = "ip" in patterns
+        self.names = frozenset(p for p in patterns if not p.startswith("*") and p != "ip")
+        self.suffixes = tuple(p[1:] for p in patterns if p.startswith("*."))
+        self._warned: set[str] = set()
+
+    def allowed(self, host_header: str | None) -> bool:
+        host = _host_name(host_header)
+        if host is None:
+            return False
+        if self.allow_any or host in self.names or host.endswith(self.suffixes):
+            return True
+        if self.allow_ip:
+            try:
+                ipaddress.ip_address(host)
+                return True
+            except ValueError:
+                pass
+        return False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or self.allow_any:
+            await self.app(scope, receive, send)
+            return
+        host = Headers(scope=scope).get("host")
+        if self.allowed(host):
+            await self.app(scope, receive, send)
+            return
+        shown = (host or "")[:100]
+        if len(self._warned) < 100 and shown not in self._warned:  # once per name: a misconfiguration, or a probe
+            self._warned.add(shown)
+            log.warning("refused Host %r: not in RAG_ALLOWED_HOSTS", shown)
+        message = "this service does not answer to that Host name (see RAG_ALLOWED_HOSTS)"
+        response = JSONResponse(error_body("invalid_host", message), status_code=400)
+        await response(scope, receive, send)
+
+
+def _host_name(host_header: str | None) -> str | None:
+    """The lower-cased name or address of a Host header (brackets and port removed), or None."""
+    if not host_header or any(ch in host_header for ch in "/?#@ \t\\"):
+        return None
+    try:
+        parts = urlsplit("//" + host_header)
+        _ = parts.port  # raises on a bad port
+    except ValueError:
+        return None
+    return parts.hostname or None

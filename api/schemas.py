@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints, field_validator
+
+from rag.loading import url_problem
 
 MAX_TOP_K = 50
 
@@ -222,7 +224,14 @@ class DocumentIn(BaseModel):
     id: DocumentId | StrictInt | None = Field(None, description="Document id (may contain '/'); derived from the text's hash when omitted.")
     title: str | None = Field(None, description="Derived from the text when omitted.")
     text: str = Field(min_length=1)
-    url: str | None = None
+    url: str | None = Field(None, description="An absolute http(s) URL (other schemes, e.g. javascript:, are refused).")
+
+    @field_validator("url")
+    @classmethod
+    def _web_url(cls, url: str | None) -> str | None:
+        if url is not None and (problem := url_problem(url)) is not None:
+            raise ValueError(problem)
+        return url
 
 
 INGEST_EXAMPLES = {
@@ -339,7 +348,8 @@ class ChatRequest(BaseModel):
 
     model: str = Field("rag-extractive", description="Accepted and ignored: there is one model.")
     messages: list[ChatMessage] = Field(min_length=1)
-    stream: bool = False
+    # Strict like top_k: "yes" or 1 is a client bug, not a request to stream.
+    stream: bool = Field(False, strict=True)
     top_k: int | None = Field(None, ge=1, le=MAX_TOP_K, strict=True, description="Extension: passages to retrieve.")
 
 

@@ -9,6 +9,10 @@ Rules (all configured through ``Settings``):
   lists keys; then each request needs one of them in ``X-API-Key`` or
   ``Authorization: Bearer <key>`` (so the OpenAI client's ``api_key`` works as is). The admin
   token is accepted as a key too. A missing or unknown key is 401.
+* **Docs and readiness** (``/docs``, ``/redoc``, ``/openapi.json``; ``/ready``): with keys set,
+  the docs need a key unless ``RAG_PUBLIC_DOCS`` (default false: a closed service does not publish
+  its surface), ``/ready`` does not unless ``RAG_PUBLIC_READY`` is false (default true: load
+  balancer probes rarely send headers; it tells counts and the model id). ``/health`` is open.
 * **Rate limit**: ``RAG_RATE_LIMIT_PER_MINUTE`` requests per minute per API key, or per client
   address when no valid key is sent (so failed guesses are throttled per address too); over it,
   429 with ``Retry-After``. ``/health``, ``/ready`` and the static pages are not limited.
@@ -137,6 +141,7 @@ class Guard:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         request.state.client = client
+        raise_body_refusal(request)
         return client
 
     def admin(self, request: Request) -> None:
@@ -156,6 +161,16 @@ class Guard:
         if not secret_equals(token, self.admin_token):
             raise ApiError(401, "unauthorized", "the admin token is not valid", headers={"WWW-Authenticate": "Bearer"})
         request.state.client = "admin"
+        raise_body_refusal(request)
+
+
+def raise_body_refusal(request: Request) -> None:
+    """Answer the body refusal ``BodyLimitMiddleware`` left for this request (413/415/400), now
+    that access is checked: refusals come after the key/token and the rate limit."""
+    refusal = getattr(request.state, "body_refusal", None)
+    if refusal is not None:
+        status, type_, message = refusal
+        raise ApiError(status, type_, message, headers={"Connection": "close"})
 
 
 def _fingerprint(secret: str) -> str:
@@ -165,6 +180,21 @@ def _fingerprint(secret: str) -> str:
 async def require_client(request: Request) -> str:
     """Dependency for query routes (async: runs on the event loop, no thread hop)."""
     return request.app.state.guard.client(request)
+
+
+async def require_docs_access(request: Request) -> None:
+    """Dependency for /docs, /redoc and /openapi.json: public unless keys are set and
+    ``RAG_PUBLIC_DOCS`` is false (then like a query route: key and rate limit)."""
+    guard: Guard = request.app.state.guard
+    if guard.api_keys and not request.app.state.settings.public_docs:
+        guard.client(request)
+
+
+async def require_ready_access(request: Request) -> None:
+    """Dependency for /ready: public unless keys are set and ``RAG_PUBLIC_READY`` is false."""
+    guard: Guard = request.app.state.guard
+    if guard.api_keys and not request.app.state.settings.public_ready:
+        guard.client(request)
 
 
 async def require_admin(request: Request) -> None:

@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = 2 * 1024 * 1024
     rate_limit_per_minute: int = Field(600, description="Per key or client address; 0 = off.")
     frame_ancestors: str = Field("*", description="CSP frame-ancestors for served pages.")
+    allowed_hosts: str = Field(
+        "localhost,ip",
+        description="Comma-separated Host header allow-list: names, '*.example.com', 'ip' = any IP address, '*' = any. "
+        "A name must be listed to be served: a DNS-rebinding page always arrives under its own name.",
+    )
+    public_docs: bool = Field(False, description="With RAG_API_KEYS set: serve /docs, /redoc, /openapi.json without a key.")
+    public_ready: bool = Field(True, description="With RAG_API_KEYS set: serve /ready without a key (load balancer probes).")
     cache_size: int = Field(1024, description="Answer cache entries (0 = off).")
     workers: int = Field(4, description="Threads for CPU-bound request work.")
     reload_interval_s: float = Field(

@@ -166,6 +166,40 @@ def writer_lock(root: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def clean_stale_temporaries(root: Path) -> list[str]:
+    """Remove what killed writers left in ``root`` (``.tmp-v*`` version directories, a half-written
+    ``CURRENT`` pointer) and in its shard directories; return the names removed.
+
+    Safe beside writers in other processes: it runs only when it gets the writer lock at once
+    (non-blocking); a live writer holds that lock for its whole write, so a temporary found then
+    belongs to a writer that is gone. Busy, missing or read-only index directories are left alone.
+    """
+    roots = [root, *sorted(p for p in root.glob("shard-*-of-*") if p.is_dir())] if root.is_dir() else []
+    removed: list[str] = []
+    for r in roots:
+        try:
+            fh = open(r / ".lock", "a+")  # noqa: SIM115 - held across the cleanup below
+        except OSError:
+            continue  # read-only index: nothing we could remove anyway
+        with fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a writer is at work: its temporaries are live
+            try:
+                for tmp in dict.fromkeys([*r.glob(".tmp-*"), *r.glob(f".{CURRENT}.tmp"), *r.glob(".*.tmp-*")]):
+                    if tmp.is_dir() and not tmp.is_symlink():
+                        shutil.rmtree(tmp, ignore_errors=True)
+                    else:
+                        tmp.unlink(missing_ok=True)
+                    removed.append(str(tmp.relative_to(root)))
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+    if removed:
+        log.warning("removed %d leftovers of interrupted index writes in %s: %s", len(removed), root, ", ".join(removed))
+    return removed
+
+
 class Indexer:
     """Builds and updates the index under ``root`` with one embedder."""
 

@@ -14,11 +14,13 @@ import io
 import json
 import logging
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from rag.cleaning import clean_text, extract_title
 from rag.schema import Document
@@ -32,6 +34,7 @@ __all__ = [
     "files_to_load",
     "load_file",
     "load_paths",
+    "url_problem",
 ]
 
 logger = logging.getLogger(__name__)
@@ -312,6 +315,28 @@ def _make_document(
     return Document(doc_id=doc_id, title=title, text=cleaned, url=url or None, source=source)
 
 
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a document's link (None when it can): only absolute http(s) URLs with
+    a host, no whitespace or control characters. A stored URL is printed in chat replies and
+    shown as a link, so ``javascript:``, ``data:`` or ``file:`` must never get in."""
+    if not url or any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in url):
+        return "must be a URL without spaces or control characters"
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"must be an http(s) URL, not {parts.scheme + ':' if parts.scheme else 'a relative one'}"
+    if not parts.hostname:
+        return "must name a host (https://host/...)"
+    return None
+
+
+def is_web_url(url: str | None) -> bool:
+    """True for a URL ``url_problem`` accepts."""
+    return url is not None and url_problem(url) is None
+
+
 # --- formats ------------------------------------------------------------------------------------
 
 
@@ -369,7 +394,7 @@ def _html_text(html: str) -> tuple[str, str | None, str | None]:
         plain = _PlainHTML.parse(html)
         text = text if text and text.strip() else plain.text
         title = title or plain.title or plain.h1
-    if url and not url.startswith(("http://", "https://")):
+    if url and not is_web_url(url):
         url = None
     return text or "", title, url
 
@@ -475,6 +500,8 @@ def _record_document(record: Any, *, source: str) -> Document:
     for key in ("title", "url"):
         if record.get(key) is not None and not isinstance(record[key], str):
             raise _Skip(f"{key!r} must be a string, not {type(record[key]).__name__}")
+    if record.get("url") is not None and (problem := url_problem(record["url"])) is not None:
+        raise _Skip(f"'url' {problem}")
     doc_id = record.get("id")
     if doc_id is None:
         cleaned = clean_text(text)

@@ -24,7 +24,7 @@ from typing import Any
 from rag.config import Settings, get_settings
 from rag.embedding import Embedder, make_embedder
 from rag.index import Index, IndexCorrupt, IndexNotFound, IndexProblem
-from rag.ingest import Indexer, IngestReport, Progress
+from rag.ingest import Indexer, IngestReport, Progress, clean_stale_temporaries
 from rag.loading import Skipped, load_paths
 from rag.reranking import LinearMaxSimReranker
 from rag.retrieval import FusionWeights, HybridRetriever
@@ -75,6 +75,8 @@ class RAG:
         self._last_check = 0.0
         self._cache: OrderedDict[tuple[Any, ...], AskResult] = OrderedDict()
         self._cache_lock = threading.Lock()
+        # Killed writers leave temporaries that a successful write would only clear much later.
+        clean_stale_temporaries(self.index_dir)
         self.reload(missing_ok=True, verify=verify)
 
     # --- index lifecycle -------------------------------------------------------------------

@@ -3,6 +3,7 @@ of the real corpus, each built once per session (the slow parts of the suite).""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,13 @@ import pytest
 
 from rag.config import Settings
 from rag.schema import Document
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Starlette's TestClient sends "Host: testserver", a name the default RAG_ALLOWED_HOSTS
+    # (localhost and IP addresses) refuses; tests of the allow-list itself set it explicitly.
+    os.environ.setdefault("RAG_ALLOWED_HOSTS", "localhost,ip,testserver")
+
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus"

@@ -76,7 +76,8 @@ QUERY_ROUTES = [
     ("GET", "/v1/models", {}),
     ("GET", "/v1/models/rag-extractive", {}),
 ]
-OPEN_ROUTES = ["/health", "/ready", "/", "/widget.js", "/openapi.json"]
+# The API docs (/docs, /redoc, /openapi.json) need a key too unless RAG_PUBLIC_DOCS: see test_hardening.py.
+OPEN_ROUTES = ["/health", "/ready", "/", "/widget.js"]
 
 
 # --- secrets ------------------------------------------------------------------------------------

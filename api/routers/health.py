@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from api.errors import error_response
 from api.schemas import Health, Ready, error_responses
+from api.security import require_ready_access
 
 router = APIRouter(tags=["health"])
 
@@ -17,7 +18,13 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", response_model=Ready, responses=error_responses(503), summary="Readiness: index loaded")
+@router.get(
+    "/ready",
+    response_model=Ready,
+    responses=error_responses(401, 429, 503),
+    dependencies=[Depends(require_ready_access)],
+    summary="Readiness: index loaded (needs a key when RAG_API_KEYS is set and RAG_PUBLIC_READY is false)",
+)
 async def ready(request: Request, response: Response) -> Any:
     """200 with counts, model id and index version once an index is loaded; 503 before."""
     rag = getattr(request.app.state, "rag", None)

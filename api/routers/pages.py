@@ -36,10 +36,15 @@ def _read(name: str) -> bytes:
     return path.read_bytes()
 
 
-def content_security_policy(html: str, frame_ancestors: str) -> str:
-    hashes = " ".join(
+def script_hashes(html: str) -> str:
+    """CSP sources for the page's inline scripts: ``'sha256-...'`` of each, space-separated."""
+    return " ".join(
         "'sha256-" + base64.b64encode(hashlib.sha256(s.encode("utf-8")).digest()).decode() + "'" for s in _INLINE_SCRIPT.findall(html)
     )
+
+
+def content_security_policy(html: str, frame_ancestors: str) -> str:
+    hashes = script_hashes(html)
     return "; ".join(
         [
             "default-src 'self'",
