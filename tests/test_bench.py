@@ -95,6 +95,8 @@ def test_rag_bench_quick_reports_every_section(tmp_path) -> None:
     assert rd["questions"] == q["questions"] and rd["windows_per_question"] >= 1
     assert rd["reader_over_floor"] == pytest.approx(rd["reader_stage_ms"]["p50"] / rd["reader_floor_ms"]["p50"], rel=1e-2)
     assert 0 < rd["ask_sentence_ms"]["p50"] and 0 < rd["ask_span_ms"]["p50"]
+    assert 0 < rd["http_ask_span_ms"]["p50"] <= rd["http_ask_span_ms"]["p95"]  # a real rag serve with the span reader
+    assert rd["serve_memory_span"]["peak_rss_mb"] >= rd["serve_memory_span"]["rss_mb"] > 0
 
     assert (out / "bench.json").is_file() and (out / "growth.png").stat().st_size > 1000
     text = "\n".join(summary_lines(r))
@@ -109,6 +111,7 @@ def test_rag_bench_quick_reports_every_section(tmp_path) -> None:
         "peak RSS",
         "growth:",
         "span reader stage",
+        "POST /ask, span reader",
         "goals:",
     ):
         assert label in text

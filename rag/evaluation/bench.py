@@ -789,7 +789,9 @@ def run_bench(
             from rag.evaluation.reader_bench import bench_reader
 
             say("reader: span reader stage vs bare onnxruntime on the same windows; ask with and without it")
-            results["reader"] = bench_reader(full.model_copy(update={"index": index, "reader": "span"}), bench_questions(cfg.questions))
+            results["reader"] = bench_reader(
+                full.model_copy(update={"index": index, "reader": "span"}), bench_questions(cfg.questions), work=work
+            )
     finally:
         if own_work:
             shutil.rmtree(work, ignore_errors=True)
@@ -893,6 +895,12 @@ def summary_lines(r: dict[str, Any]) -> list[str]:
             f"  RAG.ask with the span reader {sp['p50']:8.1f} {sp['p95']:8.1f}",
             f"  RAG.ask, sentence answering  {se['p50']:8.1f} {se['p95']:8.1f}",
         ]
+        if hs := rd.get("http_ask_span_ms"):
+            mem = rd.get("serve_memory_span", {})
+            lines.append(
+                f"  POST /ask, span reader       {hs['p50']:8.1f} {hs['p95']:8.1f}   (goal p50 <= 300, p95 <= 600); "
+                f"rag serve peak RSS {mem.get('peak_rss_mb', float('nan'))} MB (goal <= 600)"
+            )
     met = r.get("verdicts", {})
     if met:
         lines.append("goals: " + ", ".join(f"{k} {v['value']} {'met' if v['met'] else 'NOT met'}" for k, v in met.items()))

@@ -1,9 +1,11 @@
 """``rag bench``'s reader section: the span reader stage against the bare onnxruntime forward
-pass on the same windows (its floor, in a process of its own: ``reader_floor.py``), and
-end-to-end ``ask`` with the span reader and with the sentence answering."""
+pass on the same windows (its floor, in a process of its own: ``reader_floor.py``), end-to-end
+``ask`` with the span reader and with the sentence answering, and, given a work folder,
+``POST /ask`` to a real ``rag serve`` with the span reader (issue 14's latency and RSS goals)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import subprocess
 import sys
@@ -27,7 +29,7 @@ def _ms(samples: Sequence[float]) -> dict[str, float]:
     return {"p50": round(float(np.percentile(a, 50)), 2), "p95": round(float(np.percentile(a, 95)), 2), "mean": round(float(a.mean()), 2)}
 
 
-def bench_reader(settings: Settings, questions: Sequence[str], repeats: int = 3) -> dict[str, Any]:
+def bench_reader(settings: Settings, questions: Sequence[str], repeats: int = 3, work: Path | None = None) -> dict[str, Any]:
     """Reader stage vs its floor, and ask() with and without the span reader (in process)."""
     base = settings.model_copy(update={"cache_size": 0})
     span = RAG(base.model_copy(update={"reader": "span"}))
@@ -48,7 +50,8 @@ def bench_reader(settings: Settings, questions: Sequence[str], repeats: int = 3)
             reader.read(query, passages, index)
             runs.append(time.perf_counter() - t0)
         stage_s.append(sorted(runs)[len(runs) // 2])
-        wins = reader.scorer.windows(query.text, [p.text for p in passages])
+        # the windows the stage itself reads (the sentence answering may be handed more passages)
+        wins = reader.scorer.windows(query.text, [p.text for p in passages[: reader.span_passages]])
         windows += len(wins)
         ids = [w[1] for w in wins]
         t = max(len(x) for x in ids)
@@ -73,6 +76,7 @@ def bench_reader(settings: Settings, questions: Sequence[str], repeats: int = 3)
             rag.ask(q)
             into.append(time.perf_counter() - t0)
     stage, floor = _ms(stage_s), _ms(floor_s)
+    served = _bench_http(settings.index, work, questions) if work is not None else {}
     return {
         "questions": len(questions),
         "windows_per_question": round(windows / max(1, len(questions)), 2),
@@ -81,4 +85,20 @@ def bench_reader(settings: Settings, questions: Sequence[str], repeats: int = 3)
         "reader_over_floor": round(stage["p50"] / max(floor["p50"], 1e-9), 3),
         "ask_span_ms": _ms(ask_span),
         "ask_sentence_ms": _ms(ask_sentence),
+        **served,
     }
+
+
+def _bench_http(index: Path, work: Path, questions: Sequence[str]) -> dict[str, Any]:
+    """Sequential ``POST /ask`` to ``rag serve`` with the span reader (the default), answer
+    cache off; the server's RSS after the run."""
+    from rag.evaluation.bench import memory_of, post_ask, serve
+
+    with serve(index, work, {"RAG_CACHE_SIZE": "0", "RAG_READER": "span"}) as (proc, port):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        for q in questions[:3]:  # warm-up
+            post_ask(conn, q)
+        wall = [post_ask(conn, q) for q in questions]
+        conn.close()
+        mem = memory_of(proc.pid)
+    return {"http_ask_span_ms": _ms(wall), "serve_memory_span": {**mem, "after_requests": len(questions) + 3}}
