@@ -59,7 +59,9 @@ HOSTILE_DOC = {
     "title": f"Helpdesk security notice {HOSTILE_MARKUP}",
     "text": f"The helpdesk security notice says that the markup {HOSTILE_MARKUP} must always be shown as plain text.\n"
     "The helpdesk office opens at 9 am on weekdays and closes at 5 pm.\n",
-    "url": "javascript:window.__xss=1",  # must never become a clickable link
+    # The API refuses non-http(s) URLs (tests/test_hardening.py); an http URL carrying markup
+    # must still become a plain link attribute, never HTML.
+    "url": 'https://example.org/notice?q="><img src=x onerror=window.__xss=1>',
 }
 ADMIN_TOKEN = "widget-test-admin-token"
 HOSTILE_QUESTION = "What does the helpdesk security notice say?"
@@ -355,7 +357,8 @@ def test_hostile_document_renders_as_text(page: Page, server: str) -> None:
     source = page.locator("rag-helpdesk .source")
     expect(source.locator(".passage mark")).to_contain_text(HOSTILE_MARKUP)
     expect(source.locator("h3")).to_contain_text("<img src=x")
-    assert page.locator("rag-helpdesk .source a").count() == 0  # its javascript: url is not linked
+    link = page.locator("rag-helpdesk .source a")
+    assert link.count() == 1 and link.get_attribute("href") == HOSTILE_DOC["url"]
     page.wait_for_timeout(300)  # an injected <img> would have fired onerror by now
 
     # The element checks are the ones that matter: the demo page's CSP would block an inline
