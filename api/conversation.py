@@ -9,23 +9,31 @@ user turn is the question. It is a *follow-up* when an earlier user turn exists 
 
 A follow-up is sent to retrieval prefixed with the most recent earlier user turn that was not
 itself a follow-up (the topic), e.g. "How many speakers at the forum? and when was it held?".
+Only the topic's beginning is kept, ``RAG_CHAT_TOPIC_TOKENS`` model tokens (default 48): earlier
+turns are not checked like the question itself, and without a bound a long one made every
+follow-up as slow as embedding it (a 6 KB turn held a worker for 39 s).
 Everything else (system prompts, assistant turns) is ignored: the answer is extractive.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from api.schemas import ChatMessage
 from rag.answering import NO_ANSWER
+from rag.embedding import truncate_to_tokens
 from rag.loading import is_web_url
 from rag.schema import AskResult
 from rag.text import detect_language, normalize, tokenize
 
 FOLLOW_UP_MAX_WORDS = 2
+# Whether a turn is a follow-up is decided on its beginning: a turn with more than two content
+# words there is none, however long it is (bounds the work on a long earlier turn).
+_FOLLOW_UP_SCAN_CHARS = 400
 
 _EN_LEADS = re.compile(r"^\s*(and|also|but|what about|how about)\b", re.IGNORECASE)
 _AR_QUESTION_WORDS = frozenset(
@@ -65,11 +73,15 @@ def _starts_with_continuation(text: str) -> bool:
 
 def is_follow_up(text: str) -> bool:
     """Continuation words or very few content words (see the module docstring)."""
-    return _starts_with_continuation(text) or len(tokenize(text)) <= FOLLOW_UP_MAX_WORDS
+    head = text[:_FOLLOW_UP_SCAN_CHARS]
+    return _starts_with_continuation(head) or len(tokenize(head)) <= FOLLOW_UP_MAX_WORDS
 
 
-def resolve_question(messages: list[ChatMessage]) -> Resolved | None:
-    """The question to retrieve for, or None when there is no user turn with text."""
+def resolve_question(
+    messages: list[ChatMessage], count_tokens: Callable[[str], int] | None = None, topic_tokens: int = 48
+) -> Resolved | None:
+    """The question to retrieve for, or None when there is no user turn with text. With
+    ``count_tokens`` (the embedder's), a follow-up's topic is cut to ``topic_tokens`` tokens."""
     turns = [t.strip() for t in (message_text(m) for m in messages if m.role == "user") if t.strip()]
     if not turns:
         return None
@@ -77,6 +89,10 @@ def resolve_question(messages: list[ChatMessage]) -> Resolved | None:
     if not earlier or not is_follow_up(last):
         return Resolved(last, last, None)
     topic = next((t for t in reversed(earlier) if not is_follow_up(t)), earlier[-1])
+    if count_tokens is not None:
+        topic = truncate_to_tokens(topic, count_tokens, topic_tokens)
+    if not topic:
+        return Resolved(last, last, None)
     return Resolved(f"{topic} {last}", last, topic)
 
 

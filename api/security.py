@@ -16,8 +16,8 @@ Rules (all configured through ``Settings``):
 * **Rate limit**: ``RAG_RATE_LIMIT_PER_MINUTE`` requests per minute per API key, or per client
   address when no valid key is sent (so failed guesses are throttled per address too); over it,
   429 with ``Retry-After``. ``/health``, ``/ready`` and the static pages are not limited.
-  The address is the TCP peer; ``X-Forwarded-For`` is not trusted (run behind a proxy with
-  uvicorn's ``--proxy-headers`` if that is needed).
+  The address is the TCP peer; ``X-Forwarded-For`` is believed only from the proxies listed in
+  ``RAG_TRUSTED_PROXIES`` (default none; uvicorn then rewrites the peer, see ``api.server``).
 
 Secrets are compared with ``hmac.compare_digest`` so timing does not leak how much matched.
 """

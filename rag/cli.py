@@ -304,6 +304,7 @@ def serve(
     import uvicorn
 
     from api.app import create_app
+    from api.server import uvicorn_options
     from rag.sharding import live_version
 
     settings = _settings(index)
@@ -311,7 +312,7 @@ def serve(
     if live_version(settings.index) is None:  # sharded or not
         err.print(f"no index in {settings.index}: building it from {settings.corpus} first")
         ingest(paths=[settings.corpus], index=settings.index, prune=False, rebuild=False)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=False)
+    uvicorn.run(create_app(settings), **uvicorn_options(settings))
 
 
 @app.command("eval")

@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     api_keys: str = Field("", description="Comma-separated API keys for query routes; empty = open.")
     cors_origins: str = Field("*", description="Comma-separated CORS allow-list.")
     max_question_chars: int = 1000
+    chat_topic_tokens: int = Field(
+        48,
+        ge=0,
+        description="Chat follow-ups: model tokens kept of the earlier turn joined in front (its beginning); the "
+        "span reader reads 64 question tokens in all.",
+    )
     max_body_bytes: int = 2 * 1024 * 1024
     rate_limit_per_minute: int = Field(600, description="Per key or client address; 0 = off.")
     frame_ancestors: str = Field("*", description="CSP frame-ancestors for served pages.")
@@ -75,6 +81,15 @@ class Settings(BaseSettings):
     )
     public_docs: bool = Field(False, description="With RAG_API_KEYS set: serve /docs, /redoc, /openapi.json without a key.")
     public_ready: bool = Field(True, description="With RAG_API_KEYS set: serve /ready without a key (load balancer probes).")
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated proxy addresses (or CIDRs) whose X-Forwarded-For/-Proto are believed; empty = none, "
+        "the TCP peer is the client (rate limits are per client address).",
+    )
+    header_timeout_s: float = Field(10.0, ge=0, description="Close a connection whose request headers are not complete in time (0 = off).")
+    keep_alive_s: int = Field(5, ge=1, description="Close an idle keep-alive connection after this many seconds.")
+    max_connections: int = Field(512, ge=0, description="Open connections served; beyond it a JSON 503 (0 = no cap).")
+    graceful_shutdown_s: float = Field(10.0, ge=0, description="On SIGTERM, wait this long for requests in flight (0 = no limit).")
     cache_size: int = Field(1024, description="Answer cache entries (0 = off).")
     workers: int = Field(4, description="Threads for CPU-bound request work.")
     reload_interval_s: float = Field(

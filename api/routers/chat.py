@@ -24,7 +24,7 @@ from api.conversation import (
     resolve_question,
     stream_pieces,
 )
-from api.deps import checked_question, get_rag, on_live_version, run_cpu
+from api.deps import app_settings, checked_question, get_rag, on_live_version, run_cpu
 from api.errors import ApiError
 from api.schemas import (
     CHAT_EXAMPLES,
@@ -81,7 +81,8 @@ def _words(text: str) -> int:
     },
 )
 async def chat_completions(request: Request, response: Response, body: Annotated[ChatRequest, Body(openapi_examples=CHAT_EXAMPLES)]) -> Any:
-    resolved = resolve_question(body.messages)
+    embedder = get_rag(request, need_index=False).embedder  # its tokens bound the follow-up's topic
+    resolved = resolve_question(body.messages, embedder.token_count, app_settings(request).chat_topic_tokens)
     if resolved is None:
         raise ApiError(
             422,
@@ -91,6 +92,8 @@ async def chat_completions(request: Request, response: Response, body: Annotated
         )
     checked_question(request, resolved.turn, field="messages[-1].content")
     log_fields(request, follow_up=resolved.topic is not None, stream=body.stream)
+    if resolved.topic is not None:
+        log_fields(request, topic_chars=len(resolved.topic))
     rag = get_rag(request)
     # the sources' URLs must come from the version that produced the answer
     result, snap = await run_cpu(request, on_live_version, rag, rag.ask, resolved.question, body.top_k)
