@@ -387,6 +387,11 @@ def eval_(
     d = run.summary["dataset"]
     if d.get("gold_docs_missing"):
         err.print(f"[yellow]warning:[/yellow] gold documents not in the index: {', '.join(d['gold_docs_missing'])}")
+    if d.get("needs_review_skipped"):
+        err.print(
+            f"[yellow]warning:[/yellow] skipped {d['needs_review_skipped']} questions marked needs_review "
+            "(no gold answer yet: write their answers and clear the flag to include them)"
+        )
     if d.get("gold_mismatches"):
         err.print(f"[yellow]warning:[/yellow] {d['gold_mismatches']} gold answers are not at their answer_start")
     if report is not None:
