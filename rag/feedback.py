@@ -330,7 +330,7 @@ class _Question:
         confirmed = [(k, v) for k, v in self.given.items() if k is not None and k[3] and v.helpful > v.unhelpful]
         if confirmed:
             confirmed.sort(key=lambda kv: -kv[1].helpful)  # stable: ties keep first-seen order
-            doc_id = confirmed[0][0][0]  # type: ignore[index]
+            doc_id = confirmed[0][0][0]
             answers = list(dict.fromkeys(str(k[3]) for k, _ in confirmed if k is not None and k[0] == doc_id))
             return answers, doc_id
         abstained = self.given.get(None)
@@ -339,9 +339,9 @@ class _Question:
         return None, None
 
     def given_list(self) -> list[dict[str, Any]]:
-        out = []
+        out: list[dict[str, Any]] = []
         for k, v in self.given.items():
-            votes = {"helpful": v.helpful, "unhelpful": v.unhelpful}
+            votes: dict[str, Any] = {"helpful": v.helpful, "unhelpful": v.unhelpful}
             if k is None:
                 out.append({"abstained": True, **votes})
             else:
