@@ -169,6 +169,42 @@ def test_concurrent_processes_never_interleave_lines(tmp_path: Path) -> None:
     assert read.bad_lines == [] and len(read.records) == 120
 
 
+WRITER = """
+import sys
+from rag.feedback import FeedbackStore, make_record
+store = FeedbackStore(sys.argv[1], max_bytes=1 << 30)
+i = 0
+while True:
+    store.append(make_record(question=f"killed writer question {i} " + "ق" * 20000, helpful=i % 2 == 0, answer=None))
+    i += 1
+"""
+
+
+@pytest.mark.slow  # starts processes
+def test_a_writer_killed_mid_stream_never_damages_earlier_records(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "feedback.jsonl"
+    root = Path(__file__).resolve().parents[1]
+    seen = 0
+    for kill in range(6):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+        time.sleep(0.8 + 0.13 * kill)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        read = read_feedback(path)
+        assert len(read.records) >= seen  # nothing written before the kill was lost
+        assert all(r["question"].startswith("killed writer question") for r in read.records)
+        assert len(read.bad_lines) <= kill + 1  # at most the one line being written, per kill
+        seen = len(read.records)
+    assert seen > 6
+    FeedbackStore(path, max_bytes=1 << 30).append(_record("after the kills"))
+    assert read_feedback(path).records[-1]["question"] == "after the kills"
+
+
 # --------------------------------------------------------------------------------------------
 # Export to a QA set
 # --------------------------------------------------------------------------------------------
