@@ -496,23 +496,32 @@ feedback_app = typer.Typer(no_args_is_help=True, help="Answer feedback collected
 app.add_typer(feedback_app, name="feedback")
 
 FeedbackPathOpt = Annotated[
-    Path | None,
-    typer.Option("--path", help="The feedback file (default: $RAG_FEEDBACK_PATH or feedback/feedback.jsonl).", show_default=False),
+    list[Path] | None,
+    typer.Option(
+        "--path",
+        help="The feedback file (default: $RAG_FEEDBACK_PATH or feedback/feedback.jsonl); repeat it to read the files of several hosts.",
+        show_default=False,
+    ),
 ]
 
 
-def _read_feedback(path: Path | None) -> tuple[Path, Any]:
-    from rag.feedback import read_feedback
+def _read_feedback(paths: list[Path] | None) -> tuple[list[Path], Any]:
+    from rag.feedback import FeedbackRead, read_feedback
 
-    source = path or get_settings().feedback_path
-    if not source.is_file():
-        err.print(f"[red]error:[/red] no feedback file at {source}")
-        raise typer.Exit(2)
-    read = read_feedback(source)
-    if read.bad_lines:
-        torn = " (the last one a torn write)" if read.torn_tail else ""
-        err.print(f"[yellow]warning:[/yellow] skipped {len(read.bad_lines)} unreadable lines{torn}: {read.bad_lines[:10]}")
-    return source, read
+    sources = paths or [get_settings().feedback_path]
+    combined = FeedbackRead()
+    for source in sources:
+        if not source.is_file():
+            err.print(f"[red]error:[/red] no feedback file at {source}")
+            raise typer.Exit(2)
+        read = read_feedback(source)
+        combined.records.extend(read.records)
+        combined.bad_lines.extend(read.bad_lines)
+        combined.torn_tail |= read.torn_tail
+        if read.bad_lines:
+            torn = " (the last one a torn write)" if read.torn_tail else ""
+            err.print(f"[yellow]warning:[/yellow] {source}: skipped {len(read.bad_lines)} unreadable lines{torn}: {read.bad_lines[:10]}")
+    return sources, combined
 
 
 @feedback_app.command("export")
@@ -529,13 +538,13 @@ def feedback_export(
     with "needs_review": true (`rag eval` skips it until a reviewer fills in its answers)."""
     from rag.feedback import export_qa, write_jsonl
 
-    source, read = _read_feedback(path)
+    sources, read = _read_feedback(path)
     items = export_qa(read.records, unhelpful_only=not all_)
     write_jsonl(out, items)
     bad = sum(bool(i["feedback"]["unhelpful"]) for i in items)
     review = sum(i["needs_review"] for i in items)
     console.print(
-        f"wrote {len(items)} questions from {len(read.records)} records in {source} to {out}: "
+        f"wrote {len(items)} questions from {len(read.records)} records in {', '.join(map(str, sources))} to {out}: "
         f"{bad} with unhelpful votes (first), {review} need review (no gold answer yet)",
         markup=False,
         highlight=False,
@@ -551,14 +560,14 @@ def feedback_stats(
     """Count the collected feedback: records, helpful and unhelpful votes, questions, languages."""
     from rag.feedback import feedback_stats as compute
 
-    source, read = _read_feedback(path)
+    sources, read = _read_feedback(path)
     stats = compute(read)
-    stats["path"] = str(source)
-    stats["bytes"] = source.stat().st_size
+    stats["paths"] = [str(p) for p in sources]
+    stats["bytes"] = sum(p.stat().st_size for p in sources)
     if as_json:
         print(json.dumps(stats, ensure_ascii=False))
         return
-    table = Table(title=f"feedback in {source}", show_header=False)
+    table = Table(title=f"feedback in {', '.join(map(str, sources))}", show_header=False)
     table.add_column("what")
     table.add_column("count", justify="right")
     rows = [
@@ -575,7 +584,7 @@ def feedback_stats(
         ("unreadable lines", stats["bad_lines"]),
         ("first", stats["first"] or "-"),
         ("last", stats["last"] or "-"),
-        ("file size (bytes)", f"{stats['bytes']} of {get_settings().feedback_max_bytes}"),
+        ("file size (bytes)", f"{stats['bytes']} (the service stops at {get_settings().feedback_max_bytes} per file)"),
     ]
     for what, n in rows:
         table.add_row(what, str(n))

@@ -611,5 +611,11 @@ def test_cli_export_and_stats(tmp_path: Path) -> None:
     table = runner.invoke(app, ["feedback", "stats", "--path", str(path)], env=ENV)
     assert table.exit_code == 0 and "questions needing review" in table.stdout
 
+    other = tmp_path / "host2.jsonl"
+    FeedbackStore(other, max_bytes=1 << 20).append(_record("What is the Hope probe?", False))
+    both = runner.invoke(app, ["feedback", "stats", "--path", str(path), "--path", str(other), "--json"], env=ENV)
+    assert both.exit_code == 0, both.output
+    assert json.loads(both.stdout)["records"] == 11 and "host2.jsonl" not in both.stderr  # the torn line is in the first file
+
     missing = runner.invoke(app, ["feedback", "stats", "--path", str(tmp_path / "none.jsonl")], env=ENV)
     assert missing.exit_code == 2 and "no feedback file" in missing.output
