@@ -5,7 +5,7 @@ prebuilt ``rag`` to share one across apps (tests). ``rag serve`` runs this under
 
 Routes: ``POST /ask``, ``GET /search``, ``GET /documents[/{id}]``, admin ``POST /documents`` and
 ``DELETE /documents/{id}``, ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /health``,
-``GET /ready``, the pages ``GET /`` and ``GET /widget.js``, and the API docs ``/docs``, ``/redoc``,
+``GET /ready``, ``POST /feedback`` (unless ``RAG_FEEDBACK=false``), the pages ``GET /`` and ``GET /widget.js``, and the API docs ``/docs``, ``/redoc``,
 ``/openapi.json`` (``api.routers.docs``). Errors: see ``api.errors``; access rules: see
 ``api.security``; middleware order: see ``api.middleware``.
 """
@@ -26,9 +26,10 @@ from fastapi import FastAPI
 from api.access_log import configure_logging
 from api.errors import install_error_handlers
 from api.middleware import BodyLimitMiddleware, HostAllowListMiddleware, JsonCORSMiddleware, RequestContextMiddleware
-from api.routers import ask, chat, docs, documents, health, pages
+from api.routers import ask, chat, docs, documents, feedback, health, pages
 from api.security import Guard
 from rag.config import Settings, get_settings
+from rag.feedback import FeedbackStore
 from rag.index import IndexProblem
 from rag.pipeline import RAG
 
@@ -131,8 +132,12 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None) -> Fast
     app.state.cpu_limiter = anyio.CapacityLimiter(max(1, settings.workers))
 
     install_error_handlers(app)
-    for router in (ask.router, documents.read, documents.admin, chat.router, health.router, pages.router, docs.router):
+    routers = [ask.router, documents.read, documents.admin, chat.router, health.router, pages.router, docs.router]
+    if settings.feedback:  # off: no route at all (404), and nothing in the OpenAPI schema
+        routers.insert(1, feedback.router)
+    for router in routers:
         app.include_router(router)
+    app.state.feedback_store = FeedbackStore(settings.feedback_path, settings.feedback_max_bytes)  # no I/O until a POST
 
     # add_middleware puts each new one outside the previous: the last added runs first.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, StringConstraints, field_validator, model_validator
 
+from rag.feedback import MAX_COMMENT_CHARS
 from rag.loading import url_problem
 
 MAX_TOP_K = 50
@@ -308,6 +309,107 @@ class Ready(BaseModel):
     index_version: int
 
 
+# --- feedback -----------------------------------------------------------------------------------
+
+MAX_DOC_ID_CHARS = 1000
+
+
+def _no_lone_surrogates(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # "\ud800" in JSON decodes to a lone surrogate
+        raise ValueError("contains a lone surrogate (not valid Unicode)") from None
+    return text
+
+
+class FeedbackAnswer(BaseModel):
+    """The span the feedback is about: ``answer.doc_id``, ``answer.start``, ``answer.end`` of the
+    ``POST /ask`` result (or of the chat reply's ``rag.answer``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    doc_id: Annotated[DocumentId, StringConstraints(min_length=1, max_length=MAX_DOC_ID_CHARS)]
+    start: StrictInt = Field(ge=0)
+    end: StrictInt = Field(ge=1, description="Exclusive; greater than start.")
+
+    @field_validator("doc_id")
+    @classmethod
+    def _unicode(cls, v: str) -> str:
+        return _no_lone_surrogates(v)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FeedbackAnswer:
+        if self.end <= self.start:
+            raise ValueError(f"end must be greater than start (got start={self.start}, end={self.end})")
+        return self
+
+
+class FeedbackRequest(BaseModel):
+    """Was this answer helpful? Stored with the question, the answer's span and text, and the index
+    version; never with the caller's address or key."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "question": AR_QUESTION,
+                    "helpful": True,
+                    "answer": {"doc_id": "001_0119a74ef5d5a5df", "start": 144, "end": 154},
+                    "index_version": 1,
+                    "language": "ar",
+                },
+                {"question": "What is the capital of Japan?", "helpful": False, "answer": None, "index_version": 1, "language": "en"},
+            ]
+        },
+    )
+
+    question: str = Field(strict=True, description="The question as asked (the same checks as POST /ask).")
+    helpful: StrictBool = Field(description="true = helpful, false = wrong or unhelpful.")
+    answer: FeedbackAnswer | None = Field(description="The answer's span, or null when the service abstained (required, may be null).")
+    index_version: StrictInt | None = Field(None, ge=0, description="index_version of the answer (POST /ask, X-Index-Version).")
+    language: Literal["ar", "en"] | None = Field(None, description="The question's language, when known.")
+    comment: str | None = Field(None, strict=True, max_length=MAX_COMMENT_CHARS, description="Optional free text from the user.")
+
+    @field_validator("comment")
+    @classmethod
+    def _comment(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = _no_lone_surrogates(v).strip()
+        return v or None
+
+
+FEEDBACK_EXAMPLES = {
+    "helpful_arabic": {
+        "summary": "A helpful Arabic answer",
+        "value": {
+            "question": AR_QUESTION,
+            "helpful": True,
+            "answer": {"doc_id": "001_0119a74ef5d5a5df", "start": 144, "end": 154},
+            "index_version": 1,
+            "language": "ar",
+        },
+    },
+    "unhelpful_abstention": {
+        "summary": "The service abstained and that did not help",
+        "value": {
+            "question": EN_QUESTION,
+            "helpful": False,
+            "answer": None,
+            "index_version": 1,
+            "language": "en",
+            "comment": "The forum page lists the speakers.",
+        },
+    },
+}
+
+
+class FeedbackStored(BaseModel):
+    id: str = Field(description="The stored record's id (uuid4, hex).")
+    stored: Literal[True] = True
+
+
 # --- OpenAI-compatible chat ---------------------------------------------------------------------
 
 
@@ -448,6 +550,7 @@ _ERROR_MEANING = {
     429: "Rate limit exceeded; see Retry-After",
     500: "Unexpected error (logged with the request id)",
     503: "No index loaded yet",
+    507: "The feedback store is full (RAG_FEEDBACK_MAX_BYTES) or its disk is",
 }
 
 

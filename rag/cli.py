@@ -388,6 +388,11 @@ def eval_(
     d = run.summary["dataset"]
     if d.get("gold_docs_missing"):
         err.print(f"[yellow]warning:[/yellow] gold documents not in the index: {', '.join(d['gold_docs_missing'])}")
+    if d.get("needs_review_skipped"):
+        err.print(
+            f"[yellow]warning:[/yellow] skipped {d['needs_review_skipped']} questions marked needs_review "
+            "(no gold answer yet: write their answers and clear the flag to include them)"
+        )
     if d.get("gold_mismatches"):
         err.print(f"[yellow]warning:[/yellow] {d['gold_mismatches']} gold answers are not at their answer_start")
     if report is not None:
@@ -486,6 +491,105 @@ def train_reader(
     with bar:
         summary = train_and_package(data, out, cfg, command=command, log=lambda m: bar.console.print(m, markup=False), on_step=on_step)
     console.print(f"shipped {summary['chosen']} model in {out}; dev: {summary['metrics']}")
+
+
+feedback_app = typer.Typer(no_args_is_help=True, help="Answer feedback collected by POST /feedback: export it as a QA set, count it.")
+app.add_typer(feedback_app, name="feedback")
+
+FeedbackPathOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--path",
+        help="The feedback file (default: $RAG_FEEDBACK_PATH or feedback/feedback.jsonl); repeat it to read the files of several hosts.",
+        show_default=False,
+    ),
+]
+
+
+def _read_feedback(paths: list[Path] | None) -> tuple[list[Path], Any]:
+    from rag.feedback import FeedbackRead, read_feedback
+
+    sources = paths or [get_settings().feedback_path]
+    combined = FeedbackRead()
+    for source in sources:
+        if not source.is_file():
+            err.print(f"[red]error:[/red] no feedback file at {source}")
+            raise typer.Exit(2)
+        read = read_feedback(source)
+        combined.records.extend(read.records)
+        combined.bad_lines.extend(read.bad_lines)
+        combined.torn_tail |= read.torn_tail
+        if read.bad_lines:
+            torn = " (the last one a torn write)" if read.torn_tail else ""
+            err.print(f"[yellow]warning:[/yellow] {source}: skipped {len(read.bad_lines)} unreadable lines{torn}: {read.bad_lines[:10]}")
+    return sources, combined
+
+
+@feedback_app.command("export")
+def feedback_export(
+    out: Annotated[Path, typer.Option("--out", help="The QA file to write (JSONL, the format of eval/qa/corpus_qa.jsonl).")],
+    path: FeedbackPathOpt = None,
+    all_: Annotated[
+        bool,
+        typer.Option("--all/--unhelpful-only", help="Every question with feedback, or only those with an unhelpful vote."),
+    ] = True,
+) -> None:
+    """Write the feedback as a QA set for `rag eval`: one line per question, those with unhelpful
+    votes first. Gold answers are the spans users found helpful; a question with none is written
+    with "needs_review": true (`rag eval` skips it until a reviewer fills in its answers)."""
+    from rag.feedback import export_qa, write_jsonl
+
+    sources, read = _read_feedback(path)
+    items = export_qa(read.records, unhelpful_only=not all_)
+    write_jsonl(out, items)
+    bad = sum(bool(i["feedback"]["unhelpful"]) for i in items)
+    review = sum(i["needs_review"] for i in items)
+    console.print(
+        f"wrote {len(items)} questions from {len(read.records)} records in {', '.join(map(str, sources))} to {out}: "
+        f"{bad} with unhelpful votes (first), {review} need review (no gold answer yet)",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@feedback_app.command("stats")
+def feedback_stats(
+    path: FeedbackPathOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Count the collected feedback: records, helpful and unhelpful votes, questions, languages."""
+    from rag.feedback import feedback_stats as compute
+
+    sources, read = _read_feedback(path)
+    stats = compute(read)
+    stats["paths"] = [str(p) for p in sources]
+    stats["bytes"] = sum(p.stat().st_size for p in sources)
+    if as_json:
+        print(json.dumps(stats, ensure_ascii=False))
+        return
+    table = Table(title=f"feedback in {', '.join(map(str, sources))}", show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    rows = [
+        ("records", stats["records"]),
+        ("helpful", stats["helpful"]),
+        ("unhelpful", stats["unhelpful"]),
+        ("on abstentions", stats["on_abstentions"]),
+        ("with a comment", stats["with_comment"]),
+        ("document gone", stats["doc_not_found"]),
+        ("questions", stats["questions"]),
+        ("questions with unhelpful votes", stats["questions_with_unhelpful"]),
+        ("questions needing review", stats["questions_needing_review"]),
+        *((f"language {lang}", n) for lang, n in stats["languages"].items()),
+        ("unreadable lines", stats["bad_lines"]),
+        ("first", stats["first"] or "-"),
+        ("last", stats["last"] or "-"),
+        ("file size (bytes)", f"{stats['bytes']} (the service stops at {get_settings().feedback_max_bytes} per file)"),
+    ]
+    for what, n in rows:
+        table.add_row(what, str(n))
+    console.print(table)
 
 
 if __name__ == "__main__":  # pragma: no cover

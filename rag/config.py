@@ -96,6 +96,15 @@ class Settings(BaseSettings):
         2.0, description="How often queries check for an index version written by another process (0 = never)."
     )
 
+    # --- feedback ------------------------------------------------------------------------
+    feedback: bool = Field(True, description="Serve POST /feedback (was this answer helpful?); false = the route is off (404).")
+    feedback_path: Path = Field(
+        Path("feedback/feedback.jsonl"), description="Append-only JSONL file the feedback is stored in (relative to the working directory)."
+    )
+    feedback_max_bytes: int = Field(
+        50 * 1024 * 1024, ge=1, description="Stop storing feedback (507) once the file would grow beyond this size."
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -54,6 +54,7 @@ def app(small_index, tmp_path_factory, e5):
         max_question_chars=1000,
         max_body_bytes=64 * 1024,
         workers=2,
+        feedback_path=tmp_path_factory.mktemp("fuzz-feedback") / "feedback.jsonl",  # accepted feedback is written
     )
     app = create_app(settings, rag=rag)
     with TestClient(app):  # run the lifespan once: the app is then ready for schemathesis' client

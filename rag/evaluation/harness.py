@@ -104,19 +104,34 @@ class SquadSet:
     questions_unmatched: int = 0  # questions with no counterpart in the --questions file
 
 
-def load_jsonl(path: Path | str) -> list[QAItem]:
-    """Our QA format: one ``{id, lang, question, answers, doc_id, split?}`` object per line."""
-    items: list[QAItem] = []
+@dataclass
+class JsonlSet:
+    """A JSONL QA file: the items to run, and the ids of those skipped because they wait for review."""
+
+    items: list[QAItem]
+    needs_review: list[str] = field(default_factory=list)
+
+
+def read_jsonl(path: Path | str) -> JsonlSet:
+    """Our QA format: one ``{id, lang, question, answers, doc_id, split?}`` object per line.
+
+    An item with ``"needs_review": true`` (``rag feedback export`` writes them: a question users
+    found an answer unhelpful for, whose right answer nobody has written yet) has no gold to
+    score against: it is skipped and its id listed, never read as unanswerable."""
+    out = JsonlSet([])
     with Path(path).open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
                 r = json.loads(line)
+                if r.get("needs_review") is True:
+                    out.needs_review.append(str(r["id"]))
+                    continue
                 answers = tuple(r["answers"])
                 if any(not isinstance(a, str) for a in answers):
                     raise ValueError("answers must be strings")
-                items.append(
+                out.items.append(
                     QAItem(
                         str(r["id"]),
                         r.get("lang") or detect_language(r["question"]),
@@ -126,9 +141,14 @@ def load_jsonl(path: Path | str) -> list[QAItem]:
                         r.get("split"),
                     )
                 )
-            except (KeyError, TypeError, ValueError) as exc:
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise ValueError(f"{path}:{lineno}: not a QA record ({exc})") from exc
-    return items
+    return out
+
+
+def load_jsonl(path: Path | str) -> list[QAItem]:
+    """The items of ``read_jsonl`` (those waiting for review left out)."""
+    return read_jsonl(path).items
 
 
 def squad_split(article_title: str) -> str:
@@ -495,7 +515,8 @@ def run_jsonl(
 ) -> EvalRun:
     """Evaluate our JSONL QA set against the index in ``settings.index``."""
     settings = eval_settings(settings)
-    items = select(load_jsonl(path), split, limit)
+    qaset = read_jsonl(path)
+    items = select(qaset.items, split, limit)
     systems = build_systems(settings, embedder or make_embedder(settings), baselines=baselines)
     missing = sorted({it.doc_id for it in items if it.doc_id} - set(systems["system"].snapshot.index.doc_row))
     dataset = {
@@ -506,6 +527,7 @@ def run_jsonl(
         "limit": limit,
         "index": str(settings.index),
         "gold_docs_missing": missing,
+        "needs_review_skipped": len(qaset.needs_review),
     }
     return _run(systems, items, dataset, k, progress)
 
