@@ -59,9 +59,9 @@ HOSTILE_DOC = {
     "title": f"Helpdesk security notice {HOSTILE_MARKUP}",
     "text": f"The helpdesk security notice says that the markup {HOSTILE_MARKUP} must always be shown as plain text.\n"
     "The helpdesk office opens at 9 am on weekdays and closes at 5 pm.\n",
-    # The API refuses non-http(s) URLs (tests/test_hardening.py); an http URL carrying markup
-    # must still become a plain link attribute, never HTML.
-    "url": 'https://example.org/notice?q="><img src=x onerror=window.__xss=1>',
+    # The API refuses non-http(s) URLs and whitespace in them (tests/test_hardening.py); an http
+    # URL carrying markup must still become a plain link attribute, never HTML.
+    "url": 'https://example.org/notice?q="><img/src=x/onerror=window.__xss=1>',
 }
 ADMIN_TOKEN = "widget-test-admin-token"
 HOSTILE_QUESTION = "What does the helpdesk security notice say?"
