@@ -1,13 +1,17 @@
-"""The helpdesk widget (api/static/widget.js) in a real headless Chromium, against a real
-``rag serve`` process on a temporary index of the default corpus plus one hostile document.
+"""The helpdesk widget (api/static/widget.js) in a real headless Chromium, against real
+``rag serve`` processes on temporary indexes of the default corpus: one with the sentence reader
+(the fast mode, whose answers carry a factoid ``focus``) plus one hostile document, one with the
+default span reader (short answers with their ``sentence``).
 
 Needs Debian's ``chromium`` at /usr/bin/chromium (driven by the Python ``playwright`` package;
 no browser download). Screenshots of the open widget go to ``test-output/`` (git-ignored);
-``docs/widget-ar.png`` and ``docs/widget-en.png`` in the README are copies of them.
+``docs/widget-ar.png`` and ``docs/widget-en.png`` in the README are copies of the span reader's
+(``test_short_answer_first_with_the_span_reader``).
 """
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 import shutil
@@ -15,7 +19,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -51,6 +56,7 @@ EN_UNANSWERABLE = "Who will host the World Government Summit in 2040?"
 AR_UNANSWERABLE = "من سيستضيف القمة العالمية للحكومات في عام 2040؟"
 AR_ABSTAIN = "لم أجد الإجابة في الوثائق المتاحة."
 EN_ABSTAIN = "I couldn't find this in the documents."
+HELPFUL = {"ltr": "Was this helpful?", "rtl": "هل كانت الإجابة مفيدة؟"}
 
 # A document whose title and text carry markup that would run script if inserted as HTML.
 HOSTILE_MARKUP = '<img src=x onerror="window.__xss=1">'
@@ -71,11 +77,10 @@ HOSTILE_QUESTION = "What does the helpdesk security notice say?"
 SHADOW = "document.querySelector('rag-helpdesk').shadowRoot"
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory, corpus_index: Path) -> Iterator[str]:
-    """Base URL of ``rag serve`` on a free loopback port, over a copy of the session's corpus
-    index to which the hostile document is added through the admin route."""
-    work = tmp_path_factory.mktemp("widget")
+@contextmanager
+def serving(work: Path, corpus_index: Path, reader: str) -> Iterator[tuple[str, Callable[[str], None]]]:
+    """``rag serve`` with ``reader`` on a free loopback port over a copy of the corpus index:
+    (base URL, a function that fails the test with the server's log)."""
     shutil.copytree(corpus_index, work / "index")
     port = free_port()
     env = {
@@ -84,8 +89,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, corpus_index: Path) -> Iter
         "RAG_ADMIN_TOKEN": ADMIN_TOKEN,
         "RAG_API_KEYS": "",
         "RAG_RATE_LIMIT_PER_MINUTE": "0",
-        # these flows assert the sentence answers' text and focus marks
-        "RAG_READER": "sentence",
+        "RAG_READER": reader,
     }
     log = (work / "serve.log").open("w")
     proc = subprocess.Popen(
@@ -113,10 +117,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, corpus_index: Path) -> Iter
             if time.monotonic() > deadline:
                 fail("is not ready")
             time.sleep(0.3)
-        r = httpx.post(base + "/documents", json=HOSTILE_DOC, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=120)
-        if r.status_code != 200:
-            fail(f"refused the hostile document ({r.status_code} {r.text})")
-        yield base
+        yield base, fail
     finally:
         proc.terminate()
         try:
@@ -124,6 +125,24 @@ def server(tmp_path_factory: pytest.TempPathFactory, corpus_index: Path) -> Iter
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, corpus_index: Path) -> Iterator[str]:
+    """Base URL of ``rag serve`` with the sentence reader (these flows assert its answers'
+    sentences and focus marks), with the hostile document added through the admin route."""
+    with serving(tmp_path_factory.mktemp("widget"), corpus_index, "sentence") as (base, fail):
+        r = httpx.post(base + "/documents", json=HOSTILE_DOC, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=120)
+        if r.status_code != 200:
+            fail(f"refused the hostile document ({r.status_code} {r.text})")
+        yield base
+
+
+@pytest.fixture(scope="session")
+def span_server(tmp_path_factory: pytest.TempPathFactory, corpus_index: Path) -> Iterator[str]:
+    """Base URL of ``rag serve`` with the default span reader (short answers + sentence)."""
+    with serving(tmp_path_factory.mktemp("widget-span"), corpus_index, "span") as (base, _):
+        yield base
 
 
 @pytest.fixture(scope="session")
@@ -136,21 +155,37 @@ def browser() -> Iterator[Browser]:
         b.close()
 
 
-@pytest.fixture()
-def page(browser: Browser, server: str) -> Iterator[Page]:
-    """The demo page in a fresh context (fresh sessionStorage), failing on any page error."""
-    context = browser.new_context(viewport={"width": 1000, "height": 720}, device_scale_factor=1)
+MOBILE = {"width": 390, "height": 844}
+
+
+@contextmanager
+def demo_page(browser: Browser, server: str, viewport: dict[str, int] | None = None) -> Iterator[Page]:
+    """The demo page of ``server`` in a fresh context (fresh sessionStorage), failing on any
+    page error and on any HTTP error response the page did not cause on purpose."""
+    context = browser.new_context(viewport=viewport or {"width": 1000, "height": 720}, device_scale_factor=1)
     pg = context.new_page()
     pg.set_default_timeout(60_000)
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
-    # console errors include CSP violations; failed requests (favicon, the aborted /ask) do not count
+    # console errors include CSP violations; failed requests (the aborted /ask, a routed 404) do not count
     pg.on("console", lambda m: errors.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None)
+    # the page itself loads without a single 4xx/5xx (no /favicon.ico 404 either)
+    load_errors: list[str] = []
+    pg.on("response", lambda r: load_errors.append(f"{r.status} {r.url}") if r.status >= 400 and r.request.resource_type != "fetch" else None)
     pg.goto(server + "/")
     pg.wait_for_function("customElements.get('rag-helpdesk') && document.querySelector('rag-helpdesk')")
-    yield pg
-    context.close()
+    try:
+        yield pg
+    finally:
+        context.close()
     assert not errors, f"page errors: {errors}"
+    assert not load_errors, f"failed loads: {load_errors}"
+
+
+@pytest.fixture()
+def page(browser: Browser, server: str) -> Iterator[Page]:
+    with demo_page(browser, server) as pg:
+        yield pg
 
 
 def api_ask(server: str, question: str) -> dict:
@@ -159,9 +194,37 @@ def api_ask(server: str, question: str) -> dict:
     return r.json()
 
 
-def highlighted(answer: dict) -> str:
-    """What the widget must mark in the answer sentence: the factoid, else the whole sentence."""
-    return (answer.get("focus") or answer)["text"]
+def short_answer(answer: dict) -> str:
+    """What the widget shows first: the span reader's span (an answer with a ``sentence``), the
+    sentence reader's factoid (``focus``), else the whole sentence."""
+    return (answer.get("focus") or answer)["text"] if not answer.get("sentence") else answer["text"]
+
+
+def sentence_of(answer: dict) -> str:
+    """The sentence the short answer stands in (behind "Show the sentence")."""
+    return (answer.get("sentence") or answer)["text"]
+
+
+def show_sentence(reply):
+    """Expand the answer's sentence and return it (a locator), checking the toggle's state."""
+    toggle = reply.locator(".context-toggle")
+    context = reply.locator(".answer-context")
+    expect(context).to_be_hidden()
+    assert toggle.get_attribute("aria-expanded") == "false"
+    assert toggle.get_attribute("aria-controls") == context.get_attribute("id")
+    toggle.click()
+    expect(context).to_be_visible()
+    assert toggle.get_attribute("aria-expanded") == "true"
+    return context
+
+
+def containing_citation(result: dict, start: int, end: int) -> int | None:
+    """1-based number of the first citation holding [start, end) of the answer's document."""
+    doc = result["answer"]["doc_id"]
+    for i, c in enumerate(result["citations"]):
+        if c["doc_id"] == doc and c["start"] <= start and c["end"] >= end:
+            return i + 1
+    return None
 
 
 def open_panel(page: Page) -> None:
@@ -243,18 +306,21 @@ def test_arabic_question_answer_highlight_citation_and_keyboard(page: Page, serv
     expect(user).to_contain_text(AR_QUESTION)
     assert reply.get_attribute("data-kind") == "answer"
     assert reply.get_attribute("dir") == "rtl" and reply.get_attribute("lang") == "ar"
-    answer_text = reply.locator(".answer-text")
-    assert answer_text.get_attribute("dir") == "rtl"
-    assert answer_text.text_content() == a["text"]
-    expect(answer_text.locator("mark")).to_have_text(highlighted(a))
+    # the short answer (the factoid) first; the sentence behind a toggle, the factoid marked in it
+    short = reply.locator(".answer-short")
+    assert short.get_attribute("dir") == "rtl"
+    assert short.text_content() == short_answer(a) == a["focus"]["text"]
+    context = show_sentence(reply)
+    assert context.text_content() == a["text"]
+    expect(context.locator("mark")).to_have_text(a["focus"]["text"])
+    expect(reply.locator(".source-link")).to_have_text(f"المصدر [{containing_citation(expected, a['start'], a['end'])}]")
     expect(reply.locator(".citations h3")).to_have_text("المصادر")
     cites = reply.locator(".cite")
     assert cites.count() == len(expected["citations"])
-    # the citation holding the answer shows the answer span highlighted in its snippet
+    # the citation holding the answer shows the factoid highlighted in its snippet
     holder = reply.locator(".cite.has-answer").first
-    snippet_mark = holder.locator(".cite-snippet mark").text_content()
-    assert snippet_mark and a["text"].startswith(snippet_mark)
-    screenshot(page, "widget-ar.png")
+    expect(holder.locator(".cite-snippet mark")).to_have_text(a["focus"]["text"])
+    screenshot(page, "widget-ar-sentence-reader.png")
 
     # the focus trap: Tab and Shift+Tab never leave the dialog
     for key in ["Tab"] * 12 + ["Shift+Tab"] * 12:
@@ -283,7 +349,7 @@ def test_arabic_question_answer_highlight_citation_and_keyboard(page: Page, serv
     page.reload()
     open_panel(page)
     expect(page.locator("rag-helpdesk .msg.user")).to_have_count(1)
-    expect(page.locator("rag-helpdesk .answer-text mark")).to_have_text(highlighted(a))
+    expect(page.locator("rag-helpdesk .answer-short")).to_have_text(a["focus"]["text"])
 
 
 def test_english_question_localises_and_sets_direction(page: Page, server: str) -> None:
@@ -302,26 +368,37 @@ def test_english_question_localises_and_sets_direction(page: Page, server: str) 
     assert page.locator("rag-helpdesk .msg.user").first.get_attribute("dir") == "ltr"
     assert reply.get_attribute("dir") == "ltr" and reply.get_attribute("lang") == "en"
     expect(reply.locator(".citations h3")).to_have_text("Sources")
-    # the corpus is Arabic: the quoted sentence keeps its own right-to-left direction
-    answer_text = reply.locator(".answer-text")
-    assert answer_text.get_attribute("dir") == "rtl"
-    assert answer_text.text_content() == a["text"]
-    expect(answer_text.locator("mark")).to_have_text(highlighted(a))
-
-    reply.locator(".cite.has-answer").first.click()
+    # the corpus is Arabic: the short answer keeps its own right-to-left direction
+    short = reply.locator(".answer-short")
+    assert short.get_attribute("dir") == "rtl"
+    assert short.text_content() == a["focus"]["text"]
+    # The 1,036-character sentence spans chunks, so no citation holds all of it; the link still
+    # names the citation holding the short answer, and opens the answer's offsets.
+    assert containing_citation(expected, a["start"], a["end"]) is None
+    n = containing_citation(expected, a["focus"]["start"], a["focus"]["end"])
+    link = reply.locator(".source-link")
+    expect(link).to_have_text(f"Source [{n}]")
+    context = show_sentence(reply)
+    assert context.get_attribute("dir") == "rtl" and context.text_content() == a["text"]
+    link.click()
     expect(page.locator("rag-helpdesk .source .passage mark")).to_have_text(a["text"])
     page.locator("rag-helpdesk .back").click()
     expect(page.locator("rag-helpdesk .source")).to_be_hidden()
     expect(reply).to_be_visible()
 
-    # a second turn (with a short factoid answer: the README screenshot)
+    reply.locator(".cite.has-answer").first.click()
+    expect(page.locator("rag-helpdesk .source .passage mark")).to_have_text(a["text"])
+    page.locator("rag-helpdesk .back").click()
+    expect(reply).to_be_visible()
+
+    # a second turn (with a short factoid answer)
     second = api_ask(server, EN_SECOND_QUESTION)["answer"]
     assert second is not None
     reply2 = ask(page, EN_SECOND_QUESTION, n=2)
-    assert reply2.locator(".answer-text").text_content() == second["text"]
-    expect(reply2.locator(".answer-text mark")).to_have_text(highlighted(second))
+    assert reply2.locator(".answer-short").text_content() == second["focus"]["text"]
+    expect(show_sentence(reply2).locator("mark")).to_have_text(second["focus"]["text"])
     expect(page.locator("rag-helpdesk .msg.user")).to_have_count(2)
-    screenshot(page, "widget-en.png")
+    screenshot(page, "widget-en-sentence-reader.png")
 
 
 @pytest.mark.parametrize(
@@ -335,9 +412,11 @@ def test_abstention_is_shown_in_the_question_language(page: Page, server: str, q
     open_panel(page)  # Arabic UI: the message still follows the question's language
     reply = ask(page, question)
     assert reply.get_attribute("data-kind") == "abstain"
-    expect(reply).to_have_text(message)
+    expect(reply.locator(".abstain-text")).to_have_text(message)
     assert reply.get_attribute("dir") == direction
     assert reply.locator("mark").count() == 0
+    # an abstention can be rated too, in the question's language
+    expect(reply.locator(".feedback")).to_have_accessible_name(HELPFUL[direction])
 
 
 def test_hostile_document_renders_as_text(page: Page, server: str) -> None:
@@ -349,9 +428,9 @@ def test_hostile_document_renders_as_text(page: Page, server: str) -> None:
     to_english(page)
     open_panel(page)
     reply = ask(page, HOSTILE_QUESTION)
-    answer_text = reply.locator(".answer-text")
-    assert answer_text.get_attribute("dir") == "ltr"  # an English sentence
-    expect(answer_text).to_contain_text(HOSTILE_MARKUP)
+    sentence = show_sentence(reply) if reply.locator(".context-toggle").count() else reply.locator(".answer-text")
+    assert sentence.get_attribute("dir") == "ltr"  # an English sentence
+    expect(sentence).to_contain_text(HOSTILE_MARKUP)
     expect(reply.locator(".cite-title").first).to_contain_text("<img src=x")
     reply.locator(".cite.has-answer").first.click()
     source = page.locator("rag-helpdesk .source")
@@ -378,7 +457,8 @@ def test_loading_state_then_unreachable_service_offers_retry(page: Page, server:
     page.locator("rag-helpdesk textarea").press("Enter")
     expect(page.locator("rag-helpdesk .typing-msg")).to_be_visible()
     expect(page.locator("rag-helpdesk .panel > [role=status]")).to_have_text("Searching the documents…")
-    assert page.locator("rag-helpdesk .send").is_disabled()
+    expect(page.locator("rag-helpdesk .send")).to_be_hidden()  # the stop button takes its place
+    expect(page.locator("rag-helpdesk .stop")).to_be_visible()
     assert page.locator("rag-helpdesk .log").get_attribute("aria-busy") == "true"
 
     held[0].abort("connectionrefused")  # the service is down
@@ -453,7 +533,7 @@ def test_one_line_embed_on_another_site(browser: Browser, server: str, customer_
         assert "Georgia" not in font
         reply = ask(page, EN_QUESTION)
         assert reply.get_attribute("data-kind") == "answer"
-        expect(reply.locator(".answer-text")).to_contain_text("TMRW")
+        expect(show_sentence(reply)).to_contain_text("TMRW")
         assert seen and seen[-1].get("x-api-key") == "k-123"
         # the page follows its own language switch at runtime only where data-lang does not pin it
         page.evaluate("document.documentElement.lang = 'ar'")
