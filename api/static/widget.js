@@ -33,7 +33,7 @@
   const TIMEOUT_MS = 30000;
   const SNIPPET_BEFORE = 50; // code points shown before the answer span in a citation
   const SNIPPET_MAX = 170; // code points of a citation snippet: about three lines in the panel
-  const TITLE_MAX = 90; // code points of a citation title
+  const TITLE_MAX = 64; // code points of a citation title: about two lines
   const FULLSCREEN = "(max-width: 480px)"; // the panel covers the screen (keep in sync with the CSS)
 
   const STRINGS = {
