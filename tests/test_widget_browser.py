@@ -939,6 +939,8 @@ def test_feedback_control_posts_the_rating(page: Page, server: str) -> None:
     expected |= {"index_version": result["index_version"], "language": "en"}
     assert [p["body"] for p in posts] == [expected | {"helpful": True}, expected | {"helpful": False}]
     assert all(p["method"] == "POST" and p["headers"]["content-type"] == "application/json" for p in posts)
+    box.scroll_into_view_if_needed()
+    screenshot(page, "widget-feedback.png")
     yes.click(force=True)  # rated (aria-disabled): further clicks send nothing
     page.wait_for_timeout(200)
     assert len(posts) == 2
