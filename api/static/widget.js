@@ -13,6 +13,13 @@
  *
  * Security: every piece of text that comes from the service (answers, titles, document text,
  * error messages) is inserted with textContent / createTextNode, never parsed as HTML.
+ *
+ * Language: the panel's own labels follow data-lang (else <html lang>); everything about one
+ * answer (its labels, its feedback control and the source view opened from it) follows the
+ * language of the question, so an English question on an Arabic page gets English labels.
+ *
+ * Placement: the element is appended to <html>, not <body>, so a host page with `transform` or
+ * `filter` on <body> (which would become the containing block of position: fixed) cannot move it.
  */
 (() => {
   "use strict";
@@ -24,8 +31,10 @@
   const OPTIONS = ["api", "lang", "title", "accent", "position", "apiKey"];
   const HISTORY_LIMIT = 40; // messages kept in sessionStorage
   const TIMEOUT_MS = 30000;
-  const SNIPPET_CONTEXT = 60; // code points shown around the answer span in a citation
-  const SNIPPET_MAX = 200;
+  const SNIPPET_BEFORE = 50; // code points shown before the answer span in a citation
+  const SNIPPET_MAX = 170; // code points of a citation snippet: about three lines in the panel
+  const TITLE_MAX = 64; // code points of a citation title: about two lines
+  const FULLSCREEN = "(max-width: 480px)"; // the panel covers the screen (keep in sync with the CSS)
 
   const STRINGS = {
     en: {
@@ -38,7 +47,12 @@
       failed: "The request failed:", sources: "Sources", source: "Source",
       openSource: "Show the source passage", back: "Back to the conversation",
       loadingSource: "Loading the source…", sourceFailed: "The source could not be loaded.",
-      openOriginal: "Open the original page", log: "Conversation",
+      openOriginal: "Open the original page", log: "Conversation", stop: "Stop",
+      cancelled: "You stopped this question.", timeout: "The help service took too long to answer.",
+      interrupted: "This question got no answer.",
+      showContext: "Show the sentence", hideContext: "Hide the sentence",
+      helpful: "Was this helpful?", helpfulYes: "Yes, this was helpful", helpfulNo: "No, this was not helpful",
+      thanks: "Thanks for your feedback.", feedbackFailed: "Your feedback could not be sent. Try again?",
     },
     ar: {
       title: "المساعدة", open: "افتح نافذة المساعدة", close: "أغلق نافذة المساعدة", newChat: "محادثة جديدة",
@@ -50,7 +64,12 @@
       failed: "تعذّر تنفيذ الطلب:", sources: "المصادر", source: "المصدر",
       openSource: "اعرض المقطع من المصدر", back: "العودة إلى المحادثة",
       loadingSource: "جارٍ تحميل المصدر…", sourceFailed: "تعذّر تحميل المصدر.",
-      openOriginal: "افتح الصفحة الأصلية", log: "المحادثة",
+      openOriginal: "افتح الصفحة الأصلية", log: "المحادثة", stop: "إيقاف",
+      cancelled: "أُوقِف هذا السؤال.", timeout: "استغرقت خدمة المساعدة وقتاً أطول من اللازم للرد.",
+      interrupted: "لم يصل رد على هذا السؤال.",
+      showContext: "اعرض الجملة كاملة", hideContext: "أخفِ الجملة",
+      helpful: "هل كانت الإجابة مفيدة؟", helpfulYes: "نعم، كانت مفيدة", helpfulNo: "لا، لم تكن مفيدة",
+      thanks: "شكراً على ملاحظتك.", feedbackFailed: "تعذّر إرسال ملاحظتك. حاول مرة أخرى؟",
     },
   };
 
@@ -135,6 +154,94 @@
     return (cut > 0 ? head.slice(0, cut) : head) + " …";
   }
 
+  const isSpace = (ch) => /\s/.test(ch);
+
+  // Cuts at word edges, so that no word or number is ever split ("28" never shows as "8…").
+  // Positions are UTF-16 indexes; `limit` is a word edge itself that the cut must not pass.
+
+  /** `i` moved forwards to the start of a word. */
+  function wordStart(text, i, limit) {
+    if (i > 0 && i < text.length && !isSpace(text[i - 1])) while (i < limit && !isSpace(text[i])) i++;
+    while (i < limit && isSpace(text[i])) i++;
+    return i;
+  }
+
+  /** `i` moved backwards to the end of a word. */
+  function wordEnd(text, i, limit) {
+    if (i > 0 && i < text.length && !isSpace(text[i])) while (i > limit && !isSpace(text[i - 1])) i--;
+    while (i > limit && isSpace(text[i - 1])) i--;
+    return i;
+  }
+
+  /** `text` shortened to about `max` code points at a word boundary, with "…" when cut. */
+  function clip(text, max) {
+    if (cpLength(text) <= max) return text;
+    const to = wordEnd(text, units(text, max), 0);
+    return (to > 0 ? text.slice(0, to) : cpSlice(text, 0, max)) + " …";
+  }
+
+  /** The window of a citation's text to show (UTF-16 [from, to)), about SNIPPET_MAX long, with
+   *  the marked part [us, ue) in it (cut to markEnd when it is longer than the window). */
+  function snippetWindow(text, us, ue) {
+    const max = SNIPPET_MAX;
+    if (ue <= us) {
+      if (text.length <= max) return { from: 0, to: text.length, markEnd: 0 };
+      return { from: 0, to: wordEnd(text, max, 0) || max, markEnd: 0 };
+    }
+    const from = wordStart(text, Math.max(0, us - SNIPPET_BEFORE), us);
+    let markEnd = ue;
+    if (ue - from > max) {
+      const cut = wordEnd(text, from + max, us);
+      markEnd = cut > us ? cut : from + max; // one word longer than the window: cut it
+    }
+    let to = markEnd;
+    if (markEnd === ue && from + max > ue) to = from + max >= text.length ? text.length : wordEnd(text, from + max, ue);
+    return { from, to, markEnd };
+  }
+
+  /** The parts of an answer to show, as document offsets: the short answer (the span reader's
+   *  span, else the sentence reader's factoid) and the sentence it stands in. */
+  function answerParts(a) {
+    const whole = { text: String(a.text || ""), start: a.start, end: a.end };
+    const s = a.sentence;
+    if (s && typeof s.text === "string" && s.start <= a.start && s.end >= a.end && (s.start < a.start || s.end > a.end)) {
+      return { short: whole, sentence: { text: s.text, start: s.start, end: s.end } };
+    }
+    const f = a.focus;
+    if (f && typeof f.text === "string" && f.start >= a.start && f.end <= a.end && (f.start > a.start || f.end < a.end)) {
+      return { short: { text: f.text, start: f.start, end: f.end }, sentence: whole };
+    }
+    return { short: null, sentence: whole };
+  }
+
+  /** The citation named in "Source [n]": the one holding the short answer (else the answer),
+   *  else the one sharing most of the answer (a long sentence can span several chunks). */
+  function ownCitation(citations, a, short) {
+    const key = short || a;
+    const same = (c) => c.doc_id === a.doc_id;
+    const holds = citations.findIndex((c) => same(c) && c.start <= key.start && c.end >= key.end);
+    if (holds >= 0) return holds;
+    let best = -1;
+    let most = 0;
+    citations.forEach((c, i) => {
+      const overlap = same(c) ? Math.min(c.end, a.end) - Math.max(c.start, a.start) : 0;
+      if (overlap > most) [best, most] = [i, overlap];
+    });
+    return best;
+  }
+
+  /** What a failed request means for the person asking, as kept in the history. */
+  function failure(err) {
+    if (err && err.cancelled) return { kind: "cancelled", retry: true };
+    if (err && err.timeout) return { kind: "timeout", retry: true };
+    if (!err || err.unreachable) return { kind: "unreachable", retry: true };
+    const status = err.status || 0;
+    return { kind: "error", message: String(err.message || ""), retry: !status || status === 429 || status >= 500 };
+  }
+
+  const answerLang = (r) => (STRINGS[r.language] ? r.language : langOf(String(r.question || "")));
+  const dirOf = (lang) => (lang === "ar" ? "rtl" : "ltr");
+
   function icon(paths, size) {
     const NS = "http://www.w3.org/2000/svg";
     const svg = document.createElementNS(NS, "svg");
@@ -152,7 +259,10 @@
   }
   const ICON_CHAT = ["M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z"];
   const ICON_CLOSE = ["M6 6l12 12M18 6L6 18"];
-  const ICON_SEND = ["M3 12l18-9-7 18-2-7-9-2z"];
+  // a paper plane pointing along the reading direction (mirrored in RTL), not a pointer
+  const ICON_SEND = ["M4 4.5 21 12 4 19.5 6.8 12z", "M6.8 12H12"];
+  const ICON_STOP = ["M7 7h10v10H7z"];
+  const ICON_THUMB = ["M7 11v9H4v-9z", "M7 11l3.6-7c1.5 0 2.6 1.2 2.3 2.7L12.4 10H18a2 2 0 0 1 2 2.3l-1.1 6A2 2 0 0 1 16.9 20H7"];
   const ICON_NEW = ["M12 5v14M5 12h14"];
   const ICON_BACK = ["M15 5l-7 7 7 7"];
 
@@ -182,6 +292,9 @@
 [hidden] { display: none !important; }
 button { font: inherit; color: inherit; cursor: pointer; }
 button:focus-visible, textarea:focus-visible, a:focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
+/* On the accent-coloured header an accent outline would be invisible: white, with a dark ring
+   outside it so that it also shows on a light accent colour. */
+header button:focus-visible { outline: 2px solid #fff; outline-offset: 2px; box-shadow: 0 0 0 6px rgba(0,0,0,.55); }
 svg { fill: none; stroke: currentColor; stroke-width: 2; stroke-linecap: round; stroke-linejoin: round; }
 .launcher { width: 56px; height: 56px; border-radius: 50%; border: 0; background: var(--accent); color: #fff;
   display: grid; place-items: center; box-shadow: 0 6px 20px rgba(0,0,0,.25); }
@@ -194,13 +307,14 @@ header { display: flex; align-items: center; gap: 6px; padding: 10px 12px; backg
 header h2 { flex: 1; margin: 0; font-size: 16px; font-weight: 600; }
 .icon-btn { border: 0; background: transparent; color: inherit; width: 34px; height: 34px; border-radius: 8px; display: grid; place-items: center; }
 .icon-btn:hover { background: rgba(255,255,255,.18); }
-.log { position: relative; flex: 1; overflow-y: auto; padding: 14px 12px; display: flex; flex-direction: column; gap: 10px; background: #f6f7f9; }
+.log { position: relative; flex: 1; overflow-y: auto; overscroll-behavior: contain; padding: 14px 12px; display: flex; flex-direction: column; gap: 10px; background: #f6f7f9; }
 .msg { max-width: 92%; padding: 9px 12px; border-radius: 12px; overflow-wrap: anywhere; white-space: pre-wrap; }
 .msg.user { align-self: flex-end; background: var(--accent); color: #fff; border-end-end-radius: 4px; }
 .msg.bot { align-self: flex-start; background: #fff; border: 1px solid #e1e4e8; border-end-start-radius: 4px; white-space: normal; }
 .msg.welcome { color: #57606a; }
 .msg.abstain { background: #fff8e6; border-color: #f0d48a; }
 .msg.error { background: #fff0f0; border-color: #f2b8b5; }
+.msg.error.quiet { background: #f6f8fa; border-color: #d0d7de; color: #57606a; }
 .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 p { margin: 0; }
 mark.hl { background: #ffe58a; color: inherit; border-radius: 3px; padding: 0 2px; }
@@ -208,7 +322,17 @@ mark.soft { background: #fff1bf; box-shadow: inset 0 -2px 0 #f5c842; border-radi
 .answer-text { font-size: 15.5px; }
 .answer-short { font-size: 17px; font-weight: 600; }
 .answer-context { margin-top: 6px; font-size: 14px; color: #3d444d; }
-.source-link { margin-top: 6px; border: 0; background: none; padding: 0; color: var(--accent); text-decoration: underline; font-size: 13px; }
+.answer-actions { margin-top: 6px; display: flex; flex-wrap: wrap; gap: 4px 14px; align-items: baseline; }
+.source-link, .context-toggle { border: 0; background: none; padding: 0; color: var(--accent); text-decoration: underline; font-size: 13px; }
+.feedback { margin-top: 8px; display: flex; flex-wrap: wrap; align-items: center; gap: 4px 6px; font-size: 13px; color: #57606a; }
+.fb-btn { border: 1px solid #d0d7de; background: #fff; color: #57606a; width: 30px; height: 28px; border-radius: 8px; display: grid; place-items: center; }
+.fb-btn:hover { border-color: var(--accent); color: var(--accent); }
+.fb-btn[aria-pressed="true"] { background: var(--accent); border-color: var(--accent); color: #fff; }
+.feedback.done .fb-btn { cursor: default; }
+.feedback.done .fb-btn:not([aria-pressed="true"]) { opacity: .45; }
+.fb-no svg { transform: scaleY(-1); }
+.fb-status:empty { display: none; }
+.feedback.failed .fb-status { color: #9a3b38; }
 .citations { margin-top: 10px; border-top: 1px solid #eaecef; padding-top: 8px; }
 .citations h3 { margin: 0 0 6px; font-size: 12px; text-transform: uppercase; letter-spacing: .04em; color: #57606a; font-weight: 600; }
 .citations ol { list-style: none; margin: 0; padding: 0; display: flex; flex-direction: column; gap: 6px; }
@@ -217,8 +341,10 @@ mark.soft { background: #fff1bf; box-shadow: inset 0 -2px 0 #f5c842; border-radi
 .cite.has-answer { border-color: var(--accent); background: #fff; }
 .cite-head { display: flex; gap: 6px; align-items: baseline; font-weight: 600; font-size: 13px; }
 .cite-num { flex: none; min-width: 20px; height: 20px; border-radius: 10px; background: var(--accent); color: #fff; font-size: 12px; display: inline-grid; place-items: center; }
-.cite-title { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; unicode-bidi: plaintext; }
-.cite-snippet { display: -webkit-box; -webkit-box-orient: vertical; -webkit-line-clamp: 3; overflow: hidden; margin-top: 3px; font-size: 13px; line-height: 1.5; color: #424a53; font-weight: 400; }
+.cite-title { unicode-bidi: plaintext; }
+/* Snippets are cut at word boundaries by the script (never by line-clamp, whose ellipsis can
+   split a number such as "28" into "8…" in right-to-left text). */
+.cite-snippet { display: block; margin-top: 3px; font-size: 13px; line-height: 1.5; color: #424a53; font-weight: 400; }
 .retry { margin-top: 8px; border: 1px solid currentColor; background: #fff; border-radius: 8px; padding: 4px 12px; }
 .typing { display: inline-flex; gap: 4px; align-items: center; }
 .typing span { width: 7px; height: 7px; border-radius: 50%; background: #8c959f; animation: blink 1.2s infinite ease-in-out; }
@@ -227,11 +353,13 @@ mark.soft { background: #fff1bf; box-shadow: inset 0 -2px 0 #f5c842; border-radi
 @media (prefers-reduced-motion: reduce) { .typing span { animation: none; } }
 form { display: flex; gap: 8px; padding: 10px; border-top: 1px solid #e1e4e8; background: #fff; align-items: flex-end; }
 textarea { flex: 1; resize: none; font: inherit; color: inherit; border: 1px solid #d0d7de; border-radius: 10px; padding: 8px 10px; max-height: 120px; min-height: 40px; background: #fff; }
-.send { border: 0; border-radius: 10px; width: 42px; height: 40px; background: var(--accent); color: #fff; display: grid; place-items: center; }
+.send, .stop { border: 0; border-radius: 10px; width: 42px; height: 40px; background: var(--accent); color: #fff; display: grid; place-items: center; }
 .send:disabled { opacity: .5; cursor: default; }
-.panel[dir="rtl"] .send svg, .panel[dir="rtl"] .back svg { transform: scaleX(-1); }
-.source { flex: 1; overflow-y: auto; padding: 12px 14px; background: #fff; }
-.source-bar { display: flex; align-items: center; gap: 6px; margin-bottom: 8px; }
+.stop svg { fill: currentColor; }
+.panel[dir="rtl"] .send svg, .source[dir="rtl"] .back svg { transform: scaleX(-1); }
+.source { flex: 1; overflow-y: auto; overscroll-behavior: contain; padding: 0 14px 12px; background: #fff; }
+/* the way back stays in view however far down the marked passage is */
+.source-bar { position: sticky; top: 0; z-index: 1; display: flex; align-items: center; gap: 6px; margin: 0 -14px 8px; padding: 10px 14px 8px; background: #fff; border-bottom: 1px solid #eaecef; }
 .back { border: 1px solid #d0d7de; background: #fff; border-radius: 8px; padding: 4px 10px 4px 6px; display: inline-flex; align-items: center; gap: 4px; font-size: 13px; }
 .source h3 { margin: 0 0 8px; font-size: 15px; unicode-bidi: plaintext; }
 .passage { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 14px; line-height: 1.7; }
@@ -251,6 +379,10 @@ textarea { flex: 1; resize: none; font: inherit; color: inherit; border: 1px sol
       this._root = this.attachShadow({ mode: "open" });
       this._pending = false;
       this._history = [];
+      this._ids = 0; // for unique ids inside the shadow root
+      this._generation = 0; // bumped by clear(): answers to questions asked before are dropped
+      this._scrollLock = null;
+      this._onMedia = () => this._updateScrollLock();
     }
 
     static get observedAttributes() {
@@ -290,6 +422,9 @@ textarea { flex: 1; resize: none; font: inherit; color: inherit; border: 1px sol
 
     disconnectedCallback() {
       if (this._langObserver) this._langObserver.disconnect();
+      if (this._askCtrl) this._askCtrl.abort();
+      this._unlockScroll();
+      if (this._media) this._media.removeEventListener("change", this._onMedia);
       this._built = false;
       this._root.replaceChildren();
     }
@@ -327,7 +462,9 @@ textarea { flex: 1; resize: none; font: inherit; color: inherit; border: 1px sol
       });
       this.$input.addEventListener("input", () => this._autosize());
       this.$send = h("button", { class: "send", type: "submit" }, icon(ICON_SEND, 20));
-      this.$form = h("form", { onsubmit: (e) => { e.preventDefault(); this._submit(); } }, this.$input, this.$send);
+      // while a question is on its way the send button gives way to a stop button
+      this.$stop = h("button", { class: "stop", type: "button", hidden: true, onclick: () => this.cancel() }, icon(ICON_STOP, 18));
+      this.$form = h("form", { onsubmit: (e) => { e.preventDefault(); this._submit(); } }, this.$input, this.$send, this.$stop);
 
       this.$back = h("button", { class: "back", type: "button", onclick: () => this._closeSource() }, icon(ICON_BACK, 16), h("span"));
       this.$sourceBody = h("div", { class: "source-body" });
@@ -361,7 +498,8 @@ textarea { flex: 1; resize: none; font: inherit; color: inherit; border: 1px sol
       this.$input.setAttribute("aria-label", t.inputLabel);
       this.$send.setAttribute("aria-label", t.send);
       this.$send.title = t.send;
-      this.$back.lastChild.textContent = t.back;
+      this.$stop.setAttribute("aria-label", t.stop);
+      this.$stop.title = t.stop;
       const welcome = this.$log.querySelector(".welcome");
       if (welcome) welcome.replaceWith(this._welcome());
 
@@ -396,8 +534,12 @@ textarea { flex: 1; resize: none; font: inherit; color: inherit; border: 1px sol
       this.$launcher.setAttribute("aria-expanded", "true");
       this.$launcher.setAttribute("aria-label", this._t.close);
       this.$launcher.title = this._t.close;
+      this.$launcher.replaceChildren(icon(ICON_CLOSE, 24)); // the launcher now closes the panel
+      this._media = this._media || window.matchMedia(FULLSCREEN);
+      this._media.addEventListener("change", this._onMedia);
+      this._updateScrollLock();
       this._reveal(this.$log.lastElementChild);
-      this.$input.focus();
+      this.$input.focus({ preventScroll: true }); // never scroll the host page
     }
 
     close() {
@@ -408,8 +550,31 @@ textarea { flex: 1; resize: none; font: inherit; color: inherit; border: 1px sol
       this.$launcher.setAttribute("aria-expanded", "false");
       this.$launcher.setAttribute("aria-label", this._t.open);
       this.$launcher.title = this._t.open;
+      this.$launcher.replaceChildren(icon(ICON_CHAT, 26));
+      if (this._media) this._media.removeEventListener("change", this._onMedia);
+      this._unlockScroll();
       // focus goes back to the launcher (the control that opened the panel)
-      this.$launcher.focus();
+      this.$launcher.focus({ preventScroll: true });
+    }
+
+    // While the panel covers the whole screen (narrow viewports) the page behind it must not
+    // scroll; the page's own inline overflow values are put back exactly on close.
+    _updateScrollLock() {
+      if (this.isOpen && this._media && this._media.matches) this._lockScroll();
+      else this._unlockScroll();
+    }
+
+    _lockScroll() {
+      if (this._scrollLock) return;
+      const targets = [document.documentElement, document.body].filter(Boolean);
+      this._scrollLock = targets.map((el) => [el, el.style.overflow]);
+      for (const el of targets) el.style.overflow = "hidden";
+    }
+
+    _unlockScroll() {
+      if (!this._scrollLock) return;
+      for (const [el, value] of this._scrollLock) el.style.overflow = value;
+      this._scrollLock = null;
     }
 
     _focusable() {
@@ -442,6 +607,8 @@ textarea { flex: 1; resize: none; font: inherit; color: inherit; border: 1px sol
     }
 
     // ---- history ------------------------------------------------------------------------------
+    // Items: {role: "user", text}, {role: "bot", result, feedback?} and, for a question that got
+    // no answer, {role: "bot", question, failed: {kind, message?, retry}}.
 
     get _storageKey() {
       return `rag-helpdesk:v1:${this.apiBase}`;
@@ -452,33 +619,59 @@ textarea { flex: 1; resize: none; font: inherit; color: inherit; border: 1px sol
       try {
         saved = JSON.parse(sessionStorage.getItem(this._storageKey) || "[]");
       } catch (_) { /* storage disabled or corrupt: start empty */ }
-      this._history = Array.isArray(saved) ? saved.slice(-HISTORY_LIMIT) : [];
+      saved = Array.isArray(saved) ? saved.filter((i) => i && (i.role === "user" || i.role === "bot")) : [];
+      // A question with no reply after it (the page was left while it was on its way) gets a
+      // failed reply, so that it can be asked again.
+      const items = [];
+      saved.forEach((item, i) => {
+        items.push(item);
+        const next = saved[i + 1];
+        if (item.role === "user" && !(next && next.role === "bot")) {
+          items.push({ role: "bot", question: String(item.text || ""), failed: { kind: "interrupted", retry: true } });
+        }
+      });
+      this._history = items.slice(-HISTORY_LIMIT);
+      this._renderAll();
+    }
+
+    _renderAll() {
       this.$log.replaceChildren();
       if (!this._history.length) this.$log.append(this._welcome());
       for (const item of this._history) this._renderItem(item);
     }
 
-    _remember(item) {
-      this._history.push(item);
-      this._history = this._history.slice(-HISTORY_LIMIT);
+    _save() {
       try {
         sessionStorage.setItem(this._storageKey, JSON.stringify(this._history));
       } catch (_) { /* quota or disabled storage: history just is not kept */ }
     }
 
-    /** Forget the conversation. */
+    _remember(item) {
+      this._history.push(item);
+      this._history = this._history.slice(-HISTORY_LIMIT);
+      this._save();
+    }
+
+    /** Forget the conversation (and stop waiting for a question on its way). */
     clear() {
+      this._generation++;
+      if (this._askCtrl) this._askCtrl.abort();
       this._history = [];
       try {
         sessionStorage.removeItem(this._storageKey);
       } catch (_) { /* ignore */ }
-      this._restore();
+      this._renderAll();
       this.$input.focus();
     }
 
-    _renderItem(item) {
-      if (item.role === "user") this._append(this._userBubble(item.text));
-      else if (item.role === "bot") this._append(this._answerBubble(item.result));
+    _renderItem(item, fresh = false) {
+      if (item.role === "user") return this._append(this._userBubble(String(item.text || "")));
+      if (item.role !== "bot") return null;
+      return this._append(item.failed ? this._errorBubble(item, fresh) : this._answerBubble(item));
+    }
+
+    _id(prefix) {
+      return `${prefix}-${++this._ids}`;
     }
 
     // ---- asking -------------------------------------------------------------------------------
@@ -493,68 +686,122 @@ textarea { flex: 1; resize: none; font: inherit; color: inherit; border: 1px sol
 
     /** Ask a question (also callable from the host page: `document.querySelector("rag-helpdesk").ask("...")`). */
     async ask(question, { retry = false } = {}) {
-      if (this._pending) return;
+      if (this._pending) return null;
       if (!this.isOpen) this.open();
       if (!retry) {
         const item = { role: "user", text: question };
         this._remember(item);
         this._renderItem(item);
       }
+      const generation = this._generation;
+      const ctrl = (this._askCtrl = new AbortController());
       this._setPending(true);
       const typing = this._append(h("div", { class: "msg bot typing-msg", "aria-label": this._t.thinking },
         h("span", { class: "typing", "aria-hidden": "true" }, h("span"), h("span"), h("span"))));
       this.$status.textContent = this._t.thinking;
-      let bubble;
+      let item;
       try {
-        const result = await this._request("POST", "/ask", { question });
-        const item = { role: "bot", result };
-        this._remember(item);
-        bubble = this._answerBubble(result);
+        const result = await this._request("POST", "/ask", { question }, { signal: ctrl.signal });
+        item = { role: "bot", result };
       } catch (err) {
-        bubble = this._errorBubble(question, err);
+        item = { role: "bot", question, failed: failure(err) };
       } finally {
         typing.remove();
+        if (this._askCtrl === ctrl) this._askCtrl = null;
         this._setPending(false);
       }
-      this._append(bubble);
+      if (generation !== this._generation || !this._built) return null; // cleared meanwhile
+      this._remember(item);
+      const bubble = this._renderItem(item, true);
       this._reveal(bubble);
       this.$status.textContent = bubble.textContent.slice(0, 300);
       return bubble;
     }
 
-    _setPending(on) {
-      this._pending = on;
-      this.$send.disabled = on;
-      this.$log.setAttribute("aria-busy", on ? "true" : "false");
+    /** Stop waiting for the question on its way (the stop button); it can be asked again. */
+    cancel() {
+      if (this._askCtrl) this._askCtrl.abort();
     }
 
-    async _request(method, path, body) {
+    _setPending(on) {
+      const active = this._root.activeElement;
+      this._pending = on;
+      this.$send.disabled = on;
+      this.$send.hidden = on;
+      this.$stop.hidden = !on;
+      this.$log.setAttribute("aria-busy", on ? "true" : "false");
+      // the button under the keyboard focus was swapped: keep the focus on its replacement
+      if (on && active === this.$send) this.$stop.focus();
+      if (!on && active === this.$stop) this.$input.focus();
+    }
+
+    /** Ask a failed question again: in place when it is the last one, else at the end. */
+    _retry(item, bubble) {
+      if (this._pending) return;
+      const question = String(item.question || "");
+      const i = this._history.indexOf(item);
+      const prev = this._history[i - 1];
+      const asked = prev && prev.role === "user" && prev.text === question;
+      if (i >= 0 && i === this._history.length - 1 && asked) {
+        this._history.splice(i, 1);
+        this._save();
+        if (bubble) bubble.remove();
+        this.ask(question, { retry: true });
+      } else {
+        this._history = this._history.filter((x) => x !== item && !(asked && x === prev));
+        this._save();
+        this._renderAll();
+        this.ask(question);
+      }
+      this.$input.focus();
+    }
+
+    /** fetch with the key header, a TIMEOUT_MS limit and an optional outside AbortSignal. Errors
+     *  carry `cancelled`, `timeout`, `unreachable` (no answer, or a proxy's 502-504) or `status`. */
+    async _request(method, path, body, { signal, empty = false } = {}) {
       const headers = { Accept: "application/json" };
       if (body) headers["Content-Type"] = "application/json";
       const key = this._opt("apiKey");
       if (key) headers["X-API-Key"] = key;
       const ctrl = new AbortController();
-      const timer = setTimeout(() => ctrl.abort(), TIMEOUT_MS);
-      let res;
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        ctrl.abort();
+      }, TIMEOUT_MS);
+      const stop = () => ctrl.abort();
+      if (signal) {
+        if (signal.aborted) ctrl.abort();
+        else signal.addEventListener("abort", stop);
+      }
+      const noAnswer = () => Object.assign(new Error("unreachable"),
+        timedOut ? { timeout: true } : signal && signal.aborted ? { cancelled: true } : { unreachable: true });
       try {
-        res = await fetch(this.apiBase + path, { method, headers, body: body ? JSON.stringify(body) : undefined,
-          signal: ctrl.signal, credentials: "omit", mode: "cors" });
-      } catch (_) {
-        throw Object.assign(new Error("unreachable"), { unreachable: true });
+        let res;
+        try {
+          res = await fetch(this.apiBase + path, { method, headers, body: body ? JSON.stringify(body) : undefined,
+            signal: ctrl.signal, credentials: "omit", mode: "cors" });
+        } catch (_) {
+          throw noAnswer();
+        }
+        let data = null;
+        try {
+          data = await res.json();
+        } catch (_) {
+          if (ctrl.signal.aborted) throw noAnswer(); // stopped while the body was arriving
+          /* else an empty body or a proxy's HTML error page */
+        }
+        if (!res.ok) {
+          const unreachable = res.status >= 502 && res.status <= 504;
+          const message = (data && data.error && data.error.message) || `HTTP ${res.status}`;
+          throw Object.assign(new Error(String(message)), { unreachable, status: res.status });
+        }
+        if (!data && !empty) throw Object.assign(new Error("unreachable"), { unreachable: true });
+        return data;
       } finally {
         clearTimeout(timer);
+        if (signal) signal.removeEventListener("abort", stop);
       }
-      let data = null;
-      try {
-        data = await res.json();
-      } catch (_) { /* a proxy's HTML error page */ }
-      if (!res.ok) {
-        const unreachable = res.status >= 502 && res.status <= 504;
-        const message = (data && data.error && data.error.message) || `HTTP ${res.status}`;
-        throw Object.assign(new Error(String(message)), { unreachable, status: res.status });
-      }
-      if (!data) throw Object.assign(new Error("unreachable"), { unreachable: true });
-      return data;
     }
 
     // ---- rendering ----------------------------------------------------------------------------
@@ -586,114 +833,179 @@ textarea { flex: 1; resize: none; font: inherit; color: inherit; border: 1px sol
         h("span", { class: "sr", text: STRINGS[lang].you + ": " }), text);
     }
 
-    /** One answer (or abstention) with its citations; labels in the question's language. */
-    _answerBubble(r) {
-      const lang = STRINGS[r.language] ? r.language : langOf(r.question || "");
+    /** One answer (or abstention) with its citations and feedback control; labels in the
+     *  question's language. The short answer comes first, its sentence behind a toggle. */
+    _answerBubble(item) {
+      const r = item.result || {};
+      const lang = answerLang(r);
       const t = STRINGS[lang];
-      const dir = lang === "ar" ? "rtl" : "ltr";
+      const dir = dirOf(lang);
       const a = r.answer;
       if (!a) {
-        return h("div", { class: "msg bot abstain", dir, lang, "data-kind": "abstain" }, h("p", { class: "abstain-text", text: t.abstain }));
+        return h("div", { class: "msg bot abstain", dir, lang, "data-kind": "abstain" },
+          h("p", { class: "abstain-text", text: t.abstain }), this._feedback(item, lang));
       }
       const msg = h("div", { class: "msg bot answer", dir, lang, "data-kind": "answer" });
       msg.append(h("span", { class: "sr", text: t.assistant + ": " }));
-      const s = a.sentence;
-      if (s && s.start <= a.start && s.end >= a.end && (s.start < a.start || s.end > a.end)) {
-        // A short answer (the span reader's): the answer first, then its sentence with it marked.
-        msg.append(h("p", { class: "answer-text answer-short", dir: scriptDir(a.text) || "auto", text: a.text }));
-        const context = h("p", { class: "answer-context", dir: scriptDir(s.text) || "auto" });
-        context.append(marked(s.text, a.start - s.start, a.end - s.start));
+      const { short, sentence } = answerParts(a);
+      const actions = h("div", { class: "answer-actions" });
+      if (short) {
+        msg.append(h("p", { class: "answer-text answer-short", dir: scriptDir(short.text) || "auto", text: short.text }));
+        const id = this._id("context");
+        const context = h("p", { class: "answer-context", id, dir: scriptDir(sentence.text) || "auto", hidden: true });
+        context.append(marked(sentence.text, short.start - sentence.start, short.end - sentence.start));
+        const toggle = h("button", { class: "context-toggle", type: "button", "aria-expanded": "false", "aria-controls": id,
+          text: t.showContext, onclick: () => {
+            const show = context.hidden;
+            context.hidden = !show;
+            toggle.setAttribute("aria-expanded", String(show));
+            toggle.textContent = show ? t.hideContext : t.showContext;
+          } });
         msg.append(context);
+        actions.append(toggle);
       } else {
-        // The answer sentence, with the factoid (focus) or else the whole sentence highlighted.
-        const f = a.focus;
-        const text = h("p", { class: "answer-text", dir: scriptDir(a.text) || "auto" });
-        if (f && f.start >= a.start && f.end <= a.end) text.append(marked(a.text, f.start - a.start, f.end - a.start));
-        else text.append(marked(a.text, 0, cpLength(a.text), "hl soft")); // no factoid: the sentence is the answer
+        // no shorter answer inside: the sentence is the answer
+        const text = h("p", { class: "answer-text", dir: scriptDir(sentence.text) || "auto" });
+        text.append(marked(sentence.text, 0, cpLength(sentence.text), "hl soft"));
         msg.append(text);
       }
 
       const citations = Array.isArray(r.citations) ? r.citations : [];
-      const own = citations.findIndex((c) => c.doc_id === a.doc_id && c.start <= a.start && c.end >= a.end);
-      msg.append(h("button", { class: "source-link", type: "button",
-        onclick: (e) => this._openSource(a.doc_id, a.start, a.end, e.currentTarget) },
-        own >= 0 ? `${t.source} [${own + 1}]` : t.openSource));
+      const own = ownCitation(citations, a, short);
+      actions.append(h("button", { class: "source-link", type: "button",
+        onclick: (e) => this._openSource(a.doc_id, a.start, a.end, e.currentTarget, lang) },
+      own >= 0 ? `${t.source} [${own + 1}]` : t.openSource));
+      msg.append(actions);
 
       if (citations.length) {
         const list = h("ol");
-        citations.forEach((c, i) => list.append(h("li", null, this._citation(c, i, a, t))));
+        citations.forEach((c, i) => list.append(h("li", null, this._citation(c, i, a, short, lang))));
         msg.append(h("div", { class: "citations" }, h("h3", { text: t.sources }), list));
       }
+      msg.append(this._feedback(item, lang));
       return msg;
     }
 
-    /** A numbered source: title + snippet, with the answer span marked when it lies inside. */
-    _citation(c, i, a, t) {
+    /** A numbered source: title + snippet, with the short answer (or the answer's part in this
+     *  passage) marked. Its accessible name is its visible text (no aria-label that would leave
+     *  the snippet out), with "Source" before the number for screen readers. */
+    _citation(c, i, a, short, lang) {
+      const t = STRINGS[lang];
       const text = String(c.text || "");
       const len = cpLength(text);
       let s = 0;
       let e = 0;
+      let cls = "hl soft";
       if (a && c.doc_id === a.doc_id) {
-        s = Math.max(0, a.start - c.start);
-        e = Math.min(len, a.end - c.start);
+        if (short && short.start >= c.start && short.end <= c.end) {
+          [s, e, cls] = [short.start - c.start, short.end - c.start, "hl"];
+        } else {
+          [s, e] = [Math.max(0, a.start - c.start), Math.min(len, a.end - c.start)];
+        }
       }
       const contains = e > s;
-      // Show a window of the passage around the answer span (or its beginning).
-      let from = 0;
-      let to = Math.min(len, SNIPPET_MAX);
-      let markEnd = e;
-      if (contains) {
-        from = Math.max(0, s - SNIPPET_CONTEXT);
-        if (from > 0) {
-          // start the window at a word, not inside one
-          const u = units(text, from);
-          const space = text.slice(u, units(text, s)).search(/\s/);
-          if (space >= 0) from += cpLength(text.slice(u, u + space + 1));
-        }
-        markEnd = Math.min(e, s + SNIPPET_MAX);
-        to = Math.min(len, markEnd + (markEnd < e ? 0 : SNIPPET_CONTEXT));
-      }
+      const us = contains ? units(text, s) : 0;
+      const ue = contains ? units(text, e) : 0;
+      const { from, to, markEnd } = snippetWindow(text, us, ue);
       const snippet = h("span", { class: "cite-snippet", dir: scriptDir(text) || "auto" });
       if (from > 0) snippet.append("… ");
-      const shown = cpSlice(text, from, to);
-      snippet.append(contains ? marked(shown, s - from, markEnd - from, "hl soft") : shown);
-      if (to < len || markEnd < e) snippet.append(" …");
+      if (contains) snippet.append(text.slice(from, us), h("mark", { class: cls }, text.slice(us, markEnd)), text.slice(markEnd, to));
+      else snippet.append(text.slice(from, to));
+      if (to < text.length) snippet.append(" …");
       // Open the answer span when this passage holds it, else the passage itself.
       const [os, oe] = contains ? [a.start, a.end] : [c.start, c.end];
+      const title = String(c.title || c.doc_id);
       return h("button", { class: "cite" + (contains ? " has-answer" : ""), type: "button", "data-doc-id": c.doc_id,
-        "aria-label": `${t.source} ${i + 1}: ${c.title || c.doc_id}`,
-        onclick: (ev) => this._openSource(c.doc_id, os, oe, ev.currentTarget) },
-      h("span", { class: "cite-head" }, h("span", { class: "cite-num", text: String(i + 1) }),
-        h("span", { class: "cite-title", dir: "auto", text: c.title || c.doc_id })), snippet);
+        onclick: (ev) => this._openSource(c.doc_id, os, oe, ev.currentTarget, lang) },
+      h("span", { class: "cite-head" }, h("span", { class: "sr", text: t.source + " " }), h("span", { class: "cite-num", text: String(i + 1) }),
+        h("span", { class: "cite-title", dir: "auto", text: clip(title, TITLE_MAX) })), snippet);
     }
 
-    _errorBubble(question, err) {
-      const t = this._t;
-      const qt = STRINGS[langOf(question)];
-      const msg = err && err.unreachable ? qt.unreachable : `${qt.failed} ${err && err.message ? err.message : ""}`;
-      const bubble = h("div", { class: "msg bot error", dir: qt === STRINGS.ar ? "rtl" : "ltr", role: "alert", "data-kind": "error" },
-        h("p", { class: "error-text", text: msg }));
-      if (!err || err.unreachable || !err.status || err.status === 429 || err.status >= 500) {
-        bubble.append(h("button", { class: "retry", type: "button", text: qt.retry || t.retry, onclick: () => {
-          bubble.remove();
-          this.ask(question, { retry: true });
-          this.$input.focus();
-        } }));
-      }
+    /** "Was this helpful?" with thumbs up/down: POST /feedback (same headers as /ask). The
+     *  choice is kept in the history; a failed post (a service without the route included)
+     *  says so quietly and the buttons stay usable. */
+    _feedback(item, lang) {
+      const t = STRINGS[lang];
+      const r = item.result || {};
+      const id = this._id("helpful");
+      const status = h("span", { class: "fb-status", role: "status" });
+      const box = h("div", { class: "feedback", role: "group", "aria-labelledby": id }, h("span", { id, class: "fb-q", text: t.helpful }));
+      let busy = false;
+      const buttons = [true, false].map((helpful) => h("button", { class: "fb-btn " + (helpful ? "fb-yes" : "fb-no"), type: "button",
+        "aria-label": helpful ? t.helpfulYes : t.helpfulNo, title: helpful ? t.helpfulYes : t.helpfulNo, "aria-pressed": "false",
+        onclick: () => send(helpful) }, icon(ICON_THUMB, 16)));
+      const done = (helpful) => {
+        box.classList.remove("failed");
+        box.classList.add("done");
+        buttons.forEach((b, i) => {
+          b.setAttribute("aria-pressed", String((i === 0) === helpful));
+          b.setAttribute("aria-disabled", "true");
+        });
+        status.textContent = t.thanks;
+      };
+      const send = async (helpful) => {
+        if (busy || box.classList.contains("done")) return;
+        busy = true;
+        box.classList.remove("failed");
+        status.textContent = "";
+        const a = r.answer;
+        try {
+          await this._request("POST", "/feedback", {
+            question: String(r.question || ""),
+            helpful,
+            answer: a ? { doc_id: a.doc_id, start: a.start, end: a.end } : null,
+            index_version: typeof r.index_version === "number" ? r.index_version : null,
+            language: lang,
+          }, { empty: true });
+          item.feedback = helpful;
+          this._save();
+          done(helpful);
+        } catch (_) {
+          box.classList.add("failed");
+          status.textContent = t.feedbackFailed;
+        } finally {
+          busy = false;
+        }
+      };
+      box.append(...buttons, status);
+      if (typeof item.feedback === "boolean") done(item.feedback);
+      return box;
+    }
+
+    /** A question that got no answer, in the question's language, with Retry where trying
+     *  again can help (not for a refused question such as one that is too long). */
+    _errorBubble(item, fresh) {
+      const question = String(item.question || "");
+      const lang = langOf(question);
+      const t = STRINGS[lang];
+      const f = item.failed || {};
+      const text = { cancelled: t.cancelled, timeout: t.timeout, interrupted: t.interrupted, unreachable: t.unreachable }[f.kind]
+        || `${t.failed} ${f.message || ""}`.trim();
+      const quiet = f.kind === "cancelled" || f.kind === "interrupted";
+      const bubble = h("div", { class: "msg bot error" + (quiet ? " quiet" : ""), dir: dirOf(lang), lang,
+        role: fresh && !quiet ? "alert" : null, "data-kind": "error", "data-failure": f.kind || "error" },
+      h("p", { class: "error-text", text }));
+      if (f.retry) bubble.append(h("button", { class: "retry", type: "button", text: t.retry, onclick: () => this._retry(item, bubble) }));
       return bubble;
     }
 
     // ---- source view --------------------------------------------------------------------------
 
-    async _openSource(docId, start, end, opener) {
-      const t = this._t;
+    /** Show document `docId` with [start, end) marked; the view's labels are in `lang` (the
+     *  language of the answer it was opened from). */
+    async _openSource(docId, start, end, opener, lang) {
+      lang = STRINGS[lang] ? lang : this.uiLang;
+      const t = STRINGS[lang];
       this._sourceOpener = opener || null;
-      this._logScroll = this.$log.scrollTop;
+      if (this.$source.hidden) this._logScroll = this.$log.scrollTop;
       this.$log.hidden = true;
       this.$form.hidden = true;
       this.$source.hidden = false;
+      this.$source.setAttribute("lang", lang);
+      this.$source.setAttribute("dir", dirOf(lang));
+      this.$back.lastChild.textContent = t.back;
       this.$sourceBody.replaceChildren(h("p", { class: "status", role: "status", text: t.loadingSource }));
-      this.$back.focus();
+      this.$back.focus({ preventScroll: true });
       const token = (this._sourceToken = {});
       let doc;
       try {
@@ -703,8 +1015,13 @@ textarea { flex: 1; resize: none; font: inherit; color: inherit; border: 1px sol
         doc = await this._request("GET", `/documents/${path}${q}`);
       } catch (err) {
         if (token !== this._sourceToken) return;
+        const f = failure(err);
         this.$sourceBody.replaceChildren(h("p", { class: "status", role: "alert",
-          text: err && err.unreachable ? t.sourceFailed : `${t.sourceFailed} ${err.message || ""}` }));
+          text: f.kind === "error" ? `${t.sourceFailed} ${f.message}` : t.sourceFailed }));
+        if (f.retry) {
+          this.$sourceBody.append(h("button", { class: "retry", type: "button", text: t.retry,
+            onclick: () => this._openSource(docId, start, end, opener, lang) }));
+        }
         return;
       }
       if (token !== this._sourceToken) return; // closed or another source opened meanwhile
@@ -724,7 +1041,12 @@ textarea { flex: 1; resize: none; font: inherit; color: inherit; border: 1px sol
       }
       this.$sourceBody.replaceChildren(...body);
       const mark = passage.querySelector("mark");
-      if (mark) mark.scrollIntoView({ block: "center" });
+      if (mark) {
+        // centre the mark in the source view; scrollIntoView could scroll the host page too
+        const view = this.$source.getBoundingClientRect();
+        const box = mark.getBoundingClientRect();
+        this.$source.scrollTop += box.top - view.top - Math.max(0, (view.height - box.height) / 2);
+      }
     }
 
     _closeSource(restoreFocus = true) {
@@ -743,8 +1065,10 @@ textarea { flex: 1; resize: none; font: inherit; color: inherit; border: 1px sol
   customElements.define(TAG, RagHelpdesk);
 
   // The script tag alone is the embed: add one widget unless the page placed its own element.
+  // It goes on <html>, after <body>: a `transform` (or filter) on <body> would otherwise become
+  // the containing block of the fixed launcher and panel, placing them at the end of the page.
   function mount() {
-    if (!document.querySelector(TAG)) document.body.append(document.createElement(TAG));
+    if (!document.querySelector(TAG)) document.documentElement.append(document.createElement(TAG));
   }
   if (document.body) mount();
   else document.addEventListener("DOMContentLoaded", mount, { once: true });
