@@ -51,3 +51,30 @@ def test_presentation_forms_map_back_to_their_source_characters(tok: ReaderToken
     enc = tok.encode(text)
     pieces = [text[a:b] for a, b in zip(enc.starts.tolist(), enc.ends.tolist(), strict=True)]
     assert "ﻻ" in "".join(pieces)  # the ligature (normalised to two letters) is one original character
+
+
+@pytest.fixture(scope="module")
+def served() -> ReaderTokenizer:
+    return ReaderTokenizer(E5File().vocab, scripts="arabic-latin")
+
+
+def test_the_served_vocabulary_tokenises_arabic_and_latin_text_exactly_as_the_full_one(tok, served, corpus_documents):
+    """The run-time tokenizer keeps only the pieces of the scripts it reads (memory); on such text it must
+    give the same ids and offsets as the whole vocabulary: checked on the default corpus too."""
+    texts = [t for t in TEXTS if t.strip()] + [d.text for d in corpus_documents]
+    assert len(corpus_documents) >= 5
+    texts.append("Café naïve, São Paulo: 3½ € — «quoted» … ١٢٣; Ἀθῆναι (αθήνα), ירושלים, Erdoğan, ə")
+    for text in texts:
+        a, b = tok.encode(text), served.encode(text)
+        assert a.ids.tolist() == b.ids.tolist()
+        assert a.starts.tolist() == b.starts.tolist() and a.ends.tolist() == b.ends.tolist()
+    assert len(served._ids) < 0.6 * len(tok._ids)
+
+
+def test_other_scripts_become_unknown_tokens_with_valid_offsets(tok, served):
+    text = "مرحبا 你好世界 Привет"
+    enc = served.encode(text)
+    unk = E5File().vocab.unk
+    assert unk in enc.ids.tolist() and unk not in tok.encode(text).ids.tolist()
+    assert all(0 <= a <= b <= len(text) for a, b in zip(enc.starts.tolist(), enc.ends.tolist(), strict=True))
+    assert text[enc.starts[0] : enc.ends[0]] in "مرحبا"

@@ -10,6 +10,7 @@ Viterbi and the metaspace handling are the ``tokenizers`` library's.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -34,11 +35,46 @@ class Encoded:
         return Encoded(self.ids[:n], self.starts[:n], self.ends[:n])
 
 
-class ReaderTokenizer:
-    """Encode text to e5 token ids with offsets into the original string."""
+# Unicode blocks of the text the service reads: Latin with its extensions and IPA, combining
+# marks, Greek, Hebrew, Arabic with its supplements and presentation forms, punctuation and
+# symbols, the metaspace, U+FFFD. Arabic Wikipedia and news quote Greek, Hebrew and transliterated
+# names often enough to keep them (25k pieces); Cyrillic (32k), CJK (17k) and Indic scripts are left out.
+_SERVED_BLOCKS = (
+    (0x0000, 0x05FF),
+    (0x0600, 0x06FF),
+    (0x0750, 0x077F),
+    (0x08A0, 0x08FF),
+    (0x1E00, 0x1FFF),
+    (0x2000, 0x2BFF),
+    (0xFB50, 0xFDFF),
+    (0xFE70, 0xFEFF),
+    (0xFFF0, 0xFFFF),
+)
 
-    def __init__(self, vocab: Vocab):
-        model = Unigram([(p, float(s)) for p, s in zip(vocab.pieces, vocab.scores, strict=True)], unk_id=vocab.unk)
+
+def _arabic_latin(ch: str) -> bool:
+    o = ord(ch)
+    return any(a <= o <= b for a, b in _SERVED_BLOCKS) and not 0x0400 <= o <= 0x052F  # Cyrillic
+
+
+class ReaderTokenizer:
+    """Encode text to e5 token ids with offsets into the original string.
+
+    ``scripts="arabic-latin"`` builds the unigram model over the pieces made only of Arabic,
+    Latin, Greek and Hebrew characters and punctuation (``_SERVED_BLOCKS``; about 139k of
+    250,002): ``tokenizers`` keeps its unigram trie in about 1 KB per piece (257 MB for the whole
+    vocabulary), the largest part of the service's memory. A text of those characters gets exactly the full vocabulary's tokens
+    (every piece that can match it is kept, with its score and its id); characters of other
+    scripts become ``<unk>`` instead of their pieces. Training uses the whole vocabulary."""
+
+    def __init__(self, vocab: Vocab, *, scripts: Literal["all", "arabic-latin"] = "all"):
+        keep = [
+            i
+            for i, p in enumerate(vocab.pieces)
+            if scripts == "all" or i in (vocab.unk, vocab.bos, vocab.eos, vocab.pad) or all(map(_arabic_latin, p))
+        ]
+        self._ids = np.asarray(keep, dtype=np.int64)  # model id -> the e5 vocabulary's id
+        model = Unigram([(vocab.pieces[i], float(vocab.scores[i])) for i in keep], unk_id=keep.index(vocab.unk))
         tok = Tokenizer(model)
         tok.pre_tokenizer = Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
         self._tok = tok
@@ -66,7 +102,7 @@ class ReaderTokenizer:
             return Encoded(empty, empty, empty)
         enc = self._tok.encode(norm, add_special_tokens=False)
         ids, starts, ends = [], [], []
-        for tid, (a, b) in zip(enc.ids, enc.offsets, strict=True):
+        for tid, (a, b) in zip(self._ids[enc.ids].tolist(), enc.offsets, strict=True):
             a0 = a
             while a < b and norm[a] == " ":
                 a += 1  # the metaspace belongs to no character of an answer...
