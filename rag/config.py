@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     )
     public_docs: bool = Field(False, description="With RAG_API_KEYS set: serve /docs, /redoc, /openapi.json without a key.")
     public_ready: bool = Field(True, description="With RAG_API_KEYS set: serve /ready without a key (load balancer probes).")
+    mcp: bool = Field(
+        True,
+        description="Serve the MCP endpoint at /mcp (tools ask, search, get_document for AI assistants), behind the same keys and limits.",
+    )
     cache_size: int = Field(1024, description="Answer cache entries (0 = off).")
     workers: int = Field(4, description="Threads for CPU-bound request work.")
     reload_interval_s: float = Field(
