@@ -420,6 +420,12 @@ class McpEndpoint:
         request = Request(scope, receive)
         try:
             self.app.state.guard.client(request)  # key, rate limit, then body refusals (413/415/400)
+            if request.method != "POST":
+                # Stateless: no server-to-client stream (GET) and no session to end (DELETE). The
+                # SDK would hold a GET open as an event stream that never sends anything.
+                raise ApiError(
+                    405, "method_not_allowed", "the MCP endpoint takes POST (stateless streamable HTTP)", headers={"Allow": "POST"}
+                )
             manager: StreamableHTTPSessionManager | None = getattr(self.app.state, "mcp", None)
             if manager is None:
                 raise ApiError(503, "unavailable", "the service is starting", headers={"Retry-After": "2"})
