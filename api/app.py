@@ -16,15 +16,17 @@ import ipaddress
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from functools import partial
 
 import anyio
 import anyio.to_thread
 from fastapi import FastAPI
+from starlette.routing import Route
 
 from api.access_log import configure_logging
 from api.errors import install_error_handlers
+from api.mcp import MCP_PATH, McpEndpoint, mcp_lifespan
 from api.middleware import BodyLimitMiddleware, HostAllowListMiddleware, JsonCORSMiddleware, RequestContextMiddleware
 from api.routers import ask, chat, docs, documents, feedback, health, pages
 from api.security import Guard
@@ -108,7 +110,8 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None) -> Fast
         else:
             log.warning("no index in %s: /ready answers 503 until documents are added", loaded.index_dir)
         try:
-            yield
+            async with mcp_lifespan(app) if settings.mcp else nullcontext():
+                yield
         finally:
             if owned and loaded.ready:
                 loaded.snapshot.index.close()
@@ -138,6 +141,9 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None) -> Fast
     for router in routers:
         app.include_router(router)
     app.state.feedback_store = FeedbackStore(settings.feedback_path, settings.feedback_max_bytes)  # no I/O until a POST
+    if settings.mcp:
+        # An ASGI endpoint (all methods): it answers POST, and a JSON 405 to the rest.
+        app.router.routes.append(Route(MCP_PATH, McpEndpoint(app)))
 
     # add_middleware puts each new one outside the previous: the last added runs first.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
@@ -146,8 +152,18 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None) -> Fast
         JsonCORSMiddleware,
         allow_origins=_origins(settings.cors_origins),
         allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-        allow_headers=["Content-Type", "Authorization", "X-API-Key", "X-Request-ID"],
-        expose_headers=["X-Request-ID", "X-Index-Version", "Retry-After"],
+        # Mcp-*: what MCP clients send and read (browser-based ones, e.g. the MCP Inspector).
+        allow_headers=[
+            "Content-Type",
+            "Authorization",
+            "X-API-Key",
+            "X-Request-ID",
+            "Mcp-Protocol-Version",
+            "Mcp-Session-Id",
+            "Mcp-Method",
+            "Mcp-Name",
+        ],
+        expose_headers=["X-Request-ID", "X-Index-Version", "Retry-After", "Mcp-Session-Id"],
         allow_credentials=False,  # keys travel in headers, never cookies
         max_age=600,
     )

@@ -65,7 +65,15 @@ def _word_characters(text: str) -> int:
 
 def checked_question(request: Request, text: str, *, field: str = "question") -> str:
     """Reject empty and over-long questions (422) and note length + hash for the access log."""
-    limit = app_settings(request).max_question_chars
+    stripped = check_question_text(text, app_settings(request).max_question_chars, field=field)
+    log_fields(request, q_chars=len(stripped), q_hash=fingerprint(stripped))
+    return stripped
+
+
+def check_question_text(text: str, limit: int, *, field: str = "question") -> str:
+    """``text`` stripped, or ApiError 422 when it is empty, has fewer than two letters or digits,
+    is not valid Unicode or is longer than ``limit``: the rules every entry point shares (the
+    HTTP routes through ``checked_question``, the MCP tools directly)."""
     stripped = text.strip()
     if not stripped:
         raise ApiError(
@@ -103,5 +111,4 @@ def checked_question(request: Request, text: str, *, field: str = "question") ->
             f"{field} is too long: {len(stripped)} characters, the limit is {limit}",
             details=[{"loc": [field], "msg": f"at most {limit} characters", "type": "string_too_long"}],
         )
-    log_fields(request, q_chars=len(stripped), q_hash=fingerprint(stripped))
     return stripped

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     keep_alive_s: int = Field(5, ge=1, description="Close an idle keep-alive connection after this many seconds.")
     max_connections: int = Field(512, ge=0, description="Open connections served; beyond it a JSON 503 (0 = no cap).")
     graceful_shutdown_s: float = Field(10.0, ge=0, description="On SIGTERM, wait this long for requests in flight (0 = no limit).")
+    mcp: bool = Field(
+        True,
+        description="Serve the MCP endpoint at /mcp (tools ask, search, get_document for AI assistants), behind the same keys and limits.",
+    )
     cache_size: int = Field(1024, description="Answer cache entries (0 = off).")
     workers: int = Field(4, description="Threads for CPU-bound request work.")
     reload_interval_s: float = Field(
