@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rag.reader.runtime import trim_span
+from rag.reader.runtime import snap_to_words, trim_span
 from rag.reader.spans import best_span
 
 
@@ -31,3 +31,16 @@ def test_trim_span_drops_punctuation_and_keeps_balanced_brackets():
     y = text.index("2018")
     assert text[slice(*trim_span(text, y - 1, len(text)))] == "2018"
     assert trim_span(text, 3, 3) == (3, 3)
+
+
+def test_snap_to_words_widens_a_span_cut_inside_a_word():
+    text = "الرئيس التنفيذي لشركة TMRW هو سيفات يرلي، وقد تحدث عن 2030."
+    start = text.index("فات")
+    assert text[slice(*snap_to_words(text, start, text.index("يرلي") + 4))] == "سيفات يرلي"
+    assert text[slice(*snap_to_words(text, text.index("203"), text.index("203") + 3))] == "2030"
+    # whole words, diacritics included, and edges at a space or punctuation stay where they are
+    voweled = "وصلَ المسبارُ إلى المريخ"
+    a = voweled.index("المسبار")
+    assert snap_to_words(voweled, a, a + len("المسبار")) == (a, a + len("المسبارُ"))
+    assert snap_to_words(text, 0, 6) == (0, 6)
+    assert text[slice(*snap_to_words(text, text.index("يرلي"), text.index("يرلي") + 4))] == "يرلي"

