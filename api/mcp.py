@@ -45,6 +45,7 @@ from api.errors import ApiError, error_body
 from api.schemas import MAX_TOP_K
 from rag.index import Index, IndexProblem
 from rag.pipeline import RAG, Snapshot
+from rag.schema import Passage as PipelinePassage
 
 log = logging.getLogger("api.mcp")
 
@@ -215,6 +216,19 @@ def _url(index: Index, doc_id: str) -> str | None:
     return None if row is None else index.urls[row]
 
 
+def _passage(p: PipelinePassage, index: Index) -> Passage:
+    """A pipeline passage as the tools return it, with its document's URL."""
+    return Passage(
+        doc_id=p.doc_id,
+        title=p.title,
+        url=_url(index, p.doc_id),
+        start=p.start,
+        end=p.end,
+        text=p.text,
+        score=round(float(p.score), 6),
+    )
+
+
 def _one_line(text: str, limit: int = 300) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
@@ -263,18 +277,7 @@ def build_server(app: FastAPI) -> MCPServer:
         rag = _live_rag(app)
         result, snap = await _run_cpu(app, _on_live_version, rag, rag.ask, checked, top_k)
         index = snap.index
-        citations = [
-            Passage(
-                doc_id=p.doc_id,
-                title=p.title,
-                url=_url(index, p.doc_id),
-                start=p.start,
-                end=p.end,
-                text=p.text,
-                score=round(float(p.score), 6),
-            )
-            for p in result.citations
-        ]
+        citations = [_passage(p, index) for p in result.citations]
         answer = sentence = None
         if result.answer is not None:
             a = result.answer
@@ -317,18 +320,7 @@ def build_server(app: FastAPI) -> MCPServer:
         rag = _live_rag(app)
         passages, snap = await _run_cpu(app, _on_live_version, rag, rag.search, checked, top_k)
         index = snap.index
-        found = [
-            Passage(
-                doc_id=p.doc_id,
-                title=p.title,
-                url=_url(index, p.doc_id),
-                start=p.start,
-                end=p.end,
-                text=p.text,
-                score=round(float(p.score), 6),
-            )
-            for p in passages
-        ]
+        found = [_passage(p, index) for p in passages]
         output = SearchOutput(query=checked, passages=found, index_version=index.version)
         return _result(output, _passages_text(found) if found else "No passages found.")
 

@@ -257,11 +257,12 @@ def test_body_refusals_come_after_access_and_count_against_the_rate_limit(rag) -
         assert_error(c.post("/ask", content=big, headers={"Content-Type": "application/json", **key}), 429, "rate_limited")
 
 
-def _serve(app, protocol) -> tuple[uvicorn.Server, threading.Thread, int]:
+def _serve(app, **config) -> tuple[uvicorn.Server, threading.Thread, int]:
+    """A real uvicorn serving ``app`` in a thread on a free loopback port."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, http=protocol, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, **{"log_level": "warning", "lifespan": "off", **config}))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -272,7 +273,7 @@ def _serve(app, protocol) -> tuple[uvicorn.Server, threading.Thread, int]:
 
 @pytest.mark.parametrize("protocol", [JsonHttpToolsProtocol, JsonH11Protocol], ids=["httptools", "h11"])
 def test_unparsable_requests_get_the_error_shape(rag, protocol) -> None:
-    server, thread, port = _serve(make_app(rag), protocol)
+    server, thread, port = _serve(make_app(rag), http=protocol)
     try:
         for length in ["abc", "-1", "1, 2", "99999999999999999999999"]:
             with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
@@ -388,16 +389,7 @@ def _serve_with(rag: RAG, **overrides) -> tuple[uvicorn.Server, threading.Thread
     """A real uvicorn in a thread, configured exactly as ``rag serve`` does (``uvicorn_options``)."""
     settings = Settings(**{"index": rag.index_dir, "reader": "sentence", "allowed_hosts": "localhost,ip", **overrides})
     options = {k: v for k, v in uvicorn_options(settings).items() if k not in ("host", "port")}
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, rag=rag), **{**options, "log_level": "warning", "lifespan": "off"}))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return server, thread, port
+    return _serve(create_app(settings, rag=rag), **{**options, "log_level": "warning"})
 
 
 def _stop(server: uvicorn.Server, thread: threading.Thread) -> None:
