@@ -421,6 +421,10 @@ class McpEndpoint:
             manager: StreamableHTTPSessionManager | None = getattr(self.app.state, "mcp", None)
             if manager is None:
                 raise ApiError(503, "unavailable", "the service is starting", headers={"Retry-After": "2"})
+            if "content-type" not in request.headers:
+                # Other content types are refused by the guard's body check (415, above); without
+                # this a missing one would get the SDK's plain-text 400.
+                raise ApiError(415, "unsupported_media_type", "MCP messages must be JSON: send Content-Type: application/json")
         except ApiError as err:
             rid = scope.get("state", {}).get("request_id")
             response = JSONResponse(error_body(err.type, err.message, rid, err.details), status_code=err.status, headers=err.headers)

@@ -259,6 +259,9 @@ def test_host_allow_list_and_body_limit_apply(make_app) -> None:
         big = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "ask", "arguments": {"question": "س" * 600}}}
         r = http.post("/mcp", json=big, headers=ok)
         assert r.status_code == 413 and r.json()["error"]["type"] == "payload_too_large"
+        for ctype in ({"content-type": "text/plain"}, {}):  # other than JSON, or none: 415 in the error shape
+            r = http.post("/mcp", content=b'{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}', headers={"host": "localhost", **ctype})
+            assert r.status_code == 415 and r.json()["error"]["type"] == "unsupported_media_type"
 
 
 def test_other_methods_and_the_off_switch(make_app) -> None:
