@@ -447,13 +447,15 @@ def bench(
 def train_reader(
     data: Annotated[Path, typer.Option("--data", help="Folder with xquad/ and arcd/ (SQuAD format).")] = Path("../shared/data"),
     out: Annotated[Path, typer.Option("--out", help="Where the model, reader.json and MODEL_CARD.md go.")] = Path("models/reader"),
-    epochs: Annotated[int, typer.Option(min=1)] = 3,
+    epochs: Annotated[int, typer.Option(min=1)] = 4,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     lr: float = 1e-4,
     negatives: Annotated[
         float, typer.Option(help="Probability of a near-miss (and half that of an off-article) no-answer window per question.")
     ] = 0.4,
-    freeze_layers: Annotated[int, typer.Option(min=0, max=12, help="Lowest encoder layers kept frozen (their outputs are cached).")] = 6,
+    freeze_layers: Annotated[
+        int, typer.Option(min=0, max=12, help="Lowest encoder layers kept frozen (their outputs are cached). 4 beat 6 and 0 on dev.")
+    ] = 4,
     seed: int = 13,
     threads: Annotated[int, typer.Option(min=1)] = 2,
     max_minutes: Annotated[float, typer.Option(help="Stop after the epoch that would run past this (0 = no limit).")] = 0.0,
