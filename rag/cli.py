@@ -461,10 +461,22 @@ def train_reader(
     max_minutes: Annotated[float, typer.Option(help="Stop after the epoch that would run past this (0 = no limit).")] = 0.0,
     stop_after: Annotated[int, typer.Option(min=0, help="Stop after this epoch, keeping the schedule of --epochs (0 = all).")] = 0,
     limit: Annotated[int | None, typer.Option(min=1, help="Only N examples per split (smoke runs).", show_default=False)] = None,
+    folds: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Cross-validate the recipe instead: K folds of the training articles, each read by a model trained on the others; "
+            "writes cv.json and cv.md to --out (0 = train the model).",
+        ),
+    ] = 0,
 ) -> None:
     """Train the span reader (needs the train extra: torch, onnx), export it to ONNX, calibrate it on dev and write its model card."""
+    if folds == 1:
+        err.print("[red]error:[/red] --folds needs at least 2 folds (0 trains the model)")
+        raise typer.Exit(2)
     try:
-        from rag.reader.train import TrainConfig, train_and_package
+        from rag.reader.crossval import cross_validate, report
+        from rag.reader.train import TrainConfig, train_and_package, training_corpus
     except ImportError as exc:
         err.print(f"[red]error:[/red] training needs the train extra (pip install -e '.[train]'): {exc}")
         raise typer.Exit(2) from exc
@@ -490,8 +502,23 @@ def train_reader(
             task = bar.add_task("train", total=total)
         bar.update(task, completed=step)
 
+    def log(message: str) -> None:
+        bar.console.print(message, markup=False)
+
     with bar:
-        summary = train_and_package(data, out, cfg, command=command, log=lambda m: bar.console.print(m, markup=False), on_step=on_step)
+        if folds:
+            corpus = training_corpus(data, cfg)
+            result = cross_validate(corpus["train"] + corpus["dev"], cfg, folds, log=log, on_step=on_step)
+        else:
+            summary = train_and_package(data, out, cfg, command=command, log=log, on_step=on_step)
+    if folds:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "cv.json").write_text(json.dumps({"command": command, **result}, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        table = report(result)
+        (out / "cv.md").write_text(f"`{command}`\n\n{table}", encoding="utf-8")
+        console.print(table, markup=False)
+        console.print(f"wrote {out / 'cv.json'} and {out / 'cv.md'}")
+        return
     console.print(f"shipped {summary['chosen']} model in {out}; dev: {summary['metrics']}")
 
 

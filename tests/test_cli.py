@@ -229,3 +229,10 @@ def test_ask_reader_option_goes_through_the_registry(cli_index):
 def test_an_unknown_reader_in_the_environment_is_a_clear_error(cli_index, fresh_settings):
     result = runner.invoke(app, ["ask", "سؤال", "--index", str(cli_index)], env={**ENV, "RAG_READER": "nope"})
     assert result.exit_code == 2 and "unknown reader 'nope'" in flat(result.output)
+
+
+def test_train_reader_refuses_a_single_fold(tmp_path):
+    result = rag("train-reader", "--folds", "1", "--out", str(tmp_path / "cv"))
+    assert result.exit_code == 2
+    assert "at least 2 folds" in result.output
+    assert not (tmp_path / "cv").exists()

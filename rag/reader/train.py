@@ -16,8 +16,9 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -154,27 +155,44 @@ def evaluate(
     return {"em": float(np.mean(ems)) if ems else 0.0, "f1": float(np.mean(f1s)) if f1s else 0.0, "n": len(examples)}
 
 
-def train(
-    data_dir: Path,
-    out_dir: Path,
+def evaluate_by_source(
+    examples: Sequence[QAExample],
+    windows: Sequence[Window],
+    logits: Sequence[tuple[np.ndarray, np.ndarray]],
+) -> dict[str, dict[str, float]]:
+    """``evaluate`` per example source ("xquad-ar", "xquad-en-ar", "arcd", ...) and "all"."""
+    out = {"all": evaluate(examples, windows, logits)}
+    for source in sorted({e.source for e in examples}):
+        keep = [i for i, e in enumerate(examples) if e.source == source]
+        renum = {old: new for new, old in enumerate(keep)}
+        pairs = [(w, lg) for w, lg in zip(windows, logits, strict=True) if w.example in renum]
+        sub_w = [replace(w, example=renum[w.example]) for w, _ in pairs]
+        out[source] = evaluate([examples[i] for i in keep], sub_w, [lg for _, lg in pairs])
+    return out
+
+
+@dataclass
+class Fitted:
+    state: dict[str, torch.Tensor]  # the weights of the best epoch by dev F1
+    history: list[dict]  # per epoch: loss, dev F1/EM (also per source), minutes
+    best_dev_f1: float
+
+
+def fit(
+    train_ex: Sequence[QAExample],
+    dev_ex: Sequence[QAExample],
     cfg: TrainConfig,
     *,
+    weights: E5File,
     log: Callable[[str], None] = print,
-    weights: E5File | None = None,
     on_step: Callable[[int, int], None] | None = None,
-) -> dict:
+) -> Fitted:
+    """Train on ``train_ex``, reading ``dev_ex`` (gold paragraph given) after each epoch."""
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
-    weights = weights or E5File()
     tok = ReaderTokenizer(weights.vocab)
-    corpus = reader_corpus(data_dir)
-    if not cfg.english_contexts:
-        corpus = {k: [e for e in v if e.source != "xquad-en"] for k, v in corpus.items()}
-    if cfg.limit:
-        corpus = {k: v[: cfg.limit] for k, v in corpus.items()}
-    train_ex, dev_ex = corpus["train"], corpus["dev"]
     train_w = build_windows(
         tok, train_ex, max_len=cfg.max_len, stride=cfg.stride, max_question=cfg.max_question, negatives=cfg.negatives, seed=cfg.seed
     )
@@ -233,12 +251,19 @@ def train(
                 log(
                     f"epoch {epoch} step {step}/{total} loss {np.mean(losses[-20:]):.3f} {el / step:.2f} s/step, eta {(total - step) * el / step / 60:.1f} min"
                 )
-        dev = evaluate(dev_ex, dev_w, predict(model, table, dev_w, tok.pad, dev_cache))
-        row = {"epoch": epoch, "loss": float(np.mean(losses)), "dev_em": dev["em"], "dev_f1": dev["f1"], "minutes": (time.time() - t0) / 60}
+        dev = evaluate_by_source(dev_ex, dev_w, predict(model, table, dev_w, tok.pad, dev_cache))
+        row: dict[str, Any] = {
+            "epoch": epoch,
+            "loss": float(np.mean(losses)),
+            "dev_em": dev["all"]["em"],
+            "dev_f1": dev["all"]["f1"],
+            "dev_by_source": {k: v for k, v in dev.items() if k != "all"},
+            "minutes": (time.time() - t0) / 60,
+        }
         history.append(row)
-        log(f"epoch {epoch}: loss {row['loss']:.3f}  dev F1 {dev['f1']:.3f}  EM {dev['em']:.3f}")
-        if dev["f1"] > best_f1:
-            best_f1 = dev["f1"]
+        log(f"epoch {epoch}: loss {row['loss']:.3f}  dev F1 {row['dev_f1']:.3f}  EM {row['dev_em']:.3f}")
+        if dev["all"]["f1"] > best_f1:
+            best_f1 = dev["all"]["f1"]
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if cfg.stop_after and epoch >= cfg.stop_after:
             log(f"stopping after epoch {epoch} (--stop-after)")
@@ -248,10 +273,35 @@ def train(
             break
     assert best_state is not None
     model.load_state_dict(best_state)
+    return Fitted(best_state, history, best_f1)
+
+
+def training_corpus(data_dir: Path, cfg: TrainConfig) -> dict[str, list[QAExample]]:
+    """The examples by split, as ``cfg`` asks (English contexts or not, ``limit`` per split)."""
+    corpus = reader_corpus(data_dir)
+    if not cfg.english_contexts:
+        corpus = {k: [e for e in v if e.source != "xquad-en"] for k, v in corpus.items()}
+    if cfg.limit:
+        corpus = {k: v[: cfg.limit] for k, v in corpus.items()}
+    return corpus
+
+
+def train(
+    data_dir: Path,
+    out_dir: Path,
+    cfg: TrainConfig,
+    *,
+    log: Callable[[str], None] = print,
+    weights: E5File | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Train on the train split, keep the best epoch on dev, save it as ``reader.pt``."""
+    corpus = training_corpus(data_dir, cfg)
+    fitted = fit(corpus["train"], corpus["dev"], cfg, weights=weights or E5File(), log=log, on_step=on_step)
     out_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(best_state, out_dir / "reader.pt")
-    (out_dir / "history.json").write_text(json.dumps({"config": asdict(cfg), "history": history}, indent=1))
-    return {"config": asdict(cfg), "history": history, "best_dev_f1": best_f1}
+    torch.save(fitted.state, out_dir / "reader.pt")
+    (out_dir / "history.json").write_text(json.dumps({"config": asdict(cfg), "history": fitted.history}, indent=1))
+    return {"config": asdict(cfg), "history": fitted.history, "best_dev_f1": fitted.best_dev_f1}
 
 
 def train_and_package(

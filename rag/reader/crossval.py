@@ -1,0 +1,102 @@
+"""Cross-validation of the reader's training recipe by article (``rag train-reader --folds K``).
+
+The training articles (the train and dev splits: XQuAD's dev articles, ARCD's train and dev
+articles) are dealt into K folds by a hash of the title. Each fold is read, gold paragraph
+given, by a model trained with the same recipe on the other K-1 folds, so no question of a
+held-out article is ever trained on; every epoch is read, so the curve shows how long to train.
+The held-out test articles are not touched: they stay for ``rag eval``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+
+from rag.reader.data import QAExample
+from rag.reader.train import TrainConfig, fit
+from rag.reader.weights import E5File
+
+
+def fold_of(article: str, folds: int) -> int:
+    """The fold of an article: a hash of its title, independent of the train/dev/test hash."""
+    return int(hashlib.md5(f"cv:{article}".encode()).hexdigest(), 16) % folds
+
+
+def cross_validate(
+    examples: Sequence[QAExample],
+    cfg: TrainConfig,
+    folds: int,
+    *,
+    weights: E5File | None = None,
+    log: Callable[[str], None] = print,
+    on_step: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Train and read each of ``folds`` article folds; per-fold histories and the summary."""
+    if folds < 2:
+        raise ValueError("cross-validation needs at least 2 folds")
+    parts = [[e for e in examples if fold_of(e.article, folds) == k] for k in range(folds)]
+    empty = [k + 1 for k, part in enumerate(parts) if not part]
+    if empty:
+        raise ValueError(f"fold(s) {empty} of {folds} hold no article: use fewer folds or more data")
+    weights = weights or E5File()
+    runs = []
+    for k, held in enumerate(parts):
+        train = [e for j, part in enumerate(parts) if j != k for e in part]
+
+        def step(s: int, total: int, k: int = k) -> None:
+            if on_step is not None:  # one bar over all folds (the folds differ a little in size)
+                on_step(k * total + s, folds * total)
+
+        def fold_log(m: str, k: int = k) -> None:
+            log(f"fold {k + 1}/{folds}: {m}")
+
+        fitted = fit(train, held, cfg, weights=weights, log=fold_log, on_step=step)
+        runs.append(
+            {
+                "fold": k + 1,
+                "articles": len({e.article for e in held}),
+                "held_out_questions": len(held),
+                "train_questions": len(train),
+                "history": fitted.history,
+            }
+        )
+    return {"config": asdict(cfg), "folds": folds, "runs": runs, "summary": summarise(runs)}
+
+
+def _sources(row: dict) -> dict[str, dict]:
+    return {"all": {"f1": row["dev_f1"], "em": row["dev_em"]}, **row.get("dev_by_source", {})}
+
+
+def summarise(runs: Sequence[dict]) -> list[dict]:
+    """Per epoch reached by every fold and per source: mean and standard deviation over folds."""
+    epochs = min(len(r["history"]) for r in runs)
+    out = []
+    for i in range(epochs):
+        per_fold = [_sources(r["history"][i]) for r in runs]
+        row: dict = {"epoch": i + 1}
+        for source in per_fold[0]:
+            vals = [f[source] for f in per_fold if source in f]
+            row[source] = {
+                m: {"mean": statistics.fmean(v[m] for v in vals), "sd": statistics.pstdev(v[m] for v in vals)} for m in ("f1", "em")
+            }
+        out.append(row)
+    return out
+
+
+def report(result: dict) -> str:
+    """The summary as a Markdown table (mean ± sd over the folds, gold paragraph given)."""
+    summary = result["summary"]
+    sources = [s for s in summary[0] if s != "epoch"] if summary else []
+    head = "| epoch | " + " | ".join(f"{s} F1 | {s} EM" for s in sources) + " |"
+    rule = "|---|" + "---:|---:|" * len(sources)
+    lines = [head, rule]
+    for row in summary:
+        cells = [f"{row[s][m]['mean']:.3f} ± {row[s][m]['sd']:.3f}" for s in sources for m in ("f1", "em")]
+        lines.append(f"| {row['epoch']} | " + " | ".join(cells) + " |")
+    folds = "; ".join(
+        f"fold {r['fold']}: {r['articles']} articles, {r['held_out_questions']} held-out / {r['train_questions']} training questions"
+        for r in result["runs"]
+    )
+    return f"{result['folds']}-fold cross-validation by article ({folds}).\n\n" + "\n".join(lines) + "\n"
