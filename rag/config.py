@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     reader_model: Path | None = Field(None, description="Span reader model folder (default: models/reader of the source tree).")
     reader_passages: int = Field(4, ge=1, le=20, description="Top passages the span reader reads (one 256-token window each).")
     reader_threads: int = Field(0, ge=0, description="onnxruntime threads per reader call (0 = its default, one per core).")
+    reader_concurrency: int = Field(
+        1,
+        ge=1,
+        description="Reader model runs at once per process; more wait their turn. Each run already uses every core, "
+        "and each concurrent one holds its own activations (16 clients on 2 cores: see eval/PERFORMANCE.md).",
+    )
     reader_threshold: float | None = Field(
         None, ge=0.0, le=1.0, description="Abstain below this answer probability (default: the model's own, from reader.json)."
     )

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag.config import Settings
@@ -146,3 +147,45 @@ def test_malformed_pipeline_block_is_refused(tmp_path: Path):
     (copy / "reader.json").write_text(json.dumps(manifest), encoding="utf-8")
     plain = SpanReader.from_settings(Settings(reader_model=copy))
     assert plain.fit is None and plain.sentence is None and plain.features == frozenset()
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_model_runs_at_once_are_capped(concurrency):
+    """16 clients on 2 cores: ungated, four request threads ran the model at once and the server
+    peaked at 746 MB; each run already uses every core, so the others wait their turn."""
+    import threading
+    import time
+
+    scorer = SpanScorer(concurrency=concurrency)
+    session = scorer.session
+    active, peak = 0, 0
+    lock = threading.Lock()
+
+    class Counting:
+        def run(self, *args, **kwargs):
+            nonlocal active, peak
+            with lock:
+                active += 1
+                peak = max(peak, active)
+            time.sleep(0.05)  # long enough that ungated threads overlap
+            try:
+                return session.run(*args, **kwargs)
+            finally:
+                with lock:
+                    active -= 1
+
+    scorer.session = Counting()  # type: ignore[assignment]
+    ids = scorer.windows("ما عاصمة فرنسا؟", ["عاصمة فرنسا هي باريس."])[0][1]
+    results: list = []
+    threads = [threading.Thread(target=lambda: results.append(scorer.logits([ids]))) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 6 and all(np.allclose(r[0][0], results[0][0][0]) for r in results)
+    assert peak == concurrency
+
+
+def test_concurrency_is_a_setting():
+    reader = SpanReader.from_settings(Settings(reader_concurrency=2))
+    assert reader.scorer._gate._value == 2  # type: ignore[attr-defined]
