@@ -175,6 +175,7 @@ def main() -> None:
     ap.add_argument(
         "--reader", default=None, help="RAG_READER for the server, e.g. span or sentence (default: its setting, the span reader)"
     )
+    ap.add_argument("--reader-concurrency", type=int, default=None, help="RAG_READER_CONCURRENCY for the server (default: its setting, 1)")
     ap.add_argument("--sweep", action="store_true", help="also time the bare loop at 1, 2, 4 threads")
     ap.add_argument("--index", type=Path, default=None, help="serve this index (default: build one of ./corpus)")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
@@ -196,6 +197,8 @@ def main() -> None:
             env["RAG_WORKERS"] = str(args.workers)
         if args.reader:
             env["RAG_READER"] = args.reader
+        if args.reader_concurrency:
+            env["RAG_READER_CONCURRENCY"] = str(args.reader_concurrency)
         with serve(index, work, env) as (proc, port):
             server = run_wrk(port, bodies, args.connections, args.wrk_threads, args.duration, args.max_requests)
             status = Path(f"/proc/{proc.pid}/status").read_text()
@@ -221,6 +224,7 @@ def main() -> None:
             "cache": not args.cache_off,
             "workers": args.workers or "default",
             "reader": args.reader or "default (span)",
+            "reader_concurrency": args.reader_concurrency or "default (1)",
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         },
