@@ -348,7 +348,13 @@ def test_real_server_with_the_sdk_streamable_http_client(server: str, mode: str)
     assert names == {"ask", "search", "get_document"}
     out = answer.structured_content
     a, sentence = out["answer"], out["sentence"]
-    assert out["abstained"] is False and "يرلي" in a["text"] and "TMRW" in sentence["text"]
+    # Which name of the speakers' sentence the int8 reader picks is borderline and can differ
+    # between CPUs (onnxruntime's int8 kernels on AVX2 without VNNI saturate; eval/RESULTS.md), so
+    # the tool's answer is checked against the HTTP API's for the same question, not a name.
+    assert out["abstained"] is False and "TMRW" in sentence["text"]
+    assert sentence["start"] <= a["start"] < a["end"] <= sentence["end"]
+    http = httpx.post(f"{server}/ask", json={"question": TMRW_EN}, headers={"X-API-Key": KEY}, timeout=60).json()["answer"]
+    assert (a["doc_id"], a["start"], a["end"], a["text"]) == (http["doc_id"], http["start"], http["end"], http["text"])
     # The cited span slices the document as the HTTP API serves it.
     full = httpx.get(f"{server}/documents/{a['doc_id']}", headers={"X-API-Key": KEY}, timeout=30).json()["text"]
     assert full[a["start"] : a["end"]] == a["text"]
