@@ -278,7 +278,7 @@ _SHARED_LOCK = threading.Lock()
 
 
 def shared_scorer(model_dir: Path | str | None = None, threads: int = 0, concurrency: int = 1) -> SpanScorer:
-    """One scorer per model folder and thread setting in a process: every ``RAG`` built from
+    """One scorer per model folder, thread and concurrency setting in a process: every ``RAG`` built from
     settings shares its onnxruntime session (thread-safe for ``run``), tokenizer and word table
     (about 150 MB together) instead of loading its own. The checksum is verified on first load."""
     key = ((Path(model_dir) if model_dir else default_model_dir()).resolve(), threads, concurrency)
