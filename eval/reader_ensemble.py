@@ -15,6 +15,9 @@ all ARCD paragraphs, asked once as is and once with the gold paragraph left out 
 
     rag ingest                                    # the default corpus index, if not built yet
     python eval/reader_ensemble.py [--write]      # ~3 minutes; ARCD's index is cached in --cache
+
+A model trained on the dev split too (``rag train-reader --all-data``) is refused ``--write``: it
+carries the fit of the same recipe trained without dev.
 """
 
 from __future__ import annotations
@@ -76,6 +79,13 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help=f"write the fit into the model's {MANIFEST}")
     args = ap.parse_args()
 
+    trained_on_dev = json.loads((args.model / MANIFEST).read_text(encoding="utf-8")).get("fit_from")
+    if args.write and trained_on_dev:
+        # a model trained with --all-data has read the ARCD dev articles: a fit on them would be a
+        # fit on training data, so it keeps the fit of the model trained without dev
+        sys.exit(
+            f"{args.model} was trained on the dev split too (rag train-reader --all-data): its pipeline fit is carried from {trained_on_dev.get('sha256')}, not refitted"
+        )
     settings = Settings(index=args.index, cache_size=0, reader="sentence", reader_model=args.model)
     scorer = shared_scorer(args.model)
     reader = SpanReader(scorer, sentence=SentenceReader(), threshold=0.0, require_numbers=False)

@@ -469,10 +469,30 @@ def train_reader(
             "writes cv.json and cv.md to --out (0 = train the model).",
         ),
     ] = 0,
+    all_data: Annotated[
+        bool,
+        typer.Option(
+            "--all-data",
+            help="Train on the train and dev splits together and keep the last epoch (set --epochs/--stop-after from the cross-validation); "
+            "the calibration, threshold and pipeline fit come from --fit-from.",
+        ),
+    ] = False,
+    fit_from: Annotated[
+        Path,
+        typer.Option("--fit-from", help="With --all-data: the reader.json of the same recipe trained without dev, whose dev fit is kept."),
+    ] = Path("models/reader/reader.json"),
 ) -> None:
     """Train the span reader (needs the train extra: torch, onnx), export it to ONNX, calibrate it on dev and write its model card."""
     if folds == 1:
         err.print("[red]error:[/red] --folds needs at least 2 folds (0 trains the model)")
+        raise typer.Exit(2)
+    if all_data and folds:
+        err.print("[red]error:[/red] --all-data trains the shipped model; --folds cross-validates the recipe: pick one")
+        raise typer.Exit(2)
+    if all_data and not fit_from.is_file():
+        err.print(
+            f"[red]error:[/red] --all-data keeps the dev fit of a model trained without dev, and {fit_from} is not there (train one first)"
+        )
         raise typer.Exit(2)
     try:
         from rag.reader.crossval import cross_validate, report
@@ -491,6 +511,7 @@ def train_reader(
         max_minutes=max_minutes,
         stop_after=stop_after,
         limit=limit,
+        all_data=all_data,
     )
     command = "rag train-reader " + " ".join(sys.argv[2:])
     bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err)
@@ -510,7 +531,7 @@ def train_reader(
             corpus = training_corpus(data, cfg)
             result = cross_validate(corpus["train"] + corpus["dev"], cfg, folds, log=log, on_step=on_step)
         else:
-            summary = train_and_package(data, out, cfg, command=command, log=log, on_step=on_step)
+            summary = train_and_package(data, out, cfg, command=command, log=log, on_step=on_step, fit_from=fit_from if all_data else None)
     if folds:
         out.mkdir(parents=True, exist_ok=True)
         (out / "cv.json").write_text(json.dumps({"command": command, **result}, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

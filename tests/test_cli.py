@@ -236,3 +236,11 @@ def test_train_reader_refuses_a_single_fold(tmp_path):
     assert result.exit_code == 2
     assert "at least 2 folds" in result.output
     assert not (tmp_path / "cv").exists()
+
+
+def test_train_reader_all_data_needs_a_dev_fit_to_carry_and_no_folds(tmp_path):
+    missing = rag("train-reader", "--all-data", "--fit-from", str(tmp_path / "none.json"), "--out", str(tmp_path / "m"))
+    assert missing.exit_code == 2 and "none.json" in flat(missing.output) and "without dev" in flat(missing.output)
+    both = rag("train-reader", "--all-data", "--folds", "3", "--out", str(tmp_path / "m"))
+    assert both.exit_code == 2 and "pick one" in flat(both.output)
+    assert not (tmp_path / "m").exists()

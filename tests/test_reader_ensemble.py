@@ -65,3 +65,18 @@ def test_auc():
     assert auc([2, 3], [0, 1]) == 1.0
     assert auc([0], [1]) == 0.0
     assert auc([1], [1]) == 0.5
+
+
+def test_the_fit_script_refuses_to_refit_a_model_trained_on_dev(tmp_path):
+    # eval/reader_ensemble.py fits on the ARCD dev articles; a model trained on them (--all-data)
+    # keeps the fit carried from the model trained without them
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "eval" / "reader_ensemble.py"
+    (tmp_path / "reader.json").write_text(json.dumps({"model": "reader.int8.onnx", "fit_from": {"sha256": "abc123"}}), encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script), "--model", str(tmp_path), "--write"], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "trained on the dev split too" in done.stderr and "abc123" in done.stderr
+    assert json.loads((tmp_path / "reader.json").read_text(encoding="utf-8")).get("pipeline") is None

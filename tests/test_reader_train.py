@@ -3,6 +3,8 @@ the ONNX export (matching PyTorch), packaging with a checksum the run time verif
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ from rag.reader.tokenizer import ReaderTokenizer
 from rag.reader.weights import E5File
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+MODELS = Path(__file__).resolve().parents[1] / "models" / "reader"
 needs_data = pytest.mark.skipif(not (DATA / "xquad").is_dir(), reason="../shared/data is not beside the checkout")
 
 
@@ -78,3 +81,35 @@ def test_train_export_and_package(tmp_path: Path, e5: E5File):
     model_file.write_bytes(bytes(raw))
     with pytest.raises(ReaderModelError, match="damaged"):
         SpanScorer(out, weights=e5)
+
+
+@needs_data
+def test_all_data_trains_on_dev_too_keeps_the_last_epoch_and_carries_the_dev_fit(tmp_path: Path, e5: E5File):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from rag.reader.package import package
+    from rag.reader.runtime import SpanScorer
+    from rag.reader.train import TrainConfig, train
+
+    logs: list[str] = []
+    cfg = TrainConfig(epochs=2, batch_size=4, limit=6, max_len=96, negatives=0.5, threads=1, freeze_layers=10, all_data=True)
+    result = train(DATA, tmp_path / "two", cfg, weights=e5, log=logs.append)
+    assert "train: 12 questions" in logs[0] and "dev: 0 questions" in logs[0]  # 6 train + 6 dev
+    assert [h["dev_f1"] for h in result["history"]] == [None, None] and result["best_dev_f1"] is None
+    # the last epoch is kept: the saved weights are not those of a run stopped after the first
+    train(DATA, tmp_path / "one", replace(cfg, stop_after=1), weights=e5, log=lambda m: None)
+    last, first = torch.load(tmp_path / "two" / "reader.pt"), torch.load(tmp_path / "one" / "reader.pt")
+    assert any(not torch.equal(last[k], first[k]) for k in last)
+
+    shipped = json.loads((MODELS / "reader.json").read_text(encoding="utf-8"))
+    fit_from = tmp_path / "fit.json"
+    fit_from.write_text(json.dumps(shipped), encoding="utf-8")
+    out = tmp_path / "two"
+    summary = package(out / "reader.pt", out, DATA, history=result, log=lambda m: None, fit_from=fit_from)
+    manifest = json.loads((out / "reader.json").read_text(encoding="utf-8"))
+    assert summary["chosen"] == "int8" and manifest["model"] == "reader.int8.onnx"
+    assert manifest["calibration"] == shipped["calibration"] and manifest["threshold"] == shipped["threshold"]
+    assert manifest["pipeline"] == shipped["pipeline"] and manifest["fit_from"]["sha256"] == shipped["sha256"] != manifest["sha256"]
+    assert SpanScorer(out, weights=e5).manifest.pipeline is not None  # the run time reads the carried fit
+    card = (out / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "carried" in card and shipped["sha256"] in card and "| 2 |" in card and "–" in card

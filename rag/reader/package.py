@@ -90,16 +90,36 @@ def package(
     log: Callable[[str], None] = print,
     command: str = "",
     limit: int | None = None,
+    fit_from: Path | None = None,
 ) -> dict:
+    """Export ``checkpoint``, choose int8 or fp32 and calibrate on dev, write the manifest and card.
+
+    ``fit_from`` (a ``reader.json``) is for a model trained on the dev split too: no dev is left
+    to measure it on, so the int8 export ships and the calibration, threshold and pipeline fit
+    of that manifest (the same recipe trained without dev) are carried over."""
     import torch
 
     from rag.reader.export import export_fp32, quantize_int8
 
+    carried = _carried_fit(fit_from) if fit_from is not None else None  # read before out_dir is rewritten
     weights = E5File()
     state = torch.load(checkpoint)
     out_dir.mkdir(parents=True, exist_ok=True)
     fp32 = export_fp32(state, out_dir / "reader.fp32.onnx", weights)
     int8 = quantize_int8(fp32, out_dir / "reader.int8.onnx")
+    if carried is not None:
+        # int8 won on dev for the model this fit comes from, and fp32 (86 MB) is over the 60 MB budget
+        _write_manifest(
+            out_dir,
+            int8.name,
+            carried.pop("calibration"),
+            carried.pop("threshold"),
+            {"dev": {}, "history": history or {}, "command": command, **carried},
+        )
+        _copy_licences(data_dir, out_dir)
+        write_card(out_dir, command=command)
+        log(f"shipped {int8.name} with the calibration, threshold and pipeline fit of {fit_from}")
+        return {"chosen": "int8", "metrics": {}, "calibration": json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))["calibration"]}
     corpus = reader_corpus(data_dir)
     dev = [e for e in corpus["dev"] if e.source != "xquad-en"][:limit]
     by_article: dict[str, list[str]] = {}
@@ -142,6 +162,20 @@ def package(
     write_card(out_dir, command=command)
     log(f"shipped {model_file.name}; calibration a={a:.3f} b={b:.3f}")
     return {"chosen": chosen, "metrics": metrics, "calibration": (a, b)}
+
+
+def _carried_fit(manifest_path: Path) -> dict[str, Any]:
+    """What a model trained on all data keeps from ``manifest_path``: calibration, threshold,
+    pipeline fit, and which model they were fitted with."""
+    try:
+        old = json.loads(manifest_path.read_text(encoding="utf-8"))
+        carried = {"calibration": tuple(old["calibration"]), "threshold": old["threshold"]}
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"{manifest_path}: not a reader manifest to carry the dev fit from ({exc!r})") from exc
+    if old.get("pipeline") is not None:
+        carried["pipeline"] = old["pipeline"]
+    carried["fit_from"] = old.get("fit_from") or {"sha256": old.get("sha256"), "command": old.get("command", ""), "dev": old.get("dev", {})}
+    return carried
 
 
 def _copy_licences(data_dir: Path, out_dir: Path) -> None:
@@ -188,7 +222,7 @@ Because the model is derived from CC BY-SA 4.0 data, it is shared under CC BY-SA
 
 Configuration: `{config}`
 
-## Dev metrics (ARCD dev articles, never trained on; per epoch: the gold paragraph given)
+## Dev metrics (ARCD dev articles, when not trained on; per epoch: the gold paragraph given)
 
 | epoch | loss | dev F1 | dev EM | minutes |
 |---|---:|---:|---:|---:|
@@ -198,19 +232,36 @@ Exported models (dev; the best span over the gold paragraph and a near-miss para
 
 ## In the pipeline
 
-A new model has no pipeline fit yet: run `python eval/reader_ensemble.py --write` (after
-`rag ingest`) to fit how its spans are weighed with the passage rank and the sentence answering,
-and the calibration and threshold the service then uses (the `pipeline` block of reader.json).
+{pipeline}
 """
+
+NEW_FIT = """A new model has no pipeline fit yet: run `python eval/reader_ensemble.py --write` (after
+`rag ingest`) to fit how its spans are weighed with the passage rank and the sentence answering,
+and the calibration and threshold the service then uses (the `pipeline` block of reader.json)."""
+
+CARRIED_FIT = """Trained on the dev split too (`--all-data`), so nothing here was measured on dev: the last
+epoch is kept, the int8 export ships, and the calibration, threshold and pipeline fit are carried
+over from the model of the same recipe trained without dev (sha256 `{sha}`, fitted on dev
+questions it never saw; `fit_from` in reader.json)."""
 
 
 def write_card(out_dir: Path, command: str = "") -> Path:
     manifest = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
     hist = manifest.get("history", {})
+
+    def metric(x: float | None) -> str:
+        return "–" if x is None else f"{x:.3f}"
+
     rows = "\n".join(
-        f"| {h['epoch']} | {h['loss']:.3f} | {h['dev_f1']:.3f} | {h['dev_em']:.3f} | {h['minutes']:.0f} |" for h in hist.get("history", [])
+        f"| {h['epoch']} | {h['loss']:.3f} | {metric(h['dev_f1'])} | {metric(h['dev_em'])} | {h['minutes']:.0f} |"
+        for h in hist.get("history", [])
     )
-    exports = "; ".join(f"{k}: F1 {v['f1']:.3f}, EM {v['em']:.3f}, {v['mb']:.1f} MB" for k, v in manifest.get("dev", {}).items())
+    exports = (
+        "; ".join(f"{k}: F1 {v['f1']:.3f}, EM {v['em']:.3f}, {v['mb']:.1f} MB" for k, v in manifest.get("dev", {}).items())
+        or "– (no dev split)"
+    )
+    fit_from = manifest.get("fit_from")
+    pipeline = CARRIED_FIT.format(sha=fit_from.get("sha256")) if fit_from else NEW_FIT
     a, b = manifest["calibration"]
     card = CARD.format(
         model=manifest["model"],
@@ -226,6 +277,7 @@ def write_card(out_dir: Path, command: str = "") -> Path:
         config=json.dumps(hist.get("config", {})),
         history=rows,
         exports=exports,
+        pipeline=pipeline,
     )
     path = out_dir / "MODEL_CARD.md"
     path.write_text(card, encoding="utf-8")

@@ -56,6 +56,10 @@ class TrainConfig:
     # Stop after this epoch, keeping the learning-rate schedule of ``epochs`` (0 = run them all):
     # reproduces exactly a run that ``max_minutes`` stopped early, on any machine.
     stop_after: int = 0
+    # Train on the train and dev splits together (the shipped model, once the recipe and its epoch
+    # are fixed): no dev is read, the last epoch is kept, so set ``epochs``/``stop_after`` from the
+    # cross-validation and carry the pipeline fit over from a model trained without dev.
+    all_data: bool = False
 
 
 def _batches(windows: Sequence[Window], size: int, rng: random.Random | None) -> list[list[Window]]:
@@ -173,9 +177,9 @@ def evaluate_by_source(
 
 @dataclass
 class Fitted:
-    state: dict[str, torch.Tensor]  # the weights of the best epoch by dev F1
-    history: list[dict]  # per epoch: loss, dev F1/EM (also per source), minutes
-    best_dev_f1: float
+    state: dict[str, torch.Tensor]  # the weights of the best epoch by dev F1 (the last one without dev)
+    history: list[dict]  # per epoch: loss, dev F1/EM (also per source; None without dev), minutes
+    best_dev_f1: float | None
 
 
 def fit(
@@ -187,7 +191,8 @@ def fit(
     log: Callable[[str], None] = print,
     on_step: Callable[[int, int], None] | None = None,
 ) -> Fitted:
-    """Train on ``train_ex``, reading ``dev_ex`` (gold paragraph given) after each epoch."""
+    """Train on ``train_ex``, reading ``dev_ex`` (gold paragraph given) after each epoch and
+    keeping the best; with no ``dev_ex`` the last epoch is kept."""
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -251,19 +256,18 @@ def fit(
                 log(
                     f"epoch {epoch} step {step}/{total} loss {np.mean(losses[-20:]):.3f} {el / step:.2f} s/step, eta {(total - step) * el / step / 60:.1f} min"
                 )
-        dev = evaluate_by_source(dev_ex, dev_w, predict(model, table, dev_w, tok.pad, dev_cache))
-        row: dict[str, Any] = {
-            "epoch": epoch,
-            "loss": float(np.mean(losses)),
-            "dev_em": dev["all"]["em"],
-            "dev_f1": dev["all"]["f1"],
-            "dev_by_source": {k: v for k, v in dev.items() if k != "all"},
-            "minutes": (time.time() - t0) / 60,
-        }
+        row: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses)), "dev_em": None, "dev_f1": None, "dev_by_source": {}}
+        if dev_ex:
+            dev = evaluate_by_source(dev_ex, dev_w, predict(model, table, dev_w, tok.pad, dev_cache))
+            row |= {"dev_em": dev["all"]["em"], "dev_f1": dev["all"]["f1"], "dev_by_source": {k: v for k, v in dev.items() if k != "all"}}
+        row["minutes"] = (time.time() - t0) / 60
         history.append(row)
-        log(f"epoch {epoch}: loss {row['loss']:.3f}  dev F1 {row['dev_f1']:.3f}  EM {row['dev_em']:.3f}")
-        if dev["all"]["f1"] > best_f1:
-            best_f1 = dev["all"]["f1"]
+        if row["dev_f1"] is None:
+            log(f"epoch {epoch}: loss {row['loss']:.3f}  (no dev split)")
+        else:
+            log(f"epoch {epoch}: loss {row['loss']:.3f}  dev F1 {row['dev_f1']:.3f}  EM {row['dev_em']:.3f}")
+        if row["dev_f1"] is None or row["dev_f1"] > best_f1:
+            best_f1 = row["dev_f1"] if row["dev_f1"] is not None else best_f1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if cfg.stop_after and epoch >= cfg.stop_after:
             log(f"stopping after epoch {epoch} (--stop-after)")
@@ -273,7 +277,7 @@ def fit(
             break
     assert best_state is not None
     model.load_state_dict(best_state)
-    return Fitted(best_state, history, best_f1)
+    return Fitted(best_state, history, best_f1 if dev_ex else None)
 
 
 def training_corpus(data_dir: Path, cfg: TrainConfig) -> dict[str, list[QAExample]]:
@@ -295,9 +299,11 @@ def train(
     weights: E5File | None = None,
     on_step: Callable[[int, int], None] | None = None,
 ) -> dict:
-    """Train on the train split, keep the best epoch on dev, save it as ``reader.pt``."""
+    """Train on the train split, keep the best epoch on dev, save it as ``reader.pt``
+    (``cfg.all_data``: train on train and dev, keep the last epoch)."""
     corpus = training_corpus(data_dir, cfg)
-    fitted = fit(corpus["train"], corpus["dev"], cfg, weights=weights or E5File(), log=log, on_step=on_step)
+    train_ex, dev_ex = (corpus["train"] + corpus["dev"], []) if cfg.all_data else (corpus["train"], corpus["dev"])
+    fitted = fit(train_ex, dev_ex, cfg, weights=weights or E5File(), log=log, on_step=on_step)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.save(fitted.state, out_dir / "reader.pt")
     (out_dir / "history.json").write_text(json.dumps({"config": asdict(cfg), "history": fitted.history}, indent=1))
@@ -312,9 +318,10 @@ def train_and_package(
     command: str,
     log: Callable[[str], None] = print,
     on_step: Callable[[int, int], None] | None = None,
+    fit_from: Path | None = None,
 ) -> dict:
-    """``rag train-reader``: train, then export, calibrate and write the card."""
+    """``rag train-reader``: train, then export, calibrate (or carry ``fit_from``'s dev fit) and write the card."""
     from rag.reader.package import package
 
     result = train(data_dir, out_dir, cfg, log=log, on_step=on_step)
-    return package(out_dir / "reader.pt", out_dir, data_dir, history=result, log=log, command=command)
+    return package(out_dir / "reader.pt", out_dir, data_dir, history=result, log=log, command=command, fit_from=fit_from)
