@@ -79,8 +79,8 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help=f"write the fit into the model's {MANIFEST}")
     args = ap.parse_args()
 
-    trained_on_dev = json.loads((args.model / MANIFEST).read_text(encoding="utf-8")).get("fit_from")
-    if args.write and trained_on_dev:
+    trained_on_dev = args.write and json.loads((args.model / MANIFEST).read_text(encoding="utf-8")).get("fit_from")
+    if trained_on_dev:
         # a model trained with --all-data has read the ARCD dev articles: a fit on them would be a
         # fit on training data, so it keeps the fit of the model trained without dev
         sys.exit(

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,11 +74,6 @@ def test_auc():
 def test_the_fit_script_refuses_to_refit_a_model_trained_on_dev(tmp_path):
     # eval/reader_ensemble.py fits on the ARCD dev articles; a model trained on them (--all-data)
     # keeps the fit carried from the model trained without them
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
-
     script = Path(__file__).resolve().parents[1] / "eval" / "reader_ensemble.py"
     (tmp_path / "reader.json").write_text(json.dumps({"model": "reader.int8.onnx", "fit_from": {"sha256": "abc123"}}), encoding="utf-8")
     done = subprocess.run([sys.executable, str(script), "--model", str(tmp_path), "--write"], capture_output=True, text=True, timeout=120)

@@ -109,17 +109,10 @@ def package(
     int8 = quantize_int8(fp32, out_dir / "reader.int8.onnx")
     if carried is not None:
         # int8 won on dev for the model this fit comes from, and fp32 (86 MB) is over the 60 MB budget
-        _write_manifest(
-            out_dir,
-            int8.name,
-            carried.pop("calibration"),
-            carried.pop("threshold"),
-            {"dev": {}, "history": history or {}, "command": command, **carried},
-        )
-        _copy_licences(data_dir, out_dir)
-        write_card(out_dir, command=command)
-        log(f"shipped {int8.name} with the calibration, threshold and pipeline fit of {fit_from}")
-        return {"chosen": "int8", "metrics": {}, "calibration": json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))["calibration"]}
+        calibration, threshold = carried.pop("calibration"), carried.pop("threshold")
+        _write_manifest(out_dir, int8.name, calibration, threshold, {"dev": {}, "history": history or {}, "command": command, **carried})
+        _finish(out_dir, data_dir, command, log, f"shipped {int8.name} with the calibration, threshold and pipeline fit of {fit_from}")
+        return {"chosen": "int8", "metrics": {}, "calibration": calibration}
     corpus = reader_corpus(data_dir)
     dev = [e for e in corpus["dev"] if e.source != "xquad-en"][:limit]
     by_article: dict[str, list[str]] = {}
@@ -158,10 +151,15 @@ def package(
     model_file = out_dir / f"reader.{chosen}.onnx"
     metrics = {k: {m: round(v[m], 4) for m in ("em", "f1", "ms_per_question", "mb")} for k, v in results.items()}
     _write_manifest(out_dir, model_file.name, (a, b), threshold, {"dev": metrics, "history": history or {}, "command": command})
+    _finish(out_dir, data_dir, command, log, f"shipped {model_file.name}; calibration a={a:.3f} b={b:.3f}")
+    return {"chosen": chosen, "metrics": metrics, "calibration": (a, b)}
+
+
+def _finish(out_dir: Path, data_dir: Path, command: str, log: Callable[[str], None], message: str) -> None:
+    """Beside the written manifest: the data's licences and the model card."""
     _copy_licences(data_dir, out_dir)
     write_card(out_dir, command=command)
-    log(f"shipped {model_file.name}; calibration a={a:.3f} b={b:.3f}")
-    return {"chosen": chosen, "metrics": metrics, "calibration": (a, b)}
+    log(message)
 
 
 def _carried_fit(manifest_path: Path) -> dict[str, Any]:

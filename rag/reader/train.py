@@ -266,8 +266,8 @@ def fit(
             log(f"epoch {epoch}: loss {row['loss']:.3f}  (no dev split)")
         else:
             log(f"epoch {epoch}: loss {row['loss']:.3f}  dev F1 {row['dev_f1']:.3f}  EM {row['dev_em']:.3f}")
-        if row["dev_f1"] is None or row["dev_f1"] > best_f1:
-            best_f1 = row["dev_f1"] if row["dev_f1"] is not None else best_f1
+        if dev_ex and row["dev_f1"] > best_f1:
+            best_f1 = row["dev_f1"]
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if cfg.stop_after and epoch >= cfg.stop_after:
             log(f"stopping after epoch {epoch} (--stop-after)")
@@ -275,9 +275,11 @@ def fit(
         if cfg.max_minutes and (time.time() - t0) / 60 > cfg.max_minutes * epoch / (epoch + 1):
             log(f"stopping after epoch {epoch}: the next one would run past {cfg.max_minutes} minutes")
             break
+    if not dev_ex:  # nothing to choose with: the last epoch
+        return Fitted({k: v.detach().clone() for k, v in model.state_dict().items()}, history, None)
     assert best_state is not None
     model.load_state_dict(best_state)
-    return Fitted(best_state, history, best_f1 if dev_ex else None)
+    return Fitted(best_state, history, best_f1)
 
 
 def training_corpus(data_dir: Path, cfg: TrainConfig) -> dict[str, list[QAExample]]:
