@@ -453,6 +453,15 @@ def train_reader(
     negatives: Annotated[
         float, typer.Option(help="Probability of a near-miss (and half that of an off-article) no-answer window per question.")
     ] = 0.4,
+    swaps: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Probability of a no-answer window per question that reads its own paragraph with one named word of the "
+            "question swapped for another article's (an unanswerable twin). Off in the shipped recipe: no gain on dev in the pipeline.",
+        ),
+    ] = 0.0,
     freeze_layers: Annotated[
         int, typer.Option(min=0, max=12, help="Lowest encoder layers kept frozen (their outputs are cached). 4 beat 6 and 0 on dev.")
     ] = 4,
@@ -505,6 +514,7 @@ def train_reader(
         batch_size=batch_size,
         lr=lr,
         negatives=negatives,
+        swaps=swaps,
         freeze_layers=freeze_layers,
         seed=seed,
         threads=threads,

@@ -244,3 +244,19 @@ def test_train_reader_all_data_needs_a_dev_fit_to_carry_and_no_folds(tmp_path):
     both = rag("train-reader", "--all-data", "--folds", "3", "--out", str(tmp_path / "m"))
     assert both.exit_code == 2 and "pick one" in flat(both.output)
     assert not (tmp_path / "m").exists()
+
+
+def test_train_reader_passes_swaps_to_the_recipe_and_bounds_them(tmp_path, monkeypatch):
+    train = pytest.importorskip("rag.reader.train", exc_type=ImportError)  # the train extra (torch)
+    seen = []
+
+    def fake(data, out, cfg, **kwargs):
+        seen.append(cfg)
+        return {"chosen": "int8", "metrics": {}}
+
+    monkeypatch.setattr(train, "train_and_package", fake)
+    ok = rag("train-reader", "--swaps", "0.5", "--out", str(tmp_path / "m"))
+    assert ok.exit_code == 0, ok.output
+    assert [c.swaps for c in seen] == [0.5]
+    too_many = rag("train-reader", "--swaps", "1.5", "--out", str(tmp_path / "m"))
+    assert too_many.exit_code == 2 and len(seen) == 1

@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +149,79 @@ def windows_for(
     return out
 
 
+_WORD = re.compile(r"\w+")
+_ARABIC = re.compile("[\u0600-\u06ff]")
+
+
+def _kind(word: str) -> str:
+    """What a word may be swapped for: a number for a number, an Arabic word with the article
+    for one with it, and so on (the question stays grammatical)."""
+    if word.isdigit():
+        return "number"
+    if "\u0600" <= word[0] <= "\u06ff":
+        return "ar-al" if word.startswith("ال") else "ar"
+    return "name" if word[0].isupper() else "latin"
+
+
+class QuestionSwapper:
+    """Unanswerable twins of training questions, as SQuAD 2.0's entity-swap negatives: one
+    rare word of the question that its paragraph holds is replaced by a word of the same kind
+    from another article's question that the paragraph does not hold ("متى تأسست جامعة القاهرة؟"
+    -> "متى تأسست جامعة بيونسيه؟"). Read against its own paragraph, with the original answer in
+    sight, the twin is labelled "no answer": the model learns to check that the passage is about
+    what is asked, not only that it holds an answer of the asked-for type, which is how our
+    near-miss questions ("How many people attended the 2014 summit?") are answered wrongly.
+
+    Measured (eval/RESULTS.md, "Tried: unanswerable twins"): a model trained with them tells dev
+    questions from their twins far better (AUC 0.76 -> 0.85), but not answerable questions from
+    near misses in the pipeline (0.70 -> 0.69), so the shipped recipe leaves them off."""
+
+    def __init__(self, examples: Sequence[QAExample], max_share: float = 0.02):
+        paragraphs = {ex.context for ex in examples}
+        df: dict[str, int] = {}
+        for text in paragraphs:
+            for w in set(_WORD.findall(text)):
+                df[w] = df.get(w, 0) + 1
+        # a word in at most 2% of the paragraphs is a name, a place, a number or a term; the
+        # rest are question and function words, whose swap would make nonsense, not a near miss
+        limit = max(2, int(max_share * len(paragraphs)))
+        self.df = {w: n for w, n in df.items() if n <= limit and len(w) >= 3}
+        self.donors: dict[str, list[tuple[str, str]]] = {}
+        seen: set[tuple[str, str]] = set()
+        for ex in examples:
+            for m in self._swappable(ex):
+                if (ex.article, m.group()) not in seen:
+                    seen.add((ex.article, m.group()))
+                    self.donors.setdefault(_kind(m.group()), []).append((ex.article, m.group()))
+
+    def _swappable(self, ex: QAExample) -> list[re.Match[str]]:
+        """The question's words that name something in its paragraph: rare words the paragraph
+        holds, and in an English question over an Arabic paragraph (which holds no English word)
+        its capitalised words after the first, which are names ("the Denver Broncos")."""
+        found = list(_WORD.finditer(ex.question))
+        out = [m for m in found if m.group() in self.df and m.group() in ex.context]
+        if not _ARABIC.search(ex.question) and _ARABIC.search(ex.context):
+            out += [m for m in found[1:] if m.group()[0].isupper() and len(m.group()) >= 3 and m.group() not in ex.context]
+        return out
+
+    def swap(self, ex: QAExample, rng: random.Random) -> str | None:
+        """The twin of ``ex``'s question, or None when no word of it can be swapped."""
+        words = self._swappable(ex)
+        if not words:
+            return None
+        # one of the two rarest: the most specific thing the question names
+        words.sort(key=lambda m: self.df.get(m.group(), 0))
+        m = rng.choice(words[:2])
+        pool = self.donors.get(_kind(m.group()), [])
+        for _ in range(8):
+            if not pool:
+                break
+            article, donor = rng.choice(pool)
+            if article != ex.article and donor not in ex.context and donor not in ex.question:
+                return ex.question[: m.start()] + donor + ex.question[m.end() :]
+        return None
+
+
 def build_windows(
     tok: ReaderTokenizer,
     examples: Sequence[QAExample],
@@ -156,12 +230,18 @@ def build_windows(
     stride: int = 128,
     max_question: int = 64,
     negatives: float = 0.0,
+    swaps: float = 0.0,
     seed: int = 0,
 ) -> list[Window]:
     """Windows of each example's own paragraph; with ``negatives`` p, also (with probability
     p each) a window of another paragraph of the same article (a near miss) and one of
-    another article, both labelled "no answer"."""
+    another article, both labelled "no answer"; with ``swaps`` p, (with probability p) the
+    window holding the answer read with the question's unanswerable twin (``QuestionSwapper``),
+    labelled "no answer"."""
     rng = random.Random(seed)
+    # a stream of its own, so that the other windows are the same with and without swaps
+    swap_rng = random.Random(seed + 1)
+    swapper = QuestionSwapper(examples) if swaps > 0 else None
     cache: dict[str, Encoded] = {}
 
     def enc(text: str) -> Encoded:
@@ -178,7 +258,19 @@ def build_windows(
     out: list[Window] = []
     for i, ex in enumerate(examples):
         q = enc(ex.question).head(max_question)
-        out += windows_for(tok, q, enc(ex.context), ex.answers, i, max_len, stride)
+        own = windows_for(tok, q, enc(ex.context), ex.answers, i, max_len, stride)
+        out += own
+        if swapper is not None and swap_rng.random() < swaps:
+            twin = swapper.swap(ex, swap_rng)
+            if twin is not None:
+                # the twin's window that holds the original answer, relabelled "no answer"
+                holding = [
+                    w
+                    for w in windows_for(tok, enc(twin).head(max_question), enc(ex.context), ex.answers, i, max_len, stride)
+                    if w.start > 0
+                ]
+                if holding:
+                    out.append(replace(holding[0], start=0, end=0))
         if negatives <= 0:
             continue
         near = [c for c in by_article[ex.article] if c != ex.context]

@@ -41,6 +41,8 @@ class TrainConfig:
     stride: int = 128
     max_question: int = 64
     negatives: float = 0.5
+    # Unanswerable twins of the questions read against their own paragraph (data.QuestionSwapper)
+    swaps: float = 0.0
     seed: int = 13
     threads: int = 2
     limit: int | None = None  # examples per split (smoke runs and tests)
@@ -199,7 +201,14 @@ def fit(
     torch.set_num_threads(cfg.threads)
     tok = ReaderTokenizer(weights.vocab)
     train_w = build_windows(
-        tok, train_ex, max_len=cfg.max_len, stride=cfg.stride, max_question=cfg.max_question, negatives=cfg.negatives, seed=cfg.seed
+        tok,
+        train_ex,
+        max_len=cfg.max_len,
+        stride=cfg.stride,
+        max_question=cfg.max_question,
+        negatives=cfg.negatives,
+        swaps=cfg.swaps,
+        seed=cfg.seed,
     )
     dev_w = build_windows(tok, dev_ex, max_len=cfg.max_len, stride=cfg.stride, max_question=cfg.max_question)
     log(
