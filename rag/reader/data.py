@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.reader.tokenizer import Encoded, ReaderTokenizer
+from rag.text import detect_language
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,6 @@ def windows_for(
 
 
 _WORD = re.compile(r"\w+")
-_ARABIC = re.compile("[\u0600-\u06ff]")
 
 
 def _kind(word: str) -> str:
@@ -158,7 +158,7 @@ def _kind(word: str) -> str:
     for one with it, and so on (the question stays grammatical)."""
     if word.isdigit():
         return "number"
-    if "\u0600" <= word[0] <= "\u06ff":
+    if detect_language(word) == "ar":
         return "ar-al" if word.startswith("ال") else "ar"
     return "name" if word[0].isupper() else "latin"
 
@@ -200,7 +200,7 @@ class QuestionSwapper:
         its capitalised words after the first, which are names ("the Denver Broncos")."""
         found = list(_WORD.finditer(ex.question))
         out = [m for m in found if m.group() in self.df and m.group() in ex.context]
-        if not _ARABIC.search(ex.question) and _ARABIC.search(ex.context):
+        if detect_language(ex.question) == "en" and detect_language(ex.context) == "ar":
             out += [m for m in found[1:] if m.group()[0].isupper() and len(m.group()) >= 3 and m.group() not in ex.context]
         return out
 
