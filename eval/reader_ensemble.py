@@ -17,7 +17,10 @@ all ARCD paragraphs, asked once as is and once with the gold paragraph left out 
     python eval/reader_ensemble.py [--write]      # ~3 minutes; ARCD's index is cached in --cache
 
 A model trained on the dev split too (``rag train-reader --all-data``) is refused ``--write``: it
-carries the fit of the same recipe trained without dev.
+carries the fit of the same recipe trained without dev. To refit it (after a change to how the
+pipeline weighs spans), fit the model trained without dev and carry the fit over:
+
+    python eval/reader_ensemble.py --model <the recipe trained without dev> --carry-to models/reader
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def collect(rag: RAG, reader: SpanReader, items: list[QAItem], near_miss: bool = False) -> list[dict]:
-    """One row per question: each read passage's best span with its signals and its quality."""
+    """One row per question: each sentence's best span in the read passages, with its signals and its quality."""
     index = rag.live().index
     rows = []
     for item in items:
@@ -58,6 +61,7 @@ def collect(rag: RAG, reader: SpanReader, items: list[QAItem], near_miss: bool =
             cands.append(
                 {
                     "margin": e.margin,
+                    "mass": e.mass,
                     "rank": e.rank,
                     "in_sentence": float(e.in_sentence),
                     "sentence_logit": e.sentence_logit,
@@ -77,7 +81,18 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=ROOT / "build" / "arcd-index", help="ARCD's index (built on first run)")
     ap.add_argument("--model", type=Path, default=default_model_dir())
     ap.add_argument("--write", action="store_true", help=f"write the fit into the model's {MANIFEST}")
+    ap.add_argument(
+        "--carry-to",
+        type=Path,
+        help=f"also write the fit into this model's {MANIFEST}: the same recipe trained on dev too, whose fit_from is --model",
+    )
     args = ap.parse_args()
+
+    if args.carry_to is not None:
+        source = json.loads((args.model / MANIFEST).read_text(encoding="utf-8")).get("sha256")
+        target = json.loads((args.carry_to / MANIFEST).read_text(encoding="utf-8"))
+        if (target.get("fit_from") or {}).get("sha256") != source:
+            sys.exit(f"{args.carry_to} does not carry {args.model}'s fit (its fit_from is not {source}): refusing to carry this fit to it")
 
     trained_on_dev = args.write and json.loads((args.model / MANIFEST).read_text(encoding="utf-8")).get("fit_from")
     if trained_on_dev:
@@ -107,14 +122,15 @@ def main() -> None:
         "rank_weight": w.rank,
         "sentence_weight": w.sentence,
         "confidence_weight": w.confidence,
+        "mass_weight": w.mass,
         "calibration": [round(calibration[0], 6), round(calibration[1], 6)],
         "threshold": threshold,
         "dev": {name: len(rows) for name, rows in sets.items()},
-        "command": "python eval/reader_ensemble.py --write",
+        "command": " ".join(["python eval/reader_ensemble.py", *sys.argv[1:]]),
     }
     print(json.dumps({"fit": fit, "report": report}, indent=1, ensure_ascii=False))
-    if args.write:
-        path = args.model / MANIFEST
+    for folder in [args.model] * args.write + [args.carry_to] * (args.carry_to is not None):
+        path = folder / MANIFEST
         manifest = json.loads(path.read_text(encoding="utf-8"))
         manifest["pipeline"] = fit
         path.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

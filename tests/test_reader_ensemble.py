@@ -16,9 +16,10 @@ from rag.reader.ensemble import Weights, auc, best, choose, selection_quality
 from rag.reader.package import fit_calibration
 
 
-def _cand(margin: float, rank: int, in_sentence: bool, logit: float, good: bool) -> dict:
+def _cand(margin: float, rank: int, in_sentence: bool, logit: float, good: bool, mass: float | None = None) -> dict:
     return {
         "margin": margin,
+        "mass": margin if mass is None else mass,
         "rank": rank,
         "in_sentence": float(in_sentence),
         "sentence_logit": logit,
@@ -52,6 +53,23 @@ def test_weights_prefer_the_span_inside_the_sentence_pick_when_that_is_right():
     assert all(best(r, w)["f1"] == 1.0 for r in rows)
 
 
+def test_weights_use_the_sentence_mass_when_it_tells_the_right_span():
+    rng = random.Random(3)
+    rows = []
+    for _ in range(60):
+        # the right sentence holds many likely spans (mass well above its best span) but its
+        # best span has the lower margin
+        right = _cand(rng.uniform(0, 3), 0, False, 0.0, True)
+        right["mass"] = right["margin"] + 3.0
+        wrong = _cand(right["margin"] + rng.uniform(0.1, 1.5), 0, False, 0.0, False)
+        wrong["mass"] = wrong["margin"] + 0.2
+        rows.append({"answerable": True, "cands": [right, wrong]})
+    assert selection_quality(rows, Weights(0.0, 0.0)) == 0.0
+    w, _, _, report = choose([rows])
+    assert w.mass > 0 and w.rank == w.sentence == 0  # the smallest weights that pick right
+    assert report["quality"] == 2.0 and all(best(r, w)["f1"] == 1.0 for r in rows)
+
+
 def test_threshold_keeps_most_answerable_questions_answered():
     rng = random.Random(2)
     pos = [{"answerable": True, "cands": [_cand(rng.gauss(3, 2), 0, True, rng.gauss(1, 1), True)]} for _ in range(200)]
@@ -79,3 +97,18 @@ def test_the_fit_script_refuses_to_refit_a_model_trained_on_dev(tmp_path):
     done = subprocess.run([sys.executable, str(script), "--model", str(tmp_path), "--write"], capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "trained on the dev split too" in done.stderr and "abc123" in done.stderr
     assert json.loads((tmp_path / "reader.json").read_text(encoding="utf-8")).get("pipeline") is None
+
+
+def test_the_fit_script_carries_a_fit_only_to_the_model_that_carries_it(tmp_path):
+    # --carry-to writes the fit of a model trained without dev into the all-data model of the same
+    # recipe; any other model (its fit_from names another) is refused before anything is fitted
+    script = Path(__file__).resolve().parents[1] / "eval" / "reader_ensemble.py"
+    source, target = tmp_path / "source", tmp_path / "target"
+    for folder, manifest in ((source, {"sha256": "aaa111"}), (target, {"fit_from": {"sha256": "bbb222"}})):
+        folder.mkdir()
+        (folder / "reader.json").write_text(json.dumps({"model": "reader.int8.onnx", **manifest}), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script), "--model", str(source), "--carry-to", str(target)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0 and "aaa111" in done.stderr and "refusing" in done.stderr
+    assert "pipeline" not in json.loads((target / "reader.json").read_text(encoding="utf-8"))

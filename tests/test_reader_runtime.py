@@ -51,6 +51,27 @@ def test_reads_a_short_span_from_the_right_context(scorer):
     assert english.context == 0 and "40" in contexts[0][english.start : english.end]
 
 
+def test_with_sentences_each_sentence_offers_its_best_span(scorer):
+    context = (
+        "تضم دولة الإمارات أكثر من 40 مليون نخلة. ووصل مسبار الأمل إلى مدار المريخ في فبراير 2021. وتنتج المزارع مئات الأصناف من التمور."
+    )
+    sentences = [(0, context.index(".") + 1)]
+    sentences.append((sentences[0][1] + 1, context.index("2021.") + 5))
+    sentences.append((sentences[1][1] + 1, len(context)))
+    question = "متى وصل مسبار الأمل إلى مدار المريخ؟"
+    found = scorer.score(question, [context], [sentences])
+    assert sorted(c.sentence for c in found) == [0, 1, 2]
+    for c in found:
+        a, b = sentences[c.sentence]
+        assert a <= c.start < c.end <= b  # never across a sentence
+        assert c.mass >= c.margin  # the sentence's mass holds its best span
+    best = found[0]
+    assert best.sentence == 1 and "2021" in context[best.start : best.end]
+    # without sentences: the best span of the context, the same as the best sentence's here
+    (whole,) = scorer.score(question, [context])
+    assert (whole.start, whole.end, whole.sentence) == (best.start, best.end, -1)
+
+
 def test_window_input_is_bounded(scorer):
     long_question = "ما " * 500
     long_context = "كلمة " * 3000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rag.reader.runtime import snap_to_words, trim_span
-from rag.reader.spans import best_span
+from rag.reader.spans import best_span, best_spans_by_group
 
 
 def test_best_span_respects_order_range_and_length():
@@ -21,6 +21,25 @@ def test_best_span_respects_order_range_and_length():
 
 def test_best_span_of_empty_range_is_none():
     assert best_span(np.zeros(3), np.zeros(3), 2, 2) is None
+
+
+def test_spans_by_group_stay_inside_their_group_and_weigh_its_mass():
+    #            <s>  ---- group 0 ----  gap  ------ group 1 ------  </s>
+    start = np.array([0.0, 6.0, 0.0, 0.0, 9.0, 5.0, 5.0, 5.0, 0.0, 0.0])
+    end = np.array([0.0, 0.0, 0.0, 0.0, 9.0, 0.0, 5.0, 5.0, 5.0, 0.0])
+    groups = np.array([0, 0, 0, -1, 1, 1, 1, 1])  # of tokens 1..8
+    found = {g.group: g for g in best_spans_by_group(start, end, 1, 9, groups)}
+    assert set(found) == {0, 1}  # the token of no group (the 9 + 9 span) is never read
+    assert (found[0].a, found[0].b) == (0, 0) and found[0].score == 6.0  # token 1 alone: no span crosses the gap
+    assert 4 <= found[1].a <= found[1].b <= 7 and found[1].score == 10.0
+    # mass: log-sum-exp over the group's spans, at least its best; group 1 has many good spans
+    for g in found.values():
+        assert g.mass >= g.score
+    assert found[1].mass - found[1].score > found[0].mass - found[0].score
+    # one group over the whole range is the best span
+    whole = best_spans_by_group(start, end, 1, 9, np.zeros(8, dtype=int))
+    assert [(g.score, g.a, g.b) for g in whole] == [best_span(start, end, 1, 9)]
+    assert best_spans_by_group(start, end, 2, 2, groups) == []
 
 
 def test_trim_span_drops_punctuation_and_keeps_balanced_brackets():

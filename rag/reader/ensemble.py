@@ -1,8 +1,8 @@
 """Fitting the span reader's pipeline weights (``PipelineFit``) from dev questions run through
 the whole pipeline: which span to answer with, and when to abstain.
 
-A row is one question: ``answerable`` and its candidates, one per read passage, each with the
-signals ``SpanEvidence`` carries (margin, rank, in_sentence, sentence_logit) and how good it is
+A row is one question: ``answerable`` and its candidates, one per sentence of the read passages,
+each with the signals ``SpanEvidence`` carries (margin, mass, rank, in_sentence, sentence_logit) and how good it is
 against the gold (f1, sentence_hit). ``eval/reader_ensemble.py`` collects the rows; this module
 only searches and fits, so it is testable on small synthetic rows.
 """
@@ -19,6 +19,7 @@ from rag.reader.package import fit_calibration
 RANK_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0)
 SENTENCE_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0)
 CONFIDENCE_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
+MASS_WEIGHTS = (0.0, 0.5, 1.0)
 THRESHOLDS = tuple(round(0.025 * i, 3) for i in range(1, 40))
 
 
@@ -27,9 +28,11 @@ class Weights:
     rank: float
     sentence: float
     confidence: float = 0.0
+    mass: float = 0.0
 
     def z(self, c: dict) -> float:
-        return c["margin"] - self.rank * math.log1p(c["rank"]) + self.sentence * c["in_sentence"] + self.confidence * c["sentence_logit"]
+        margin = c["margin"] + self.mass * (c.get("mass", c["margin"]) - c["margin"])
+        return margin - self.rank * math.log1p(c["rank"]) + self.sentence * c["in_sentence"] + self.confidence * c["sentence_logit"]
 
 
 def best(row: dict, w: Weights) -> dict | None:
@@ -72,16 +75,16 @@ def choose(
     counts the same, whatever its size), then the confidence weight by AUC of answerable vs not
     over all rows (``sets`` and ``extra``, e.g. near misses), then a Platt calibration of z and the highest threshold that keeps ``min_answered`` of
     the answerable dev questions answered. Returns (weights, calibration, threshold, report)."""
-    grid = [Weights(r, s) for r, s in itertools.product(RANK_WEIGHTS, SENTENCE_WEIGHTS)]
+    grid = [Weights(r, s, 0.0, m) for r, s, m in itertools.product(RANK_WEIGHTS, SENTENCE_WEIGHTS, MASS_WEIGHTS)]
     quality = {w: sum(selection_quality(rows, w) for rows in sets) / len(sets) for w in grid}
-    chosen = max(grid, key=lambda w: (round(quality[w], 6), -w.rank - w.sentence))  # ties: the smaller weights
+    chosen = max(grid, key=lambda w: (round(quality[w], 6), -w.rank - w.sentence - w.mass))  # ties: the smaller weights
     rows = [*(r for rows in sets for r in rows), *extra]
     aucs = {}
     for cw in CONFIDENCE_WEIGHTS:
-        w = Weights(chosen.rank, chosen.sentence, cw)
+        w = Weights(chosen.rank, chosen.sentence, cw, chosen.mass)
         aucs[cw] = auc(*_scores(rows, w))
     cw = max(CONFIDENCE_WEIGHTS, key=lambda c: (round(aucs[c], 4), -c))
-    w = Weights(chosen.rank, chosen.sentence, cw)
+    w = Weights(chosen.rank, chosen.sentence, cw, chosen.mass)
     pos, neg = _scores(rows, w)
     a, b = fit_calibration([*pos, *neg], [True] * len(pos) + [False] * len(neg))
     n_pos = sum(r["answerable"] for r in rows)

@@ -12,10 +12,12 @@ the model's threshold the reader abstains.
 
 In the pipeline the margin alone is not the best judge: where ``reader.json`` carries a
 ``pipeline`` fit (``eval/reader_ensemble.py``, tuned on dev questions run through the whole
-pipeline), each span's score also weighs its passage's rank, whether it lies in the sentence the
-sentence answering picks, and that answering's own P(answerable); the fit's calibration and
-threshold then replace the model's. On dev this moved the sentence hit from 0.47 to 0.67 (our QA
-set) and 0.68 to 0.78 (ARCD), see eval/RESULTS.md.
+pipeline), every sentence of the read passages offers its best span, and each span's score also
+weighs its sentence's span mass (how much of the model's belief lies in that sentence), its
+passage's rank, whether it lies in the sentence the sentence answering picks, and that
+answering's own P(answerable); the fit's calibration and threshold then replace the model's. On
+dev this moved the sentence hit from 0.47 to 0.67 (our QA set) and 0.68 to 0.78 (ARCD), see
+eval/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import numpy as np
 
 from rag.answering import missing_numbers
 from rag.index import sha256_file
-from rag.reader.spans import MAX_ANSWER_TOKENS, best_span
+from rag.reader.spans import MAX_ANSWER_TOKENS, best_spans_by_group
 from rag.reader.tokenizer import Encoded, ReaderTokenizer
 from rag.reader.weights import E5File
 from rag.schema import Answer, Passage, SentenceSpan
@@ -59,15 +61,17 @@ def default_model_dir() -> Path:
 @dataclass(frozen=True)
 class PipelineFit:
     """How the span score is weighed with the pipeline's own signals (fitted on dev by
-    ``eval/reader_ensemble.py``): z = margin - rank_weight * log(1 + passage rank)
-    + sentence_weight * [span inside the sentence answering's pick]
-    + confidence_weight * logit(the sentence answering's P(answerable)); p = sigmoid(a * z + b)."""
+    ``eval/reader_ensemble.py``): z = margin + mass_weight * (mass - margin)
+    - rank_weight * log(1 + passage rank) + sentence_weight * [span inside the sentence
+    answering's pick] + confidence_weight * logit(the sentence answering's P(answerable));
+    p = sigmoid(a * z + b). Every sentence of a read passage offers its best span."""
 
     rank_weight: float
     sentence_weight: float
     confidence_weight: float
     calibration: tuple[float, float]
     threshold: float
+    mass_weight: float = 0.0  # fits written before sentence masses existed have none
 
     @classmethod
     def from_dict(cls, raw: dict) -> PipelineFit:
@@ -77,11 +81,13 @@ class PipelineFit:
             confidence_weight=float(raw["confidence_weight"]),
             calibration=(float(raw["calibration"][0]), float(raw["calibration"][1])),
             threshold=float(raw["threshold"]),
+            mass_weight=float(raw.get("mass_weight", 0.0)),
         )
 
     def score(self, e: SpanEvidence) -> float:
         return (
             e.margin
+            + self.mass_weight * (e.mass - e.margin)
             - self.rank_weight * math.log1p(e.rank)
             + self.sentence_weight * e.in_sentence
             + self.confidence_weight * e.sentence_logit
@@ -137,6 +143,8 @@ class SpanCandidate:
     end: int
     margin: float  # span score minus the window's no-answer score
     probability: float
+    mass: float = 0.0  # log-sum-exp of the scores of every span of its sentence, minus no-answer
+    sentence: int = -1  # which of the context's sentences holds it (-1: sentences not given)
 
 
 _EDGE = set(" \t\n\r\u00a0.,،;؛:!?؟\"'«»“”‘’()[]{}-–—/\\|*•·")
@@ -255,21 +263,29 @@ class SpanScorer:
             start, end = self.session.run(None, {"inputs_embeds": embeds, "attention_mask": mask})
         return [(start[i, : len(x)], end[i, : len(x)]) for i, x in enumerate(ids)]
 
-    def score(self, question: str, contexts: Sequence[str]) -> list[SpanCandidate]:
-        """The best span of each context that has one, best first."""
+    def score(
+        self, question: str, contexts: Sequence[str], sentences: Sequence[Sequence[tuple[int, int]]] | None = None
+    ) -> list[SpanCandidate]:
+        """The best span of each context that has one, best first; with ``sentences`` (the
+        (start, end) character spans of each context's sentences) the best span of each sentence,
+        never crossing one, with the sentence's span mass."""
         wins = self.windows(question, contexts)
-        best: dict[int, SpanCandidate] = {}
+        best: dict[tuple[int, int], SpanCandidate] = {}
         for (ci, ids, offs, first), (s, e) in zip(wins, self.logits([w[1] for w in wins]), strict=True):
-            span = best_span(s, e, first, len(ids) - 1, MAX_ANSWER_TOKENS)
-            if span is None:
-                continue
-            score, a, b = span
-            margin = score - float(s[0] + e[0])
-            start, end = trim_span(contexts[ci], *snap_to_words(contexts[ci], int(offs[a, 0]), int(offs[b, 1])))
-            if start >= end:
-                continue
-            if ci not in best or margin > best[ci].margin:
-                best[ci] = SpanCandidate(ci, start, end, margin, self.probability(margin))
+            groups = np.zeros(len(offs), dtype=np.int64)
+            if sentences is not None:
+                groups[:] = -1
+                for j, (a, b) in enumerate(sentences[ci]):
+                    groups[(offs[:, 0] >= a) & (offs[:, 0] < b)] = j
+            no_answer = float(s[0] + e[0])
+            for g in best_spans_by_group(s, e, first, len(ids) - 1, groups, MAX_ANSWER_TOKENS):
+                margin = g.score - no_answer
+                start, end = trim_span(contexts[ci], *snap_to_words(contexts[ci], int(offs[g.a, 0]), int(offs[g.b, 1])))
+                if start >= end:
+                    continue
+                key = (ci, g.group if sentences is not None else -1)
+                if key not in best or margin > best[key].margin:
+                    best[key] = SpanCandidate(ci, start, end, margin, self.probability(margin), g.mass - no_answer, key[1])
         return sorted(best.values(), key=lambda c: -c.margin)
 
 
@@ -298,6 +314,15 @@ class SpanEvidence:
     rank: int  # the passage's 0-based rank
     in_sentence: bool  # the span lies inside the sentence the sentence answering picked
     sentence_logit: float  # logit of the sentence answering's P(answerable), clipped to +-9.2
+    mass: float = 0.0  # the span mass of its sentence, minus no-answer (SpanCandidate.mass)
+
+
+def passage_sentences(p: Passage, index: Index) -> list[tuple[int, int]]:
+    """The index's sentences of a passage, as character spans of ``p.text``."""
+    info = index.chunk_info(p.row)
+    rows = range(info.first_sentence, info.last_sentence)
+    spans = ((int(index.sentence_start[r]) - p.start, int(index.sentence_end[r]) - p.start) for r in rows)
+    return [(max(a, 0), min(b, len(p.text))) for a, b in spans if b > 0 and a < len(p.text)]
 
 
 def _logit(p: float) -> float:
@@ -353,19 +378,20 @@ class SpanReader:
         return cls(scorer, context_passages=settings.reader_passages, threshold=settings.reader_threshold, sentence=sentence)
 
     def evidence(self, query: Query, passages: Sequence[Passage], index: Index) -> list[SpanEvidence]:
-        """The best span of each of the top passages, with the pipeline signals (in rank order)."""
+        """The best span of each sentence of the top passages, with the pipeline signals (in
+        rank order)."""
         top = list(passages[: self.span_passages])
-        found = self.scorer.score(query.text, [p.text for p in top])
+        found = self.scorer.score(query.text, [p.text for p in top], [passage_sentences(p, index) for p in top])
         pick, logit = None, 0.0
         if self.sentence is not None:
             reading = self.sentence.read(query, passages, index)
             pick = reading.candidates[0] if reading.candidates else None
             logit = _logit(reading.confidence)
         out = []
-        for c in sorted(found, key=lambda c: c.context):
+        for c in sorted(found, key=lambda c: (c.context, c.sentence)):
             a = self._answer(top[c.context], c, index)
             inside = pick is not None and pick.doc_id == a.doc_id and pick.start <= a.start and a.end <= pick.end
-            out.append(SpanEvidence(a, c.margin, c.context, inside, logit))
+            out.append(SpanEvidence(a, c.margin, c.context, inside, logit, c.mass))
         return out
 
     def read(self, query: Query, passages: Sequence[Passage], index: Index) -> Reading:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 MAX_ANSWER_TOKENS = 30
+
+
+def _band(n: int, max_tokens: int) -> np.ndarray:
+    """[a, b] is a span: a <= b < a + max_tokens."""
+    idx = np.arange(n)
+    return (idx[None, :] >= idx[:, None]) & (idx[None, :] < idx[:, None] + max_tokens)
 
 
 def best_span(
@@ -18,10 +26,49 @@ def best_span(
     if n == 0:
         return None
     # score[a, b] = s[a] + e[b] on the band a <= b < a + max_tokens
-    scores = s[:, None] + e[None, :]
-    idx = np.arange(n)
-    band = (idx[None, :] >= idx[:, None]) & (idx[None, :] < idx[:, None] + max_tokens)
-    scores = np.where(band, scores, -np.inf)
+    scores = np.where(_band(n, max_tokens), s[:, None] + e[None, :], -np.inf)
     flat = int(np.argmax(scores))
     a, b = divmod(flat, n)
     return float(scores[a, b]), a, b
+
+
+@dataclass(frozen=True)
+class GroupSpan:
+    """The best span inside one group of tokens (a sentence), and the mass of all its spans."""
+
+    group: int
+    score: float  # start[a] + end[b] of the best span
+    mass: float  # log-sum-exp of start[a] + end[b] over every span of the group
+    a: int  # relative to ``first``, as best_span's
+    b: int
+
+
+def best_spans_by_group(
+    start: np.ndarray, end: np.ndarray, first: int, last: int, groups: np.ndarray, max_tokens: int = MAX_ANSWER_TOKENS
+) -> list[GroupSpan]:
+    """The best span of each group of the tokens first..last-1 (``groups[i]`` is the group of
+    token ``first + i``; -1 belongs to none), spans never crossing a group, with the group's
+    log-sum-exp mass: how much of the model's span belief lies in that sentence. Picking the
+    sentence by its mass instead of its single best span found the sentence holding the answer
+    more often on ARCD dev (gold paragraph given: 0.856 -> 0.880, see eval/RESULTS.md)."""
+    s = start[first:last]
+    e = end[first:last]
+    n = len(s)
+    if n == 0:
+        return []
+    groups = np.asarray(groups)[:n]
+    scores = s[:, None] + e[None, :]
+    ok = _band(n, max_tokens) & (groups[:, None] == groups[None, :]) & (groups[:, None] >= 0)
+    out = []
+    for g in np.unique(groups[groups >= 0]).tolist():
+        rows = np.flatnonzero(groups == g)
+        lo, hi = int(rows[0]), int(rows[-1]) + 1  # a group is contiguous in the text
+        sub = np.where(ok[lo:hi, lo:hi], scores[lo:hi, lo:hi], -np.inf)
+        flat = int(np.argmax(sub))
+        a, b = divmod(flat, hi - lo)
+        top = float(sub[a, b])
+        if not np.isfinite(top):
+            continue
+        mass = top + float(np.log(np.sum(np.exp(sub[np.isfinite(sub)] - top))))
+        out.append(GroupSpan(int(g), top, mass, lo + a, lo + b))
+    return out
