@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rag.config import Settings
-from rag.reader.runtime import ReaderModelError, SpanReader, SpanScorer, default_model_dir
+from rag.reader.runtime import ReaderModelError, SpanReader, SpanScorer, default_model_dir, passage_sentences
 from rag.stages import Reader
 
 
@@ -70,6 +70,32 @@ def test_with_sentences_each_sentence_offers_its_best_span(scorer):
     # without sentences: the best span of the context, the same as the best sentence's here
     (whole,) = scorer.score(question, [context])
     assert (whole.start, whole.end, whole.sentence) == (best.start, best.end, -1)
+
+
+def test_passage_sentences_are_the_index_sentences_inside_the_passage(corpus_index):
+    from rag.index import ChunkInfo, Index
+    from rag.schema import Passage
+
+    index = Index.open(corpus_index)
+    for row in range(10):
+        info = index.chunk_info(row)
+        doc = index.texts[info.doc_row]
+        text = doc[info.start : info.end]
+        passage = Passage(
+            chunk_id="c", doc_id=info.doc_id, title="", text=text, start=info.start, end=info.end, retrieval_score=0.0, row=row
+        )
+        spans = passage_sentences(passage, index)
+        sentences = [index.sentence_text(r) for r in range(info.first_sentence, info.last_sentence)]
+        assert spans and all(0 <= a < b <= len(text) for a, b in spans)
+        # each is one of the chunk's sentences, clipped to the passage, in order
+        assert all(any(text[a:b] in s for s in sentences) for a, b in spans)
+        assert spans == sorted(spans)
+
+    class NoSentences:  # an index that holds no sentence inside the passage: read it whole
+        def chunk_info(self, row: int) -> ChunkInfo:
+            return ChunkInfo(row, info.doc_row, info.doc_id, 0, info.start, info.end, 5, 5)
+
+    assert passage_sentences(passage, NoSentences()) == [(0, len(text))]  # type: ignore[arg-type]
 
 
 def test_window_input_is_bounded(scorer):

@@ -318,11 +318,13 @@ class SpanEvidence:
 
 
 def passage_sentences(p: Passage, index: Index) -> list[tuple[int, int]]:
-    """The index's sentences of a passage, as character spans of ``p.text``."""
+    """The index's sentences of a passage, as character spans of ``p.text`` (the whole passage
+    when the index holds none inside it, so a passage is never left unread)."""
     info = index.chunk_info(p.row)
     rows = range(info.first_sentence, info.last_sentence)
     spans = ((int(index.sentence_start[r]) - p.start, int(index.sentence_end[r]) - p.start) for r in rows)
-    return [(max(a, 0), min(b, len(p.text))) for a, b in spans if b > 0 and a < len(p.text)]
+    found = [(max(a, 0), min(b, len(p.text))) for a, b in spans if b > 0 and a < len(p.text)]
+    return found or [(0, len(p.text))]
 
 
 def _logit(p: float) -> float:
