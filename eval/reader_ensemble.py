@@ -88,13 +88,14 @@ def main() -> None:
     )
     args = ap.parse_args()
 
+    model = json.loads((args.model / MANIFEST).read_text(encoding="utf-8"))
     if args.carry_to is not None:
-        source = json.loads((args.model / MANIFEST).read_text(encoding="utf-8")).get("sha256")
+        source = model.get("sha256")
         target = json.loads((args.carry_to / MANIFEST).read_text(encoding="utf-8"))
         if (target.get("fit_from") or {}).get("sha256") != source:
             sys.exit(f"{args.carry_to} does not carry {args.model}'s fit (its fit_from is not {source}): refusing to carry this fit to it")
 
-    trained_on_dev = args.write and json.loads((args.model / MANIFEST).read_text(encoding="utf-8")).get("fit_from")
+    trained_on_dev = args.write and model.get("fit_from")
     if trained_on_dev:
         # a model trained with --all-data has read the ARCD dev articles: a fit on them would be a
         # fit on training data, so it keeps the fit of the model trained without dev
@@ -129,7 +130,8 @@ def main() -> None:
         "command": " ".join(["python eval/reader_ensemble.py", *sys.argv[1:]]),
     }
     print(json.dumps({"fit": fit, "report": report}, indent=1, ensure_ascii=False))
-    for folder in [args.model] * args.write + [args.carry_to] * (args.carry_to is not None):
+    targets = ([args.model] if args.write else []) + ([args.carry_to] if args.carry_to is not None else [])
+    for folder in targets:
         path = folder / MANIFEST
         manifest = json.loads(path.read_text(encoding="utf-8"))
         manifest["pipeline"] = fit

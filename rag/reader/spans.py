@@ -69,6 +69,6 @@ def best_spans_by_group(
         top = float(sub[a, b])
         if not np.isfinite(top):
             continue
-        mass = top + float(np.log(np.sum(np.exp(sub[np.isfinite(sub)] - top))))
+        mass = float(np.logaddexp.reduce(sub[np.isfinite(sub)]))
         out.append(GroupSpan(int(g), top, mass, lo + a, lo + b))
     return out
