@@ -478,6 +478,14 @@ def train_reader(
             "writes cv.json and cv.md to --out (0 = train the model).",
         ),
     ] = 0,
+    keep_models: Annotated[
+        bool,
+        typer.Option(
+            "--keep-models",
+            help="With --folds: also save each fold's model to --out/fold-K (reader.pt and fold.json, its held-out articles), "
+            "for a pipeline fit on out-of-fold questions.",
+        ),
+    ] = False,
     all_data: Annotated[
         bool,
         typer.Option(
@@ -494,6 +502,9 @@ def train_reader(
     """Train the span reader (needs the train extra: torch, onnx), export it to ONNX, calibrate it on dev and write its model card."""
     if folds == 1:
         err.print("[red]error:[/red] --folds needs at least 2 folds (0 trains the model)")
+        raise typer.Exit(2)
+    if keep_models and not folds:
+        err.print("[red]error:[/red] --keep-models keeps the fold models of --folds; without --folds the model is saved anyway")
         raise typer.Exit(2)
     if all_data and folds:
         err.print("[red]error:[/red] --all-data trains the shipped model; --folds cross-validates the recipe: pick one")
@@ -539,7 +550,8 @@ def train_reader(
     with bar:
         if folds:
             corpus = training_corpus(data, cfg)
-            result = cross_validate(corpus["train"] + corpus["dev"], cfg, folds, log=log, on_step=on_step)
+            keep = out if keep_models else None
+            result = cross_validate(corpus["train"] + corpus["dev"], cfg, folds, log=log, on_step=on_step, keep=keep)
         else:
             summary = train_and_package(data, out, cfg, command=command, log=log, on_step=on_step, fit_from=fit_from if all_data else None)
     if folds:

@@ -36,8 +36,10 @@ def test_summary_is_mean_and_spread_over_folds():
 
 
 @needs_data
-def test_each_fold_is_read_by_a_model_that_never_saw_its_articles():
-    pytest.importorskip("torch")
+def test_each_fold_is_read_by_a_model_that_never_saw_its_articles(tmp_path: Path):
+    torch = pytest.importorskip("torch")
+    import json
+
     from rag.reader.crossval import cross_validate, report
     from rag.reader.data import reader_corpus
     from rag.reader.train import TrainConfig
@@ -53,7 +55,7 @@ def test_each_fold_is_read_by_a_model_that_never_saw_its_articles():
     assert len({fold_of(e.article, 2) for e in pool}) == 2
     cfg = TrainConfig(epochs=1, batch_size=4, max_len=96, negatives=0.5, threads=1)
     steps: list[tuple[int, int]] = []
-    result = cross_validate(pool, cfg, 2, weights=E5File(), log=lambda m: None, on_step=lambda s, t: steps.append((s, t)))
+    result = cross_validate(pool, cfg, 2, weights=E5File(), log=lambda m: None, on_step=lambda s, t: steps.append((s, t)), keep=tmp_path)
 
     runs = result["runs"]
     assert sum(r["held_out_questions"] for r in runs) == len(pool)
@@ -64,6 +66,12 @@ def test_each_fold_is_read_by_a_model_that_never_saw_its_articles():
         (epoch,) = r["history"]
         assert 0.0 <= epoch["dev_f1"] <= 1.0 and math.isfinite(epoch["loss"])
         assert epoch["dev_by_source"]["arcd"]["n"] == r["held_out_questions"]
+        # --keep-models: the fold's model and the articles it never trained on
+        kept = tmp_path / f"fold-{r['fold']}"
+        info = json.loads((kept / "fold.json").read_text(encoding="utf-8"))
+        assert set(info["held_out_articles"]) == held and info["folds"] == 2
+        state = torch.load(kept / "reader.pt")
+        assert state and all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
     assert steps and steps[-1][0] > steps[0][0]
     table = report(result)
     assert table.count("\n| 1 |") == 1 and "arcd F1" in table

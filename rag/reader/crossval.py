@@ -10,9 +10,13 @@ The held-out test articles are not touched: they stay for ``rag eval``.
 from __future__ import annotations
 
 import hashlib
+import json
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from pathlib import Path
+
+import torch
 
 from rag.reader.data import QAExample
 from rag.reader.train import TrainConfig, fit
@@ -32,8 +36,12 @@ def cross_validate(
     weights: E5File | None = None,
     log: Callable[[str], None] = print,
     on_step: Callable[[int, int], None] | None = None,
+    keep: Path | None = None,
 ) -> dict:
-    """Train and read each of ``folds`` article folds; per-fold histories and the summary."""
+    """Train and read each of ``folds`` article folds; per-fold histories and the summary.
+    With ``keep``, each fold's model is saved as ``keep/fold-K/reader.pt`` beside ``fold.json``
+    (the articles it never trained on), so out-of-fold questions can be read by a model that
+    has not seen them (``eval/reader_ensemble.py --folds``)."""
     if folds < 2:
         raise ValueError("cross-validation needs at least 2 folds")
     parts = [[e for e in examples if fold_of(e.article, folds) == k] for k in range(folds)]
@@ -53,6 +61,12 @@ def cross_validate(
             log(f"fold {k + 1}/{folds}: {m}")
 
         fitted = fit(train, held, cfg, weights=weights, log=fold_log, on_step=step)
+        if keep is not None:
+            folder = keep / f"fold-{k + 1}"
+            folder.mkdir(parents=True, exist_ok=True)
+            torch.save(fitted.state, folder / "reader.pt")
+            info = {"fold": k + 1, "folds": folds, "held_out_articles": sorted({e.article for e in held}), "config": asdict(cfg)}
+            (folder / "fold.json").write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         runs.append(
             {
                 "fold": k + 1,
