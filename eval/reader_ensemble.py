@@ -21,6 +21,11 @@ carries the fit of the same recipe trained without dev. To refit it (after a cha
 pipeline weighs spans), fit the model trained without dev and carry the fit over:
 
     python eval/reader_ensemble.py --model <the recipe trained without dev> --carry-to models/reader
+
+``--folds DIR`` checks a fit out of fold instead (it writes nothing): DIR holds the fold models of
+``rag train-reader --folds K --keep-models``, each of which reads the XQuAD (Arabic and English
+questions) and ARCD questions of the articles it never trained on.
+It prints the selection quality of ``--model``'s fit next to a fit chosen on the other folds.
 """
 
 from __future__ import annotations
@@ -34,11 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rag.answering import SentenceReader  # noqa: E402
 from rag.config import Settings  # noqa: E402
-from rag.evaluation.harness import QAItem, load_jsonl, load_squad, select  # noqa: E402
+from rag.evaluation.harness import QAItem, SquadSet, load_jsonl, load_squad, select  # noqa: E402
 from rag.evaluation.metrics import contains_answer, f1_score  # noqa: E402
 from rag.pipeline import RAG  # noqa: E402
 from rag.reader.data import arcd_split  # noqa: E402
-from rag.reader.ensemble import choose  # noqa: E402
+from rag.reader.ensemble import Weights, choose, out_of_fold  # noqa: E402
 from rag.reader.runtime import MANIFEST, SpanReader, default_model_dir, shared_scorer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +78,51 @@ def collect(rag: RAG, reader: SpanReader, items: list[QAItem], near_miss: bool =
     return rows
 
 
+def _cached_index(rag: RAG, settings: Settings, squad: SquadSet, folder: Path) -> RAG:
+    """A RAG over ``squad``'s paragraphs, built into ``folder`` on first use."""
+    other = RAG(settings.model_copy(update={"index": folder}), embedder=rag.embedder)
+    if not (folder / "CURRENT").exists():
+        other.ingest_documents(squad.documents, prune=True)
+    return other
+
+
+def report_out_of_fold(args: argparse.Namespace, fit: Weights) -> None:
+    """Each fold model reads its held-out articles; ``fit`` against a fit chosen on the other folds."""
+    from rag.reader.package import package
+
+    settings = Settings(index=args.index, cache_size=0, reader="sentence")
+    qa = RAG(settings)
+    data = args.arcd.parents[1]
+    xquad, arcd = load_squad(data / "xquad" / "xquad.ar.json"), load_squad(args.arcd)
+    xquad_rag = _cached_index(qa, settings, xquad, args.cache.with_name("xquad-index"))
+    sources = {  # English questions read over the same Arabic paragraphs
+        "xquad_ar": (xquad, xquad_rag),
+        "xquad_en": (load_squad(data / "xquad" / "xquad.ar.json", data / "xquad" / "xquad.en.json"), xquad_rag),
+        "arcd": (arcd, _cached_index(qa, settings, arcd, args.cache)),
+    }
+    by_fold = []
+    for folder in sorted(args.folds.glob("fold-*")):
+        if not (folder / MANIFEST).is_file():  # export the fold's checkpoint; its manifest carries --model's fit
+            package(folder / "reader.pt", folder, data, command=f"fold model {folder.name}", fit_from=args.model / MANIFEST)
+        held = set(json.loads((folder / "fold.json").read_text(encoding="utf-8"))["held_out_articles"])
+        reader = SpanReader(shared_scorer(folder), sentence=SentenceReader(), threshold=0.0, require_numbers=False)
+        sets: dict[str, list[dict]] = {}
+        for name, (squad, rag) in sources.items():
+            titles = {d.doc_id: d.title for d in squad.documents}
+            items = [it for it in squad.items if it.doc_id and titles[it.doc_id] in held]
+            sets[name] = collect(rag, reader, items)  # which span wins: the answerable questions are enough
+        by_fold.append(sets)
+        print(f"{folder.name}: " + ", ".join(f"{k} {len(v)}" for k, v in sets.items()), file=sys.stderr)
+    names = list(sources)
+    print("| fold | fit (rank, sentence, mass weights) | " + " | ".join(f"{n}: F1 + sentence hit" for n in names) + " |")
+    print("|---|---|" + "---:|" * len(names))
+    for row in out_of_fold(by_fold, names, fit):
+        w = row["weights"]
+        label = f"{args.model.name}'s" if row["fit"] == "fit" else row["fit"]
+        cells = " | ".join(f"{row[n]:.3f}" for n in names)
+        print(f"| {row['fold']} | {label} ({w.rank:g}, {w.sentence:g}, {w.mass:g}) | {cells} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--index", type=Path, default=ROOT / "index")
@@ -86,9 +136,15 @@ def main() -> None:
         type=Path,
         help=f"also write the fit into this model's {MANIFEST}: the same recipe trained on dev too, whose fit_from is --model",
     )
+    ap.add_argument("--folds", type=Path, help="check --model's fit out of fold on the fold models in this folder (writes nothing)")
     args = ap.parse_args()
 
     model = json.loads((args.model / MANIFEST).read_text(encoding="utf-8"))
+    if args.folds is not None:
+        pipeline = model.get("pipeline") or {}
+        shipped = Weights(pipeline.get("rank_weight", 0.0), pipeline.get("sentence_weight", 0.0), 0.0, pipeline.get("mass_weight", 0.0))
+        report_out_of_fold(args, shipped)
+        return
     if args.carry_to is not None:
         source = model.get("sha256")
         target = json.loads((args.carry_to / MANIFEST).read_text(encoding="utf-8"))

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.reader.ensemble import Weights, auc, best, choose, selection_quality
+from rag.reader.ensemble import Weights, auc, best, choose, out_of_fold, selection_quality
 from rag.reader.package import fit_calibration
 
 
@@ -68,6 +68,33 @@ def test_weights_use_the_sentence_mass_when_it_tells_the_right_span():
     w, _, _, report = choose([rows])
     assert w.mass > 0 and w.rank == w.sentence == 0  # the smallest weights that pick right
     assert report["quality"] == 2.0 and all(best(r, w)["f1"] == 1.0 for r in rows)
+
+
+def _pick_rows(rng: random.Random, n: int, pick_is_right: bool) -> list[dict]:
+    """Rows whose right span has the lower margin; it lies in the sentence answering's pick, or
+    (``pick_is_right`` False) the wrong one does."""
+    rows = []
+    for _ in range(n):
+        right = _cand(rng.uniform(0, 3), 0, pick_is_right, 1.0, True)
+        wrong = _cand(right["margin"] + rng.uniform(0.1, 1.5), 0, not pick_is_right, 1.0, False)
+        rows.append({"answerable": True, "cands": [right, wrong]})
+    return rows
+
+
+def test_out_of_fold_weights_come_from_the_other_folds_only():
+    rng = random.Random(5)
+    # folds 1 and 2 reward the sentence pick; fold 3 punishes it
+    folds = [{"qa": _pick_rows(rng, 30, True)}, {"qa": _pick_rows(rng, 30, True)}, {"qa": _pick_rows(rng, 30, False)}]
+    report = out_of_fold(folds, ["qa"], Weights(0.0, 0.0))
+    by = {(r["fold"], r["fit"]): r for r in report}
+    assert {r["fit"] for r in report} == {"fit", "other folds", "margin alone"}
+    for k in (1, 2):  # chosen on folds that share the pattern: right every time out of fold
+        assert by[k, "other folds"]["weights"].sentence > 0
+        assert by[k, "other folds"]["qa"] == 2.0 > by[k, "margin alone"]["qa"]
+    # fold 3's own rows never choose its weights, so the other folds' pattern fails on it
+    assert by[3, "other folds"]["weights"].sentence > 0
+    assert by[3, "other folds"]["qa"] == 0.0
+    assert by[3, "fit"]["qa"] == by[3, "margin alone"]["qa"]
 
 
 def test_threshold_keeps_most_answerable_questions_answered():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from rag.reader.package import fit_calibration
@@ -110,3 +110,20 @@ def choose(
         "trade_off": table,
     }
     return w, (a, b), threshold, report
+
+
+def out_of_fold(folds: Sequence[Mapping[str, Sequence[dict]]], names: Sequence[str], fit: Weights) -> list[dict]:
+    """Selection quality per fold (rows read by the model that never trained on them) of
+    ``fit``, of the selection weights ``choose`` picks on the other folds alone, and of the
+    margin alone: whether a fit's choice of span holds beyond its own dev rows."""
+    out = []
+    for k, rows in enumerate(folds):
+        others = [f for j, f in enumerate(folds) if j != k]
+        fits = {"fit": fit}
+        if others:
+            sets = [[r for f in others for r in f[n]] for n in names]
+            fits["other folds"] = choose(sets)[0]
+        fits["margin alone"] = Weights(0.0, 0.0)
+        for label, w in fits.items():
+            out.append({"fold": k + 1, "fit": label, "weights": w, **{n: selection_quality(rows[n], w) for n in names}})
+    return out
