@@ -141,6 +141,8 @@ def main() -> None:
 
     model = json.loads((args.model / MANIFEST).read_text(encoding="utf-8"))
     if args.folds is not None:
+        if args.write or args.carry_to is not None:
+            sys.exit("--folds only reports how --model's fit does out of fold: it writes nothing (drop --write and --carry-to)")
         pipeline = model.get("pipeline") or {}
         shipped = Weights(pipeline.get("rank_weight", 0.0), pipeline.get("sentence_weight", 0.0), 0.0, pipeline.get("mass_weight", 0.0))
         report_out_of_fold(args, shipped)

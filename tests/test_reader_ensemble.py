@@ -139,3 +139,20 @@ def test_the_fit_script_carries_a_fit_only_to_the_model_that_carries_it(tmp_path
     )
     assert done.returncode != 0 and "aaa111" in done.stderr and "refusing" in done.stderr
     assert "pipeline" not in json.loads((target / "reader.json").read_text(encoding="utf-8"))
+
+
+def test_the_out_of_fold_check_writes_nothing(tmp_path):
+    # --folds reports how a fit does on fold models' held-out questions; asked to write as well,
+    # it refuses before reading anything, and the model's manifest is left as it was
+    script = Path(__file__).resolve().parents[1] / "eval" / "reader_ensemble.py"
+    manifest = json.dumps({"model": "reader.int8.onnx", "sha256": "aaa111"})
+    (tmp_path / "reader.json").write_text(manifest, encoding="utf-8")
+    for flags in (["--write"], ["--carry-to", str(tmp_path)]):
+        done = subprocess.run(
+            [sys.executable, str(script), "--model", str(tmp_path), "--folds", str(tmp_path / "cv"), *flags],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode != 0 and "writes nothing" in done.stderr
+        assert (tmp_path / "reader.json").read_text(encoding="utf-8") == manifest
