@@ -167,9 +167,7 @@ def main() -> None:
     sets = {"qa_dev": collect(qa, reader, select(load_jsonl(args.qaset), "dev"))}
 
     squad = load_squad(args.arcd)
-    arcd = RAG(settings.model_copy(update={"index": args.cache}), embedder=qa.embedder)
-    if not (args.cache / "CURRENT").exists():
-        arcd.ingest_documents(squad.documents, prune=True)
+    arcd = _cached_index(qa, settings, squad, args.cache)
     titles = {d.doc_id: d.title for d in squad.documents}
     dev = [it for it in squad.items if it.doc_id and arcd_split(titles[it.doc_id]) == "dev"]
     sets["arcd_dev"] = collect(arcd, reader, dev)

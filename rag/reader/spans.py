@@ -57,13 +57,11 @@ def best_spans_by_group(
     if n == 0:
         return []
     groups = np.asarray(groups)[:n]
-    scores = s[:, None] + e[None, :]
-    ok = _band(n, max_tokens) & (groups[:, None] == groups[None, :]) & (groups[:, None] >= 0)
     out = []
     for g in np.unique(groups[groups >= 0]).tolist():
         rows = np.flatnonzero(groups == g)
-        lo, hi = int(rows[0]), int(rows[-1]) + 1  # a group is contiguous in the text
-        sub = np.where(ok[lo:hi, lo:hi], scores[lo:hi, lo:hi], -np.inf)
+        lo, hi = int(rows[0]), int(rows[-1]) + 1  # a group is contiguous in the text: one block
+        sub = np.where(_band(hi - lo, max_tokens), s[lo:hi, None] + e[None, lo:hi], -np.inf)
         flat = int(np.argmax(sub))
         a, b = divmod(flat, hi - lo)
         top = float(sub[a, b])
