@@ -260,3 +260,25 @@ def test_train_reader_passes_swaps_to_the_recipe_and_bounds_them(tmp_path, monke
     assert [c.swaps for c in seen] == [0.5]
     too_many = rag("train-reader", "--swaps", "1.5", "--out", str(tmp_path / "m"))
     assert too_many.exit_code == 2 and len(seen) == 1
+
+
+def test_train_reader_checks_the_device_before_training(tmp_path, monkeypatch):
+    train = pytest.importorskip("rag.reader.train", exc_type=ImportError)  # the train extra (torch)
+    import torch
+
+    seen = []
+
+    def fake(data, out, cfg, **kwargs):
+        seen.append(cfg)
+        return {"chosen": "int8", "metrics": {}}
+
+    monkeypatch.setattr(train, "train_and_package", fake)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    no_gpu = rag("train-reader", "--device", "cuda", "--out", str(tmp_path / "m"))
+    assert no_gpu.exit_code == 2 and "sees no CUDA GPU" in flat(no_gpu.output)
+    bogus = rag("train-reader", "--device", "tpu", "--out", str(tmp_path / "m"))
+    assert bogus.exit_code == 2 and "unknown training device 'tpu'" in flat(bogus.output)
+    assert not seen and not (tmp_path / "m").exists()
+    ok = rag("train-reader", "--device", "cpu", "--bf16", "--out", str(tmp_path / "m"))
+    assert ok.exit_code == 0, ok.output
+    assert [(c.device, c.bf16) for c in seen] == [("cpu", True)]

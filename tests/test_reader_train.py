@@ -54,7 +54,9 @@ def test_train_export_and_package(tmp_path: Path, e5: E5File):
 
     out = tmp_path / "reader"
     cfg = TrainConfig(epochs=1, batch_size=4, limit=6, max_len=96, negatives=0.5, threads=1)
-    result = train(DATA, out, cfg, weights=e5, log=lambda m: None)
+    logs: list[str] = []
+    result = train(DATA, out, cfg, weights=e5, log=logs.append)
+    assert "training on cpu" in logs  # "auto" without a GPU
     assert len(result["history"]) == 1 and np.isfinite(result["history"][0]["loss"])
     assert (out / "reader.pt").is_file()
 
@@ -81,6 +83,25 @@ def test_train_export_and_package(tmp_path: Path, e5: E5File):
     model_file.write_bytes(bytes(raw))
     with pytest.raises(ReaderModelError, match="damaged"):
         SpanScorer(out, weights=e5)
+
+
+def test_the_training_device_is_the_gpu_when_torch_sees_one_else_the_cpu(monkeypatch):
+    torch = pytest.importorskip("torch")
+    from rag.reader.train import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("auto") == torch.device("cuda") and resolve_device("cuda:0") == torch.device("cuda", 0)
+    with pytest.raises(ValueError, match="sees 1 CUDA GPU"):
+        resolve_device("cuda:1")
+    assert resolve_device("cpu") == torch.device("cpu")  # asked for, even with a GPU there
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(ValueError, match="sees no CUDA GPU"):
+        resolve_device("cuda")
+    for bad in ("tpu", "meta", "gpu0"):
+        with pytest.raises(ValueError, match="unknown training device"):
+            resolve_device(bad)
 
 
 @needs_data

@@ -103,7 +103,7 @@ def package(
 
     carried = _carried_fit(fit_from) if fit_from is not None else None  # read before out_dir is rewritten
     weights = E5File()
-    state = torch.load(checkpoint)
+    state = torch.load(checkpoint, map_location="cpu")
     out_dir.mkdir(parents=True, exist_ok=True)
     fp32 = export_fp32(state, out_dir / "reader.fp32.onnx", weights)
     int8 = quantize_int8(fp32, out_dir / "reader.int8.onnx")

