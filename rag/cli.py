@@ -462,6 +462,15 @@ def train_reader(
             "question swapped for another article's (an unanswerable twin). Off in the shipped recipe: no gain on dev in the pipeline.",
         ),
     ] = 0.0,
+    hard_negatives: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Probability of a no-answer window per question from the training paragraph e5 ranks first for it among those "
+            "holding no answer text (a retrieval-hard negative).",
+        ),
+    ] = 0.0,
     freeze_layers: Annotated[
         int, typer.Option(min=0, max=12, help="Lowest encoder layers kept frozen (their outputs are cached). 4 beat 6 and 0 on dev.")
     ] = 4,
@@ -539,6 +548,7 @@ def train_reader(
         lr=lr,
         negatives=negatives,
         swaps=swaps,
+        hard_negatives=hard_negatives,
         freeze_layers=freeze_layers,
         seed=seed,
         threads=threads,

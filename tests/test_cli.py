@@ -246,7 +246,7 @@ def test_train_reader_all_data_needs_a_dev_fit_to_carry_and_no_folds(tmp_path):
     assert not (tmp_path / "m").exists()
 
 
-def test_train_reader_passes_swaps_to_the_recipe_and_bounds_them(tmp_path, monkeypatch):
+def test_train_reader_passes_swaps_and_hard_negatives_to_the_recipe_and_bounds_them(tmp_path, monkeypatch):
     train = pytest.importorskip("rag.reader.train", exc_type=ImportError)  # the train extra (torch)
     seen = []
 
@@ -255,11 +255,12 @@ def test_train_reader_passes_swaps_to_the_recipe_and_bounds_them(tmp_path, monke
         return {"chosen": "int8", "metrics": {}}
 
     monkeypatch.setattr(train, "train_and_package", fake)
-    ok = rag("train-reader", "--swaps", "0.5", "--out", str(tmp_path / "m"))
+    ok = rag("train-reader", "--swaps", "0.5", "--hard-negatives", "0.25", "--out", str(tmp_path / "m"))
     assert ok.exit_code == 0, ok.output
-    assert [c.swaps for c in seen] == [0.5]
+    assert [(c.swaps, c.hard_negatives) for c in seen] == [(0.5, 0.25)]
     too_many = rag("train-reader", "--swaps", "1.5", "--out", str(tmp_path / "m"))
     assert too_many.exit_code == 2 and len(seen) == 1
+    assert rag("train-reader", "--hard-negatives", "-0.1", "--out", str(tmp_path / "m")).exit_code == 2 and len(seen) == 1
 
 
 def test_train_reader_checks_the_device_before_training(tmp_path, monkeypatch):

@@ -1,5 +1,5 @@
-"""Training examples: the unanswerable twins of questions (``QuestionSwapper``) and the
-no-answer windows ``build_windows`` makes of them."""
+"""Training examples: the unanswerable twins of questions (``QuestionSwapper``), retrieval-hard
+paragraphs (``hard_paragraphs``), and the no-answer windows ``build_windows`` makes of them."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import random
 import re
 from collections import Counter
 
+import numpy as np
 import pytest
 
-from rag.reader.data import QAExample, QuestionSwapper, build_windows
+from rag.reader.data import QAExample, QuestionSwapper, build_windows, hard_paragraphs
 from rag.reader.tokenizer import ReaderTokenizer
 from rag.reader.weights import E5File
 
@@ -100,3 +101,68 @@ def test_twins_add_no_answer_windows_over_the_answer(examples: list[QAExample], 
         assert w.offsets[0, 0] <= a and b <= w.offsets[-1, 1]  # although the original answer is in sight
         question = tok.encode(ex.question).ids.tolist()
         assert w.ids[1 : 1 + len(question)].tolist() != question  # read with the twin, not the question
+
+
+CAIRO_MORE = "جامعة القاهرة من أكبر الجامعات العربية، ويدرس فيها آلاف الطلاب من مصر ومن خارجها."
+
+
+class _TableEmbedder:
+    """Fixed vectors by text: which paragraph is "nearest" is set by the test."""
+
+    model_id, dim = "table", 2
+
+    def __init__(self, vectors: dict[str, tuple[float, float]]):
+        self.vectors = vectors
+
+    def _embed(self, texts):
+        return np.asarray([self.vectors.get(t, (0.0, 1.0)) for t in texts], dtype=np.float32)
+
+    embed_queries = embed_passages = _embed
+
+    def token_count(self, text: str) -> int:
+        return len(text.split())
+
+
+def test_a_hard_paragraph_is_the_nearest_that_holds_no_answer_text(examples: list[QAExample]):
+    holds_answer = "افتتحت جامعة القاهرة أبوابها للطلاب عام 1908."
+    cairo = examples[0]
+    pool = [*examples, _example("c2", "Cairo University", "ما جامعة القاهرة؟", holds_answer, "جامعة القاهرة")]
+    pool.append(_example("c3", "Cairo University", "ما جامعة القاهرة؟", CAIRO_MORE, "جامعة القاهرة"))
+    # nearest to the question: its own paragraph, then one holding its answer "1908", then CAIRO_MORE
+    table = {cairo.question: (1.0, 0.0), CAIRO: (1.0, 0.0), holds_answer: (0.99, 0.1), CAIRO_MORE: (0.9, 0.4)}
+    hard = hard_paragraphs(pool, _TableEmbedder(table))
+    assert len(hard) == len(pool) and hard[0] == CAIRO_MORE
+    assert all(h != ex.context for h, ex in zip(hard, pool, strict=True))
+    assert hard_paragraphs(pool, _TableEmbedder(table), top=2)[0] is None  # none of the 2 nearest qualifies
+    assert hard_paragraphs(pool[:1], _TableEmbedder(table)) == [None]  # nothing else to read
+
+
+def test_hard_paragraphs_with_the_e5_embedder_stay_on_topic(examples: list[QAExample]):
+    from rag.embedding import E5Embedder
+
+    pool = [*examples[:5], _example("c3", "Cairo University", "ما جامعة القاهرة؟", CAIRO_MORE, "جامعة القاهرة"), *examples[5:12]]
+    hard = hard_paragraphs(pool, E5Embedder())
+    assert hard[0] == CAIRO_MORE  # "when was Cairo University founded?": the other Cairo University paragraph
+    assert hard[2] != NILE and hard[3] != NILE  # never the question's own paragraph
+
+
+def test_hard_negatives_add_no_answer_windows_of_the_hard_paragraph(examples: list[QAExample], tok: ReaderTokenizer):
+    hard: list[str | None] = [None] * len(examples)
+    hard[0], hard[1], hard[3] = CAIRO_MORE, NILE, AMAZON
+    plain = build_windows(tok, examples, negatives=0.5, seed=3)
+    with_hard = build_windows(tok, examples, negatives=0.5, hard=hard, hard_negatives=1.0, seed=3)
+
+    def key(w):
+        return (tuple(w.ids.tolist()), w.start, w.end, w.example)
+
+    assert not Counter(map(key, plain)) - Counter(map(key, with_hard))  # the other windows are unchanged
+    extra = Counter(map(key, with_hard)) - Counter(map(key, plain))
+    assert sorted(k[3] for k in extra.elements()) == [0, 1, 3]  # one per example with a hard paragraph
+    for ids, start, end, i in extra:
+        assert start == end == 0
+        context = tok.encode(hard[i] or "").ids.tolist()
+        assert list(ids[-1 - len(context) : -1]) == context  # the hard paragraph, read with the example's question
+    off = build_windows(tok, examples, negatives=0.5, hard=hard, hard_negatives=0.0, seed=3)
+    assert list(map(key, off)) == list(map(key, plain))
+    with pytest.raises(ValueError, match="hard paragraphs for 2 examples"):
+        build_windows(tok, examples, hard=hard[:2], hard_negatives=1.0)

@@ -17,11 +17,15 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rag.reader.tokenizer import Encoded, ReaderTokenizer
 from rag.text import detect_language
+
+if TYPE_CHECKING:
+    from rag.embedding import Embedder
 
 
 @dataclass(frozen=True)
@@ -222,6 +226,23 @@ class QuestionSwapper:
         return None
 
 
+def hard_paragraphs(examples: Sequence[QAExample], embedder: Embedder, top: int = 20) -> list[str | None]:
+    """For each example, the paragraph of ``examples`` (its own excepted) that the retriever's
+    embedding ranks highest for its question among those holding none of its answer texts:
+    the passage the service is most likely to read beside the right one. None when none of
+    the ``top`` nearest qualifies."""
+    paragraphs = sorted({ex.context for ex in examples})
+    if len(paragraphs) < 2:
+        return [None] * len(examples)
+    sims = embedder.embed_queries([ex.question for ex in examples]) @ embedder.embed_passages(paragraphs).T
+    out: list[str | None] = []
+    for row, ex in zip(sims, examples, strict=True):
+        golds = [t for t in ex.answer_texts() if t.strip()]
+        ranked = (paragraphs[int(j)] for j in np.argsort(-row, kind="stable")[:top])
+        out.append(next((c for c in ranked if c != ex.context and not any(g in c for g in golds)), None))
+    return out
+
+
 def build_windows(
     tok: ReaderTokenizer,
     examples: Sequence[QAExample],
@@ -231,16 +252,23 @@ def build_windows(
     max_question: int = 64,
     negatives: float = 0.0,
     swaps: float = 0.0,
+    hard: Sequence[str | None] | None = None,
+    hard_negatives: float = 0.0,
     seed: int = 0,
 ) -> list[Window]:
     """Windows of each example's own paragraph; with ``negatives`` p, also (with probability
     p each) a window of another paragraph of the same article (a near miss) and one of
     another article, both labelled "no answer"; with ``swaps`` p, (with probability p) the
     window holding the answer read with the question's unanswerable twin (``QuestionSwapper``),
-    labelled "no answer"."""
+    labelled "no answer"; with ``hard`` (``hard_paragraphs``) and ``hard_negatives`` p, (with
+    probability p) a window of the example's hard paragraph, labelled "no answer"."""
     rng = random.Random(seed)
-    # a stream of its own, so that the other windows are the same with and without swaps
+    # streams of their own, so that the other windows are the same with and without swaps or
+    # hard negatives
     swap_rng = random.Random(seed + 1)
+    hard_rng = random.Random(seed + 2)
+    if hard is not None and len(hard) != len(examples):
+        raise ValueError(f"hard paragraphs for {len(hard)} examples, not {len(examples)}")
     swapper = QuestionSwapper(examples) if swaps > 0 else None
     cache: dict[str, Encoded] = {}
 
@@ -271,6 +299,8 @@ def build_windows(
                 ]
                 if holding:
                     out.append(replace(holding[0], start=0, end=0))
+        if hard is not None and hard[i] is not None and hard_rng.random() < hard_negatives:
+            out.append(hard_rng.choice(windows_for(tok, q, enc(hard[i] or ""), (), i, max_len, stride)))
         if negatives <= 0:
             continue
         near = [c for c in by_article[ex.article] if c != ex.context]

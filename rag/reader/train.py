@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rag.reader.data import QAExample, Window, build_windows, reader_corpus
+from rag.reader.data import QAExample, Window, build_windows, hard_paragraphs, reader_corpus
 from rag.reader.model import SpanReaderModel, word_table
 from rag.reader.spans import best_span
 from rag.reader.tokenizer import ReaderTokenizer
@@ -57,6 +57,10 @@ class TrainConfig:
     # (forward 6 + backward 6 layers instead of 12 + 12).
     freeze_layers: int = 6
     english_contexts: bool = False  # also XQuAD's English questions over English paragraphs
+    # Probability of a no-answer window per question from its retrieval-hard paragraph: the
+    # training paragraph that e5 ranks first for it among those holding no answer text
+    # (data.hard_paragraphs), the kind of passage the service reads beside the right one.
+    hard_negatives: float = 0.0
     max_minutes: float = 0.0  # stop after the epoch running when this is spent (0 = no limit)
     # Stop after this epoch, keeping the learning-rate schedule of ``epochs`` (0 = run them all):
     # reproduces exactly a run that ``max_minutes`` stopped early, on any machine.
@@ -221,6 +225,13 @@ def fit(
     torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     tok = ReaderTokenizer(weights.vocab)
+    hard = None
+    if cfg.hard_negatives > 0:
+        from rag.embedding import E5Embedder
+
+        t_hard = time.time()
+        hard = hard_paragraphs(train_ex, E5Embedder())
+        log(f"hard paragraphs for {sum(h is not None for h in hard)} of {len(train_ex)} questions in {(time.time() - t_hard) / 60:.1f} min")
     train_w = build_windows(
         tok,
         train_ex,
@@ -229,6 +240,8 @@ def fit(
         max_question=cfg.max_question,
         negatives=cfg.negatives,
         swaps=cfg.swaps,
+        hard=hard,
+        hard_negatives=cfg.hard_negatives,
         seed=cfg.seed,
     )
     dev_w = build_windows(tok, dev_ex, max_len=cfg.max_len, stride=cfg.stride, max_question=cfg.max_question)
