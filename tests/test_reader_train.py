@@ -76,6 +76,18 @@ def test_train_export_and_package(tmp_path: Path, e5: E5File):
     tol = 0.5 if summary["chosen"] == "int8" else 1e-3
     assert np.abs(s_onnx - s_torch[0].numpy()).max() < tol
 
+    # the last layers can stay fp32 in the int8 file: 6 weight matrices a layer keep their floats
+    import onnx
+
+    from rag.reader.export import quantize_int8
+
+    def integer_matmuls(path: Path) -> int:
+        return sum(n.op_type == "MatMulInteger" for n in onnx.load(str(path)).graph.node)
+
+    plain = quantize_int8(out / "reader.fp32.onnx", tmp_path / "k0.onnx")
+    kept = quantize_int8(out / "reader.fp32.onnx", tmp_path / "k2.onnx", keep_last=2)
+    assert integer_matmuls(plain) - integer_matmuls(kept) == 12 and kept.stat().st_size > plain.stat().st_size
+
     # a damaged model is refused with a clear message
     model_file = out / scorer.manifest.model
     raw = bytearray(model_file.read_bytes())

@@ -49,8 +49,9 @@ def quantize_int8(src: Path, dst: Path, keep_last: int = 0) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     model = onnx.load(str(src))
-    n_layers = sum(1 for n in model.graph.node if n.op_type == "MatMul" and ".fo" in n.name) or 12
-    keep = [f"layers.{i}." for i in range(n_layers - keep_last, n_layers)] + ["/qa/"]
+    # node names as torch.onnx.export writes them: "/layers.11/fo/MatMul", "/qa/MatMul"
+    n_layers = sum(1 for n in model.graph.node if n.op_type == "MatMul" and "/fo/" in n.name) or 12
+    keep = [f"/layers.{i}/" for i in range(n_layers - keep_last, n_layers)] + ["/qa/"]
     exclude = [n.name for n in model.graph.node if n.op_type in ("MatMul", "Gemm") and any(k in n.name for k in keep)]
     quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=exclude)
     return dst
