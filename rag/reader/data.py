@@ -299,8 +299,9 @@ def build_windows(
                 ]
                 if holding:
                     out.append(replace(holding[0], start=0, end=0))
-        if hard is not None and hard[i] is not None and hard_rng.random() < hard_negatives:
-            out.append(hard_rng.choice(windows_for(tok, q, enc(hard[i] or ""), (), i, max_len, stride)))
+        paragraph = hard[i] if hard is not None else None
+        if paragraph is not None and hard_rng.random() < hard_negatives:
+            out.append(hard_rng.choice(windows_for(tok, q, enc(paragraph), (), i, max_len, stride)))
         if negatives <= 0:
             continue
         near = [c for c in by_article[ex.article] if c != ex.context]
