@@ -246,15 +246,22 @@ def test_train_reader_all_data_needs_a_dev_fit_to_carry_and_no_folds(tmp_path):
     assert not (tmp_path / "m").exists()
 
 
-def test_train_reader_passes_swaps_and_hard_negatives_to_the_recipe_and_bounds_them(tmp_path, monkeypatch):
+@pytest.fixture()
+def trained_configs(monkeypatch) -> list:
+    """The TrainConfig of each ``rag train-reader`` run, with the training itself replaced."""
     train = pytest.importorskip("rag.reader.train", exc_type=ImportError)  # the train extra (torch)
-    seen = []
+    seen: list = []
 
     def fake(data, out, cfg, **kwargs):
         seen.append(cfg)
         return {"chosen": "int8", "metrics": {}}
 
     monkeypatch.setattr(train, "train_and_package", fake)
+    return seen
+
+
+def test_train_reader_passes_swaps_and_hard_negatives_to_the_recipe_and_bounds_them(tmp_path, trained_configs):
+    seen = trained_configs
     ok = rag("train-reader", "--swaps", "0.5", "--hard-negatives", "0.25", "--out", str(tmp_path / "m"))
     assert ok.exit_code == 0, ok.output
     assert [(c.swaps, c.hard_negatives) for c in seen] == [(0.5, 0.25)]
@@ -263,17 +270,10 @@ def test_train_reader_passes_swaps_and_hard_negatives_to_the_recipe_and_bounds_t
     assert rag("train-reader", "--hard-negatives", "-0.1", "--out", str(tmp_path / "m")).exit_code == 2 and len(seen) == 1
 
 
-def test_train_reader_checks_the_device_before_training(tmp_path, monkeypatch):
-    train = pytest.importorskip("rag.reader.train", exc_type=ImportError)  # the train extra (torch)
+def test_train_reader_checks_the_device_before_training(tmp_path, monkeypatch, trained_configs):
     import torch
 
-    seen = []
-
-    def fake(data, out, cfg, **kwargs):
-        seen.append(cfg)
-        return {"chosen": "int8", "metrics": {}}
-
-    monkeypatch.setattr(train, "train_and_package", fake)
+    seen = trained_configs
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     no_gpu = rag("train-reader", "--device", "cuda", "--out", str(tmp_path / "m"))
     assert no_gpu.exit_code == 2 and "sees no CUDA GPU" in flat(no_gpu.output)
