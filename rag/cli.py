@@ -475,6 +475,14 @@ def train_reader(
         int, typer.Option(min=0, max=12, help="Lowest encoder layers kept frozen (their outputs are cached). 4 beat 6 and 0 on dev.")
     ] = 4,
     seed: int = 13,
+    soup: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Train N models (seeds --seed upward), each to its last epoch without dev, and ship the average of their weights "
+            "(one model's run time, N times the training). 4 beat each of its members in every fold of the cross-validation.",
+        ),
+    ] = 1,
     threads: Annotated[int, typer.Option(min=1)] = 2,
     device: Annotated[
         str,
@@ -551,6 +559,7 @@ def train_reader(
         hard_negatives=hard_negatives,
         freeze_layers=freeze_layers,
         seed=seed,
+        soup=soup,
         threads=threads,
         device=device,
         bf16=bf16,

@@ -270,6 +270,14 @@ def test_train_reader_passes_swaps_and_hard_negatives_to_the_recipe_and_bounds_t
     assert rag("train-reader", "--hard-negatives", "-0.1", "--out", str(tmp_path / "m")).exit_code == 2 and len(seen) == 1
 
 
+def test_train_reader_passes_the_soup_size_and_refuses_zero(tmp_path, trained_configs):
+    seen = trained_configs
+    ok = rag("train-reader", "--soup", "4", "--out", str(tmp_path / "m"))
+    assert ok.exit_code == 0, ok.output
+    assert [c.soup for c in seen] == [4]
+    assert rag("train-reader", "--soup", "0", "--out", str(tmp_path / "m")).exit_code == 2 and len(seen) == 1
+
+
 def test_train_reader_checks_the_device_before_training(tmp_path, monkeypatch, trained_configs):
     import torch
 

@@ -117,6 +117,28 @@ def test_the_training_device_is_the_gpu_when_torch_sees_one_else_the_cpu(monkeyp
 
 
 @needs_data
+def test_a_soup_is_the_average_of_its_members_and_dev_reads_the_average(e5: E5File):
+    torch = pytest.importorskip("torch")
+    from rag.reader.train import TrainConfig, fit, fit_soup, training_corpus
+
+    cfg = TrainConfig(epochs=1, batch_size=4, limit=6, max_len=96, negatives=0.5, threads=1, freeze_layers=10, soup=2)
+    corpus = training_corpus(DATA, cfg)
+    logs: list[str] = []
+    soup = fit_soup(corpus["train"], corpus["dev"], cfg, weights=e5, log=logs.append)
+    members = [fit(corpus["train"], [], replace(cfg, seed=seed, soup=1), weights=e5, log=lambda m: None).state for seed in (13, 14)]
+    assert not torch.equal(members[0]["qa.weight"], members[1]["qa.weight"])  # the members' seeds differ
+    assert set(soup.state) == set(members[0])
+    for key, value in soup.state.items():
+        assert torch.allclose(value, (members[0][key] + members[1][key]) / 2, atol=1e-6), key
+    (row,) = soup.history
+    assert row["soup"] == 2 and len(row["members"]) == 2 and row["epoch"] == 1
+    assert row["dev_f1"] is not None and soup.best_dev_f1 == row["dev_f1"]
+    assert any(m.startswith("member 2/2: ") for m in logs) and any(m.startswith("soup of 2: dev F1") for m in logs)
+    no_dev = fit_soup(corpus["train"], [], cfg, weights=e5, log=lambda m: None)
+    assert no_dev.best_dev_f1 is None and torch.equal(no_dev.state["qa.weight"], soup.state["qa.weight"])
+
+
+@needs_data
 def test_all_data_trains_on_dev_too_keeps_the_last_epoch_and_carries_the_dev_fit(tmp_path: Path, e5: E5File):
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")

