@@ -88,3 +88,29 @@ def test_cross_validation_refuses_folds_it_cannot_fill():
         cross_validate(one, TrainConfig(), 1)
     with pytest.raises(ValueError, match="hold no article"):
         cross_validate(one, TrainConfig(), 3)
+
+
+def test_a_soup_recipe_is_cross_validated_as_a_soup(monkeypatch):
+    pytest.importorskip("torch")
+    import rag.reader.crossval as cv
+    from rag.reader.data import QAExample
+    from rag.reader.train import Fitted, TrainConfig
+
+    calls: list[tuple[str, int]] = []
+
+    def fake(name: str):
+        def fit(train, held, cfg, **kwargs):
+            calls.append((name, len(held)))
+            return Fitted({}, [{"epoch": 1, "loss": 1.0, "dev_f1": 0.5, "dev_em": 0.25, "dev_by_source": {}}], 0.5)
+
+        return fit
+
+    monkeypatch.setattr(cv, "fit", fake("fit"))
+    monkeypatch.setattr(cv, "fit_soup", fake("soup"))
+    articles = [f"article {i}" for i in range(40)]
+    titles = [t for t in articles if fold_of(t, 2) == 0][:2] + [t for t in articles if fold_of(t, 2) == 1][:2]
+    pool = [QAExample(qid=t, source="arcd", article=t, paragraph=0, question="q?", context="c", answers=()) for t in titles]
+    cv.cross_validate(pool, TrainConfig(soup=3), 2, weights=object(), log=lambda m: None)  # type: ignore[arg-type]
+    assert [name for name, _ in calls] == ["soup", "soup"] and sum(n for _, n in calls) == len(pool)
+    cv.cross_validate(pool, TrainConfig(), 2, weights=object(), log=lambda m: None)  # type: ignore[arg-type]
+    assert [name for name, _ in calls[2:]] == ["fit", "fit"]
