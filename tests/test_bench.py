@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,3 +130,27 @@ def test_importing_rag_changes_nothing_process_wide() -> None:
     code = "import os, rag, rag.pipeline, rag.cli; print(sorted(k for k in os.environ if k.startswith('OMP_')))"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_served_reader_is_the_model_the_in_process_figures_measured(tmp_path, monkeypatch):
+    from contextlib import contextmanager
+
+    import rag.evaluation.bench as bench
+    from rag.evaluation.reader_bench import _bench_http
+
+    seen: dict = {}
+
+    class Stop(Exception):
+        pass
+
+    @contextmanager
+    def fake_serve(index, work, env=None, timeout=180):
+        seen.update(env or {})
+        raise Stop
+        yield
+
+    monkeypatch.setattr(bench, "serve", fake_serve)
+    with pytest.raises(Stop):
+        _bench_http(tmp_path / "index", tmp_path, ["q"], Path("build/some-model"))
+    # serve() drops the caller's RAG_ variables and runs in another folder: the path must travel, absolute
+    assert seen["RAG_READER_MODEL"] == str(Path("build/some-model").resolve()) and seen["RAG_READER"] == "span"

@@ -76,7 +76,7 @@ def bench_reader(settings: Settings, questions: Sequence[str], repeats: int = 3,
             rag.ask(q)
             into.append(time.perf_counter() - t0)
     stage, floor = _ms(stage_s), _ms(floor_s)
-    served = _bench_http(settings.index, work, questions) if work is not None else {}
+    served = _bench_http(settings.index, work, questions, reader.scorer.model_dir) if work is not None else {}
     return {
         "questions": len(questions),
         "windows_per_question": round(windows / max(1, len(questions)), 2),
@@ -89,12 +89,14 @@ def bench_reader(settings: Settings, questions: Sequence[str], repeats: int = 3,
     }
 
 
-def _bench_http(index: Path, work: Path, questions: Sequence[str]) -> dict[str, Any]:
-    """Sequential ``POST /ask`` to ``rag serve`` with the span reader (the default), answer
-    cache off; the server's RSS after the run."""
+def _bench_http(index: Path, work: Path, questions: Sequence[str], model_dir: Path) -> dict[str, Any]:
+    """Sequential ``POST /ask`` to ``rag serve`` with the span reader model the in-process
+    figures measured (``serve`` passes no ``RAG_`` variable on by itself), answer cache off;
+    the server's RSS after the run."""
     from rag.evaluation.bench import memory_of, post_ask, serve
 
-    with serve(index, work, {"RAG_CACHE_SIZE": "0", "RAG_READER": "span"}) as (proc, port):
+    env = {"RAG_CACHE_SIZE": "0", "RAG_READER": "span", "RAG_READER_MODEL": str(model_dir.resolve())}
+    with serve(index, work, env) as (proc, port):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         for q in questions[:3]:  # warm-up
             post_ask(conn, q)
