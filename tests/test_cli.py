@@ -246,14 +246,23 @@ def test_train_reader_all_data_needs_a_dev_fit_to_carry_and_no_folds(tmp_path):
     assert not (tmp_path / "m").exists()
 
 
+class TrainRuns(list):
+    """The TrainConfig of each run, and in ``kwargs`` what else it passed to packaging."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kwargs: list[dict] = []
+
+
 @pytest.fixture()
-def trained_configs(monkeypatch) -> list:
+def trained_configs(monkeypatch) -> TrainRuns:
     """The TrainConfig of each ``rag train-reader`` run, with the training itself replaced."""
     train = pytest.importorskip("rag.reader.train", exc_type=ImportError)  # the train extra (torch)
-    seen: list = []
+    seen = TrainRuns()
 
     def fake(data, out, cfg, **kwargs):
         seen.append(cfg)
+        seen.kwargs.append(kwargs)
         return {"chosen": "int8", "metrics": {}}
 
     monkeypatch.setattr(train, "train_and_package", fake)
@@ -276,6 +285,12 @@ def test_train_reader_passes_the_soup_size_and_refuses_zero(tmp_path, trained_co
     assert ok.exit_code == 0, ok.output
     assert [c.soup for c in seen] == [4]
     assert rag("train-reader", "--soup", "0", "--out", str(tmp_path / "m")).exit_code == 2 and len(seen) == 1
+
+
+def test_train_reader_passes_the_ffn_out_export_choice_to_packaging(tmp_path, trained_configs):
+    assert rag("train-reader", "--out", str(tmp_path / "m")).exit_code == 0
+    assert rag("train-reader", "--ffn-out-fp32", "--out", str(tmp_path / "m")).exit_code == 0
+    assert [k["ffn_out_fp32"] for k in trained_configs.kwargs] == [False, True]
 
 
 def test_train_reader_checks_the_device_before_training(tmp_path, monkeypatch, trained_configs):

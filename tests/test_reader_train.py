@@ -87,6 +87,10 @@ def test_train_export_and_package(tmp_path: Path, e5: E5File):
     plain = quantize_int8(out / "reader.fp32.onnx", tmp_path / "k0.onnx")
     kept = quantize_int8(out / "reader.fp32.onnx", tmp_path / "k2.onnx", keep_last=2)
     assert integer_matmuls(plain) - integer_matmuls(kept) == 12 and kept.stat().st_size > plain.stat().st_size
+    ffn = quantize_int8(out / "reader.fp32.onnx", tmp_path / "fo.onnx", ffn_out_fp32=True)
+    fo = [n for n in onnx.load(str(ffn)).graph.node if "/fo/" in n.name and n.op_type.startswith("MatMul")]
+    assert len(fo) == 12 and {n.op_type for n in fo} == {"MatMul"}  # each layer's FFN output stays fp32
+    assert integer_matmuls(plain) - integer_matmuls(ffn) == 12
 
     # a damaged model is refused with a clear message
     model_file = out / scorer.manifest.model

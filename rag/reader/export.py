@@ -43,15 +43,19 @@ def export_fp32(state: dict, path: Path, weights: E5File) -> Path:
     return path
 
 
-def quantize_int8(src: Path, dst: Path, keep_last: int = 0) -> Path:
+def quantize_int8(src: Path, dst: Path, keep_last: int = 0, ffn_out_fp32: bool = False) -> Path:
     """Dynamic int8 (per-channel weights, activations quantised on the fly); the last
-    ``keep_last`` layers and the head stay fp32."""
+    ``keep_last`` layers and the head stay fp32, and with ``ffn_out_fp32`` every layer's FFN
+    output projection (1536 -> 384) too. Its input, the GELU output, is the activation that
+    per-tensor int8 quantises worst: measured out of fold (fold 2, 481 questions, gold + near
+    miss), keeping it fp32 wins back half of int8's loss (F1 0.381 against 0.361, fp32 0.399)
+    at no measured speed cost and 44 MB instead of 23 MB."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     model = onnx.load(str(src))
     # node names as torch.onnx.export writes them: "/layers.11/fo/MatMul", "/qa/MatMul"
     n_layers = sum(1 for n in model.graph.node if n.op_type == "MatMul" and "/fo/" in n.name) or 12
-    keep = [f"/layers.{i}/" for i in range(n_layers - keep_last, n_layers)] + ["/qa/"]
+    keep = [f"/layers.{i}/" for i in range(n_layers - keep_last, n_layers)] + ["/qa/"] + (["/fo/"] if ffn_out_fp32 else [])
     exclude = [n.name for n in model.graph.node if n.op_type in ("MatMul", "Gemm") and any(k in n.name for k in keep)]
     quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=exclude)
     return dst
