@@ -542,6 +542,9 @@ def train_reader(
     if all_data and folds:
         err.print("[red]error:[/red] --all-data trains the shipped model; --folds cross-validates the recipe: pick one")
         raise typer.Exit(2)
+    if ffn_out_fp32 and folds:
+        err.print("[red]error:[/red] --ffn-out-fp32 shapes the exported model; --folds exports none: drop one")
+        raise typer.Exit(2)
     if all_data and not fit_from.is_file():
         err.print(
             f"[red]error:[/red] --all-data keeps the dev fit of a model trained without dev, and {fit_from} is not there (train one first)"

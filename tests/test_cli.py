@@ -291,6 +291,8 @@ def test_train_reader_passes_the_ffn_out_export_choice_to_packaging(tmp_path, tr
     assert rag("train-reader", "--out", str(tmp_path / "m")).exit_code == 0
     assert rag("train-reader", "--ffn-out-fp32", "--out", str(tmp_path / "m")).exit_code == 0
     assert [k["ffn_out_fp32"] for k in trained_configs.kwargs] == [False, True]
+    both = rag("train-reader", "--ffn-out-fp32", "--folds", "3", "--out", str(tmp_path / "cv"))
+    assert both.exit_code == 2 and "--folds exports none" in flat(both.output) and len(trained_configs) == 2
 
 
 def test_train_reader_checks_the_device_before_training(tmp_path, monkeypatch, trained_configs):
