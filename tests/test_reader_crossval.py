@@ -93,6 +93,7 @@ def test_cross_validation_refuses_folds_it_cannot_fill():
 def test_a_soup_recipe_is_cross_validated_as_a_soup(monkeypatch):
     pytest.importorskip("torch")
     import rag.reader.crossval as cv
+    import rag.reader.train as train
     from rag.reader.data import QAExample
     from rag.reader.train import Fitted, TrainConfig
 
@@ -105,8 +106,8 @@ def test_a_soup_recipe_is_cross_validated_as_a_soup(monkeypatch):
 
         return fit
 
-    monkeypatch.setattr(cv, "fit", fake("fit"))
-    monkeypatch.setattr(cv, "fit_soup", fake("soup"))
+    monkeypatch.setattr(train, "fit", fake("fit"))
+    monkeypatch.setattr(train, "fit_soup", fake("soup"))
     articles = [f"article {i}" for i in range(40)]
     titles = [t for t in articles if fold_of(t, 2) == 0][:2] + [t for t in articles if fold_of(t, 2) == 1][:2]
     pool = [QAExample(qid=t, source="arcd", article=t, paragraph=0, question="q?", context="c", answers=()) for t in titles]

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from rag.reader.data import QAExample
-from rag.reader.train import TrainConfig, fit, fit_soup
+from rag.reader.train import TrainConfig, fit_recipe
 from rag.reader.weights import E5File
 
 
@@ -60,7 +60,7 @@ def cross_validate(
         def fold_log(m: str, k: int = k) -> None:
             log(f"fold {k + 1}/{folds}: {m}")
 
-        fitted = (fit_soup if cfg.soup > 1 else fit)(train, held, cfg, weights=weights, log=fold_log, on_step=step)
+        fitted = fit_recipe(train, held, cfg, weights=weights, log=fold_log, on_step=step)
         if keep is not None:
             folder = keep / f"fold-{k + 1}"
             folder.mkdir(parents=True, exist_ok=True)

@@ -386,6 +386,19 @@ def fit_soup(
     return Fitted(soup, [row], row["dev_f1"])
 
 
+def fit_recipe(
+    train_ex: Sequence[QAExample],
+    dev_ex: Sequence[QAExample],
+    cfg: TrainConfig,
+    *,
+    weights: E5File,
+    log: Callable[[str], None] = print,
+    on_step: Callable[[int, int], None] | None = None,
+) -> Fitted:
+    """What ``cfg`` asks for: one model (``fit``) or a soup of ``cfg.soup`` (``fit_soup``)."""
+    return (fit_soup if cfg.soup > 1 else fit)(train_ex, dev_ex, cfg, weights=weights, log=log, on_step=on_step)
+
+
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A copy of the weights on the CPU (``reader.pt`` loads anywhere; export runs on the CPU)."""
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
@@ -415,7 +428,7 @@ def train(
     of that many models, each at its last epoch)."""
     corpus = training_corpus(data_dir, cfg)
     train_ex, dev_ex = (corpus["train"] + corpus["dev"], []) if cfg.all_data else (corpus["train"], corpus["dev"])
-    fitted = (fit_soup if cfg.soup > 1 else fit)(train_ex, dev_ex, cfg, weights=weights or E5File(), log=log, on_step=on_step)
+    fitted = fit_recipe(train_ex, dev_ex, cfg, weights=weights or E5File(), log=log, on_step=on_step)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.save(fitted.state, out_dir / "reader.pt")
     (out_dir / "history.json").write_text(json.dumps({"config": asdict(cfg), "history": fitted.history}, indent=1))
