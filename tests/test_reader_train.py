@@ -91,6 +91,13 @@ def test_train_export_and_package(tmp_path: Path, e5: E5File):
     fo = [n for n in onnx.load(str(ffn)).graph.node if "/fo/" in n.name and n.op_type.startswith("MatMul")]
     assert len(fo) == 12 and {n.op_type for n in fo} == {"MatMul"}  # each layer's FFN output stays fp32
     assert integer_matmuls(plain) - integer_matmuls(ffn) == 12
+    # the model card says which precision the shipped file runs in, read from the file
+    from rag.reader.export import describe_precision
+
+    assert describe_precision(plain).endswith("(72 matmuls); kept fp32: the span head")
+    assert "(60 matmuls); kept fp32: 12 FFN output projections, the span head" in describe_precision(ffn)
+    assert describe_precision(out / "reader.fp32.onnx") == "fp32 (73 weight matmuls)"
+    assert describe_precision(out / scorer.manifest.model) in (out / "MODEL_CARD.md").read_text(encoding="utf-8")
 
     # a damaged model is refused with a clear message
     model_file = out / scorer.manifest.model

@@ -61,6 +61,21 @@ def quantize_int8(src: Path, dst: Path, keep_last: int = 0, ffn_out_fp32: bool =
     return dst
 
 
+def describe_precision(path: Path) -> str:
+    """What the file's weight matmuls run in, read from the file itself (for the model card)."""
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {i.name for i in graph.initializer}
+    int8 = sum(1 for n in graph.node if n.op_type == "MatMulInteger")
+    kept = [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm") and any(x in weights for x in n.input)]
+    if not int8:
+        return f"fp32 ({len(kept)} weight matmuls)"
+    parts = [f"{sum('/fo/' in k for k in kept)} FFN output projections"] if any("/fo/" in k for k in kept) else []
+    parts += ["the span head"] if any("/qa/" in k for k in kept) else []
+    other = sum(1 for k in kept if "/fo/" not in k and "/qa/" not in k)
+    parts += [f"{other} other"] if other else []
+    return f"dynamic int8, per-channel weights ({int8} matmuls); kept fp32: {', '.join(parts) or 'none'}"
+
+
 def to_fp16_storage(src: Path, dst: Path) -> Path:
     """Store large float initializers as fp16 behind a Cast node (folded at session start)."""
     model = onnx.load(str(src))
