@@ -72,7 +72,7 @@ def describe_precision(path: Path) -> str:
     parts = [f"{sum('/fo/' in k for k in kept)} FFN output projections"] if any("/fo/" in k for k in kept) else []
     parts += ["the span head"] if any("/qa/" in k for k in kept) else []
     other = sum(1 for k in kept if "/fo/" not in k and "/qa/" not in k)
-    parts += [f"{other} other"] if other else []
+    parts += [f"{other} other weight matmuls"] if other else []
     return f"dynamic int8, per-channel weights ({int8} matmuls); kept fp32: {', '.join(parts) or 'none'}"
 
 
