@@ -69,9 +69,10 @@ def describe_precision(path: Path) -> str:
     kept = [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm") and any(x in weights for x in n.input)]
     if not int8:
         return f"fp32 ({len(kept)} weight matmuls)"
-    parts = [f"{sum('/fo/' in k for k in kept)} FFN output projections"] if any("/fo/" in k for k in kept) else []
-    parts += ["the span head"] if any("/qa/" in k for k in kept) else []
-    other = sum(1 for k in kept if "/fo/" not in k and "/qa/" not in k)
+    ffn_out, head = sum("/fo/" in k for k in kept), sum("/qa/" in k for k in kept)
+    other = len(kept) - ffn_out - head
+    parts = [f"{ffn_out} FFN output projections"] if ffn_out else []
+    parts += ["the span head"] if head else []
     parts += [f"{other} other weight matmuls"] if other else []
     return f"dynamic int8, per-channel weights ({int8} matmuls); kept fp32: {', '.join(parts) or 'none'}"
 
