@@ -36,7 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rag.evaluation.bench import QA_SET, find_xquad, machine, serve, squad_contexts  # noqa: E402
+from rag.evaluation.bench import QA_SET, find_xquad, machine, squad_contexts  # noqa: E402
+from rag.serving import serving  # noqa: E402
 
 LUA = ROOT / "benchmarks" / "loadtest.lua"
 REWORD = {
@@ -192,16 +193,18 @@ def main() -> None:
         popular, distinct = question_pool()
         bodies = work / "bodies.txt"
         bodies.write_text("".join(json.dumps({"question": q}, ensure_ascii=False) + "\n" for q in questions), encoding="utf-8")
-        env = {"RAG_CACHE_SIZE": "0"} if args.cache_off else {}
+        env = {"RAG_RATE_LIMIT_PER_MINUTE": "0"}
+        if args.cache_off:
+            env["RAG_CACHE_SIZE"] = "0"
         if args.workers:
             env["RAG_WORKERS"] = str(args.workers)
         if args.reader:
             env["RAG_READER"] = args.reader
         if args.reader_concurrency:
             env["RAG_READER_CONCURRENCY"] = str(args.reader_concurrency)
-        with serve(index, work, env) as (proc, port):
-            server = run_wrk(port, bodies, args.connections, args.wrk_threads, args.duration, args.max_requests)
-            status = Path(f"/proc/{proc.pid}/status").read_text()
+        with serving(index, work, env) as served:
+            server = run_wrk(served.port, bodies, args.connections, args.wrk_threads, args.duration, args.max_requests)
+            status = Path(f"/proc/{served.proc.pid}/status").read_text()
             peak = int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024
         seconds = server["duration_us"] / 1e6
         server_rps = server["requests"] / seconds

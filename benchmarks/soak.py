@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import secrets
 import shutil
@@ -38,7 +37,7 @@ from typing import Any
 
 import httpx
 
-from rag.evaluation.bench import free_port, rag_command
+from rag.serving import Served, rag_command, start
 
 ROOT = Path(__file__).resolve().parents[1]
 QA_SET = ROOT / "eval" / "qa" / "corpus_qa.jsonl"
@@ -88,52 +87,31 @@ def rss_kib(pid: int) -> int:
 
 @dataclass
 class Server:
-    """A ``rag serve`` child on a free loopback port."""
+    """A ``rag serve`` child with an admin token of its own (the soak adds and replaces documents)."""
 
-    proc: subprocess.Popen
-    base: str
+    served: Served
     token: str
-    log: Path
 
     @classmethod
     def start(cls, index: Path, work: Path, *, extra_env: dict[str, str] | None = None, timeout: float = 300) -> Server:
-        port = free_port()
         token = secrets.token_urlsafe(24)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-        env.update(RAG_INDEX=str(index), RAG_ADMIN_TOKEN=token, RAG_RATE_LIMIT_PER_MINUTE="0", **(extra_env or {}))
-        log = work / "serve.log"
-        with log.open("w") as out:
-            proc = subprocess.Popen(
-                [*rag_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=work,
-            )
-        server = cls(proc, f"http://127.0.0.1:{port}", token, log)
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"rag serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{server.base}/ready", timeout=2).status_code == 200:
-                    return server
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                server.stop()
-                raise RuntimeError(f"rag serve not ready after {timeout:.0f} s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+        env = {"RAG_ADMIN_TOKEN": token, "RAG_RATE_LIMIT_PER_MINUTE": "0", **(extra_env or {})}
+        return cls(start(index, work, env, timeout=timeout), token)
+
+    @property
+    def proc(self) -> subprocess.Popen:
+        return self.served.proc
+
+    @property
+    def base(self) -> str:
+        return self.served.base
+
+    @property
+    def log(self) -> Path:
+        return self.served.log
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return self.served.stop()
 
 
 @dataclass

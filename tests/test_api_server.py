@@ -4,18 +4,15 @@ httpx and by the official ``openai`` client (streamed and not), then stopped wit
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from rag.evaluation.bench import free_port, rag_command
+from rag.serving import start
 
 openai = pytest.importorskip("openai")  # an optional test tool (dev extra)
 
@@ -27,50 +24,20 @@ FORUM = "001_0119a74ef5d5a5df"
 
 @pytest.fixture(scope="module")
 def server(corpus_index: Path, tmp_path_factory) -> Iterator[tuple[str, Path]]:
-    """(base URL, log file) of a running ``rag serve`` over a private copy of the corpus index."""
+    """(base URL, log file) of a running ``rag serve`` over a private copy of the corpus index;
+    stopped with SIGTERM at the end, which must shut it down gracefully."""
     work = tmp_path_factory.mktemp("serve")
     index = work / "index"
     shutil.copytree(corpus_index, index)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    env.update(RAG_INDEX=str(index), RAG_CORS_ORIGINS="*", RAG_READER="sentence")
-    log_path = work / "serve.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [*rag_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=work,
-        )
-    base = f"http://127.0.0.1:{port}"
+    served = start(index, work, {"RAG_CORS_ORIGINS": "*", "RAG_READER": "sentence"}, timeout=120)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"rag serve exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"rag serve not ready after 120 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield base, log_path
+        yield served.base, served.log
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                code = proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                pytest.fail("rag serve did not stop within 20 s of SIGTERM")
-            # uvicorn shuts down gracefully, then re-raises the signal, so -SIGTERM is a clean exit too.
-            log_text = log_path.read_text()
-            assert code in (0, -signal.SIGTERM), f"rag serve exited with {code} on SIGTERM:\n{log_text[-2000:]}"
-            assert "Application shutdown complete" in log_text
+        code = served.stop(timeout=20)
+        assert not served.killed, "rag serve did not stop within 20 s of SIGTERM"
+        # uvicorn shuts down gracefully, then re-raises the signal, so -SIGTERM is a clean exit too.
+        assert code in (0, -signal.SIGTERM), f"rag serve exited with {code} on SIGTERM:\n{served.log_tail(2000)}"
+        assert "Application shutdown complete" in served.log_tail()
 
 
 def _openai(base: str) -> openai.OpenAI:

@@ -135,7 +135,7 @@ def test_importing_rag_changes_nothing_process_wide() -> None:
 def test_the_served_reader_is_the_model_the_in_process_figures_measured(tmp_path, monkeypatch):
     from contextlib import contextmanager
 
-    import rag.evaluation.bench as bench
+    import rag.serving
     from rag.evaluation.reader_bench import _bench_http
 
     seen: dict = {}
@@ -144,13 +144,13 @@ def test_the_served_reader_is_the_model_the_in_process_figures_measured(tmp_path
         pass
 
     @contextmanager
-    def fake_serve(index, work, env=None, timeout=180):
+    def fake_serve(index, work, env=None, *, timeout=180):
         seen.update(env or {})
         raise Stop
         yield
 
-    monkeypatch.setattr(bench, "serve", fake_serve)
+    monkeypatch.setattr(rag.serving, "serving", fake_serve)
     with pytest.raises(Stop):
         _bench_http(tmp_path / "index", tmp_path, ["q"], Path("build/some-model"))
-    # serve() drops the caller's RAG_ variables and runs in another folder: the path must travel, absolute
+    # serving() drops the caller's RAG_ variables and runs in another folder: the path must travel, absolute
     assert seen["RAG_READER_MODEL"] == str(Path("build/some-model").resolve()) and seen["RAG_READER"] == "span"

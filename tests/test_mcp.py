@@ -9,11 +9,7 @@ End to end (slow): a real ``rag serve``, spoken to by the SDK's client over TCP.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,8 +27,8 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 import api.mcp
 from api.app import create_app
 from rag.config import Settings
-from rag.evaluation.bench import free_port, rag_command
 from rag.pipeline import RAG
+from rag.serving import start
 
 T = TypeVar("T")
 
@@ -296,39 +292,13 @@ def server(corpus_index: Path, tmp_path_factory) -> Iterator[str]:
     work = tmp_path_factory.mktemp("mcp-serve")
     index = work / "index"
     shutil.copytree(corpus_index, index)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    env.update(RAG_INDEX=str(index), RAG_API_KEYS=KEY)
-    log_path = work / "serve.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [*rag_command(), "serve", "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work
-        )
-    base = f"http://127.0.0.1:{port}"
+    served = start(index, work, {"RAG_API_KEYS": KEY}, timeout=120)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"rag serve exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"rag serve not ready after 120 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield base
+        yield served.base
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                pytest.fail("rag serve did not stop within 20 s of SIGTERM")
-        assert "Application shutdown complete" in log_path.read_text()
+        served.stop(timeout=20)
+        assert not served.killed, "rag serve did not stop within 20 s of SIGTERM"
+        assert "Application shutdown complete" in served.log_tail()
 
 
 @pytest.mark.slow

@@ -12,13 +12,9 @@ no browser download). Screenshots of the open widget go to ``test-output/`` (git
 from __future__ import annotations
 
 import gzip
-import os
 import re
 import shutil
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,7 +26,7 @@ import pytest
 pytest.importorskip("playwright.sync_api")  # an optional test tool (dev extra)
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
-from rag.evaluation.bench import free_port
+import rag.serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -82,49 +78,13 @@ def serving(work: Path, corpus_index: Path, reader: str) -> Iterator[tuple[str, 
     """``rag serve`` with ``reader`` on a free loopback port over a copy of the corpus index:
     (base URL, a function that fails the test with the server's log)."""
     shutil.copytree(corpus_index, work / "index")
-    port = free_port()
-    env = {
-        **os.environ,
-        "RAG_INDEX": str(work / "index"),
-        "RAG_ADMIN_TOKEN": ADMIN_TOKEN,
-        "RAG_API_KEYS": "",
-        "RAG_RATE_LIMIT_PER_MINUTE": "0",
-        "RAG_READER": reader,
-    }
-    log = (work / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=work,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    env = {"RAG_ADMIN_TOKEN": ADMIN_TOKEN, "RAG_API_KEYS": "", "RAG_RATE_LIMIT_PER_MINUTE": "0", "RAG_READER": reader}
+    with rag.serving.serving(work / "index", work, env) as served:
 
-    def fail(why: str) -> None:
-        pytest.fail(f"rag serve {why}:\n{(work / 'serve.log').read_text()[-3000:]}")
+        def fail(why: str) -> None:
+            pytest.fail(f"rag serve {why}:\n{served.log_tail()}")
 
-    try:
-        deadline = time.monotonic() + 180  # loading the model takes a few seconds
-        while True:
-            if proc.poll() is not None:
-                fail(f"exited with {proc.returncode}")
-            try:
-                if httpx.get(base + "/", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                fail("is not ready")
-            time.sleep(0.3)
-        yield base, fail
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        yield served.base, fail
 
 
 @pytest.fixture(scope="session")

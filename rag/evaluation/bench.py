@@ -30,13 +30,12 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from functools import partial
 from importlib import metadata
@@ -52,6 +51,7 @@ from rag.index import Index
 from rag.ingest import Indexer
 from rag.pipeline import RAG
 from rag.schema import Document
+from rag.serving import serving
 from rag.stages import Query, analyse
 from rag.testing import RecordingEmbedder, SyntheticEmbedder
 from rag.text import detect_language, sentence_spans
@@ -367,62 +367,6 @@ def batch_study(model: Any, texts: Sequence[str], sample: int = 96) -> dict[str,
 # --- query: in-process and HTTP ------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A free TCP port on loopback (for a ``rag serve`` child)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rag_command() -> list[str]:
-    """How to run this installation's ``rag`` command from a child process."""
-    script = Path(sys.executable).with_name("rag")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "rag.cli"]
-
-
-@contextmanager
-def serve(index: Path, work: Path, env: dict[str, str] | None = None, timeout: float = 180) -> Iterator[tuple[subprocess.Popen, int]]:
-    """A real ``rag serve`` over ``index`` on a free loopback port: (process, port)."""
-    port = free_port()
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    full_env.update({"RAG_INDEX": str(index), "RAG_RATE_LIMIT_PER_MINUTE": "0", **(env or {})})
-    log = (work / f"serve-{port}.log").open("w")
-    proc = subprocess.Popen(
-        [*rag_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=full_env,
-        cwd=work,
-    )
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"rag serve exited with {proc.returncode}: see {log.name}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/ready")
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    break
-                conn.close()
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"rag serve not ready after {timeout:.0f} s: see {log.name}")
-            time.sleep(0.2)
-        yield proc, port
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
-
-
 def post_ask(conn: http.client.HTTPConnection, question: str) -> float:
     """Seconds for one ``POST /ask`` on a kept-alive connection (raises on a non-200)."""
     body = json.dumps({"question": question}, ensure_ascii=False).encode("utf-8")
@@ -532,20 +476,21 @@ def _bench_query(
 def _bench_http(questions: list[str], index: Path, work: Path, floor_proc: Floor) -> dict[str, Any]:
     floor: list[float] = []
     over_http: list[float] = []
-    with serve(index, work, {"RAG_CACHE_SIZE": "0", "RAG_READER": "sentence"}) as (proc, port):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    env = {"RAG_CACHE_SIZE": "0", "RAG_READER": "sentence", "RAG_RATE_LIMIT_PER_MINUTE": "0"}
+    with serving(index, work, env) as served:
+        conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=120)
         for q in questions[:3]:
             post_ask(conn, q)
         floor_cpu = 0.0
-        server_cpu0 = cpu_seconds(proc.pid)
+        server_cpu0 = cpu_seconds(served.proc.pid)
         for q in questions:
             wall, cpu = floor_proc.query(q)
             floor.append(wall)
             floor_cpu += cpu
             over_http.append(post_ask(conn, q))
-        server_cpu = cpu_seconds(proc.pid) - server_cpu0
+        server_cpu = cpu_seconds(served.proc.pid) - server_cpu0
         conn.close()
-        mem = memory_of(proc.pid)
+        mem = memory_of(served.proc.pid)
     f, h = stats_ms(floor), stats_ms(over_http)
     return {
         "http_floor_query": f,

@@ -91,16 +91,17 @@ def bench_reader(settings: Settings, questions: Sequence[str], repeats: int = 3,
 
 def _bench_http(index: Path, work: Path, questions: Sequence[str], model_dir: Path) -> dict[str, Any]:
     """Sequential ``POST /ask`` to ``rag serve`` with the span reader model the in-process
-    figures measured (``serve`` passes no ``RAG_`` variable on by itself), answer cache off;
+    figures measured (the child gets no ``RAG_`` variable of ours by itself), answer cache off;
     the server's RSS after the run."""
-    from rag.evaluation.bench import memory_of, post_ask, serve
+    from rag import serving
+    from rag.evaluation.bench import memory_of, post_ask
 
-    env = {"RAG_CACHE_SIZE": "0", "RAG_READER": "span", "RAG_READER_MODEL": str(model_dir.resolve())}
-    with serve(index, work, env) as (proc, port):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    env = {"RAG_CACHE_SIZE": "0", "RAG_READER": "span", "RAG_READER_MODEL": str(model_dir.resolve()), "RAG_RATE_LIMIT_PER_MINUTE": "0"}
+    with serving.serving(index, work, env) as served:
+        conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=120)
         for q in questions[:3]:  # warm-up
             post_ask(conn, q)
         wall = [post_ask(conn, q) for q in questions]
         conn.close()
-        mem = memory_of(proc.pid)
+        mem = memory_of(served.proc.pid)
     return {"http_ask_span_ms": _ms(wall), "serve_memory_span": {**mem, "after_requests": len(questions) + 3}}
