@@ -287,12 +287,15 @@ def test_train_reader_passes_the_soup_size_and_refuses_zero(tmp_path, trained_co
     assert rag("train-reader", "--soup", "0", "--out", str(tmp_path / "m")).exit_code == 2 and len(seen) == 1
 
 
-def test_train_reader_passes_the_ffn_out_export_choice_to_packaging(tmp_path, trained_configs):
+def test_train_reader_passes_the_export_choices_to_packaging(tmp_path, trained_configs):
     assert rag("train-reader", "--out", str(tmp_path / "m")).exit_code == 0
     assert rag("train-reader", "--ffn-out-fp32", "--out", str(tmp_path / "m")).exit_code == 0
-    assert [k["ffn_out_fp32"] for k in trained_configs.kwargs] == [False, True]
-    both = rag("train-reader", "--ffn-out-fp32", "--folds", "3", "--out", str(tmp_path / "cv"))
-    assert both.exit_code == 2 and "--folds exports none" in flat(both.output) and len(trained_configs) == 2
+    assert rag("train-reader", "--ffn-out-fp32", "--fp32-layers", "2", "--out", str(tmp_path / "m")).exit_code == 0
+    assert [(k["ffn_out_fp32"], k["fp32_layers"]) for k in trained_configs.kwargs] == [(False, 0), (True, 0), (True, 2)]
+    for shaped in (["--ffn-out-fp32"], ["--fp32-layers", "2"]):
+        both = rag("train-reader", *shaped, "--folds", "3", "--out", str(tmp_path / "cv"))
+        assert both.exit_code == 2 and "--folds exports none" in flat(both.output) and len(trained_configs) == 3
+    assert rag("train-reader", "--fp32-layers", "13", "--out", str(tmp_path / "m")).exit_code == 2
 
 
 def test_train_reader_checks_the_device_before_training(tmp_path, monkeypatch, trained_configs):

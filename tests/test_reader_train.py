@@ -91,11 +91,17 @@ def test_train_export_and_package(tmp_path: Path, e5: E5File):
     fo = [n for n in onnx.load(str(ffn)).graph.node if "/fo/" in n.name and n.op_type.startswith("MatMul")]
     assert len(fo) == 12 and {n.op_type for n in fo} == {"MatMul"}  # each layer's FFN output stays fp32
     assert integer_matmuls(plain) - integer_matmuls(ffn) == 12
+    # the first layers whole as well: 5 more matrices a layer (its FFN output is fp32 already)
+    first = quantize_int8(out / "reader.fp32.onnx", tmp_path / "first.onnx", ffn_out_fp32=True, keep_first=2)
+    assert integer_matmuls(ffn) - integer_matmuls(first) == 10
+    assert not [n for n in onnx.load(str(first)).graph.node if n.op_type == "MatMulInteger" and "/layers.1/" in n.name]
     # the model card says which precision the shipped file runs in, read from the file
     from rag.reader.export import describe_precision
 
     assert describe_precision(plain).endswith("(72 matmuls); kept fp32: the span head")
     assert "(60 matmuls); kept fp32: 12 FFN output projections, the span head" in describe_precision(ffn)
+    assert "(50 matmuls); kept fp32: layers 0-1 whole, 10 FFN output projections, the span head" in describe_precision(first)
+    assert "(60 matmuls); kept fp32: layers 10-11 whole, the span head" in describe_precision(kept)
     assert describe_precision(out / "reader.fp32.onnx") == "fp32 (73 weight matmuls)"
     assert describe_precision(out / scorer.manifest.model) in (out / "MODEL_CARD.md").read_text(encoding="utf-8")
 

@@ -8,6 +8,7 @@ folds back to fp32 when the session starts (same numbers as fp32, half the size)
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -43,38 +44,63 @@ def export_fp32(state: dict, path: Path, weights: E5File) -> Path:
     return path
 
 
-def quantize_int8(src: Path, dst: Path, keep_last: int = 0, ffn_out_fp32: bool = False) -> Path:
-    """Dynamic int8 (per-channel weights, activations quantised on the fly); the last
-    ``keep_last`` layers and the head stay fp32, and with ``ffn_out_fp32`` every layer's FFN
-    output projection (1536 -> 384) too. Its input, the GELU output, is the activation that
-    per-tensor int8 quantises worst: measured out of fold (fold 2, 481 questions, gold + near
-    miss), keeping it fp32 wins back half of int8's loss (F1 0.381 against 0.361, fp32 0.399)
-    at no measured speed cost and 44 MB instead of 23 MB."""
+def quantize_int8(src: Path, dst: Path, keep_last: int = 0, ffn_out_fp32: bool = False, keep_first: int = 0) -> Path:
+    """Dynamic int8 (per-channel weights, activations quantised on the fly); the span head stays
+    fp32, and so do the first ``keep_first`` and the last ``keep_last`` layers whole. With
+    ``ffn_out_fp32`` every layer's FFN output projection (1536 -> 384) stays fp32 too: its input,
+    the GELU output, is the activation that per-tensor int8 quantises worst. Measured out of fold
+    (fold 2, 481 questions, gold + near miss; F1): plain int8 0.361, FFN outputs fp32 0.381, and
+    the first layer whole as well 0.391 (fold 1: 0.299 -> 0.324), against fp32 0.399 (0.315); the
+    last two layers instead 0.384 (see eval/RESULTS.md)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     model = onnx.load(str(src))
     # node names as torch.onnx.export writes them: "/layers.11/fo/MatMul", "/qa/MatMul"
     n_layers = sum(1 for n in model.graph.node if n.op_type == "MatMul" and "/fo/" in n.name) or 12
-    keep = [f"/layers.{i}/" for i in range(n_layers - keep_last, n_layers)] + ["/qa/"] + (["/fo/"] if ffn_out_fp32 else [])
+    layers = [*range(min(keep_first, n_layers)), *range(max(n_layers - keep_last, 0), n_layers)]
+    keep = [f"/layers.{i}/" for i in sorted(set(layers))] + ["/qa/"] + (["/fo/"] if ffn_out_fp32 else [])
     exclude = [n.name for n in model.graph.node if n.op_type in ("MatMul", "Gemm") and any(k in n.name for k in keep)]
     quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=exclude)
     return dst
+
+
+_LAYER = re.compile(r"/layers\.(\d+)/")
+
+
+def _layer_of(node: str) -> int | None:
+    m = _LAYER.search(node)
+    return int(m.group(1)) if m else None
+
+
+def _ranges(layers: list[int]) -> str:
+    """[0, 1, 2, 7] -> "0-2, 7"."""
+    runs: list[list[int]] = []
+    for i in layers:
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
 
 
 def describe_precision(path: Path) -> str:
     """What the file's weight matmuls run in, read from the file itself (for the model card)."""
     graph = onnx.load(str(path), load_external_data=False).graph
     weights = {i.name for i in graph.initializer}
-    int8 = sum(1 for n in graph.node if n.op_type == "MatMulInteger")
+    quantised = [n.name for n in graph.node if n.op_type == "MatMulInteger"]
     kept = [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm") and any(x in weights for x in n.input)]
-    if not int8:
+    if not quantised:
         return f"fp32 ({len(kept)} weight matmuls)"
-    ffn_out, head = sum("/fo/" in k for k in kept), sum("/qa/" in k for k in kept)
-    other = len(kept) - ffn_out - head
-    parts = [f"{ffn_out} FFN output projections"] if ffn_out else []
+    int8_layers = {_layer_of(q) for q in quantised}
+    whole = sorted(i for i in {_layer_of(k) for k in kept} - int8_layers if i is not None)
+    rest = [k for k in kept if _layer_of(k) not in whole]
+    ffn_out, head = sum("/fo/" in k for k in rest), sum("/qa/" in k for k in rest)
+    other = len(rest) - ffn_out - head
+    parts = [f"layer{'s' if len(whole) > 1 else ''} {_ranges(whole)} whole"] if whole else []
+    parts += [f"{ffn_out} FFN output projections"] if ffn_out else []
     parts += ["the span head"] if head else []
     parts += [f"{other} other weight matmuls"] if other else []
-    return f"dynamic int8, per-channel weights ({int8} matmuls); kept fp32: {', '.join(parts) or 'none'}"
+    return f"dynamic int8, per-channel weights ({len(quantised)} matmuls); kept fp32: {', '.join(parts) or 'none'}"
 
 
 def to_fp16_storage(src: Path, dst: Path) -> Path:

@@ -92,6 +92,7 @@ def package(
     limit: int | None = None,
     fit_from: Path | None = None,
     ffn_out_fp32: bool = False,
+    fp32_layers: int = 0,
 ) -> dict:
     """Export ``checkpoint``, choose int8 or fp32 and calibrate on dev, write the manifest and card.
 
@@ -107,7 +108,7 @@ def package(
     state = torch.load(checkpoint, map_location="cpu")
     out_dir.mkdir(parents=True, exist_ok=True)
     fp32 = export_fp32(state, out_dir / "reader.fp32.onnx", weights)
-    int8 = quantize_int8(fp32, out_dir / "reader.int8.onnx", ffn_out_fp32=ffn_out_fp32)
+    int8 = quantize_int8(fp32, out_dir / "reader.int8.onnx", ffn_out_fp32=ffn_out_fp32, keep_first=fp32_layers)
     if carried is not None:
         # int8 won on dev for the model this fit comes from, and fp32 (86 MB) is over the 60 MB budget
         calibration, threshold = carried.pop("calibration"), carried.pop("threshold")

@@ -445,11 +445,20 @@ def train_and_package(
     on_step: Callable[[int, int], None] | None = None,
     fit_from: Path | None = None,
     ffn_out_fp32: bool = False,
+    fp32_layers: int = 0,
 ) -> dict:
     """``rag train-reader``: train, then export, calibrate (or carry ``fit_from``'s dev fit) and write the card."""
     from rag.reader.package import package
 
     result = train(data_dir, out_dir, cfg, log=log, on_step=on_step)
     return package(
-        out_dir / "reader.pt", out_dir, data_dir, history=result, log=log, command=command, fit_from=fit_from, ffn_out_fp32=ffn_out_fp32
+        out_dir / "reader.pt",
+        out_dir,
+        data_dir,
+        history=result,
+        log=log,
+        command=command,
+        fit_from=fit_from,
+        ffn_out_fp32=ffn_out_fp32,
+        fp32_layers=fp32_layers,
     )
