@@ -193,9 +193,7 @@ def main() -> None:
         popular, distinct = question_pool()
         bodies = work / "bodies.txt"
         bodies.write_text("".join(json.dumps({"question": q}, ensure_ascii=False) + "\n" for q in questions), encoding="utf-8")
-        env = {"RAG_RATE_LIMIT_PER_MINUTE": "0"}
-        if args.cache_off:
-            env["RAG_CACHE_SIZE"] = "0"
+        env = {"RAG_CACHE_SIZE": "0"} if args.cache_off else {}
         if args.workers:
             env["RAG_WORKERS"] = str(args.workers)
         if args.reader:

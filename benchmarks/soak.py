@@ -95,7 +95,7 @@ class Server:
     @classmethod
     def start(cls, index: Path, work: Path, *, extra_env: dict[str, str] | None = None, timeout: float = 300) -> Server:
         token = secrets.token_urlsafe(24)
-        env = {"RAG_ADMIN_TOKEN": token, "RAG_RATE_LIMIT_PER_MINUTE": "0", **(extra_env or {})}
+        env = {"RAG_ADMIN_TOKEN": token, **(extra_env or {})}
         return cls(start(index, work, env, timeout=timeout), token)
 
     @property

@@ -2,8 +2,9 @@
 way the bench, the load test, the soak run and the end-to-end tests need: as users run it.
 
 The child gets the caller's environment without its ``RAG_`` variables (a developer's shell
-settings must not leak into a measurement or a test), plus ``RAG_INDEX`` and what the caller
-passes. It counts as started when ``GET /ready`` answers 200.
+settings must not leak into a measurement or a test), plus ``RAG_INDEX``, no rate limit (a
+bench or a load test would otherwise measure the limiter; it is tested in process) and what the
+caller passes. It counts as started when ``GET /ready`` answers 200.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def start(index: Path, work: Path, env: Mapping[str, str] | None = None, *, time
     stopped and reported with its log."""
     port = free_port()
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    child_env.update({"RAG_INDEX": str(index), **(env or {})})
+    child_env.update({"RAG_INDEX": str(index), "RAG_RATE_LIMIT_PER_MINUTE": "0", **(env or {})})
     log = work / f"serve-{port}.log"
     with log.open("w") as out:
         proc = subprocess.Popen(

@@ -44,7 +44,8 @@ STAND_IN = textwrap.dedent(
         os._exit(0)
 
     signal.signal(signal.SIGTERM, on_term)
-    print("index", os.environ.get("RAG_INDEX"), "secret", os.environ.get("RAG_SECRET"), flush=True)
+    print("index", os.environ.get("RAG_INDEX"), "secret", os.environ.get("RAG_SECRET"),
+          "limit", os.environ.get("RAG_RATE_LIMIT_PER_MINUTE"), flush=True)
     HTTPServer(("127.0.0.1", port), Ready).serve_forever()
     """
 )
@@ -65,7 +66,7 @@ def test_ready_child_gets_its_index_not_our_rag_variables_and_stops_on_sigterm(s
         assert served.log.parent == stand_in
     assert served.proc.returncode == 0 and not served.killed
     log = served.log_tail()
-    assert f"index {stand_in / 'index'} secret None" in log  # RAG_INDEX set, the parent's RAG_SECRET dropped
+    assert f"index {stand_in / 'index'} secret None limit 0" in log  # RAG_INDEX set, our RAG_SECRET dropped, no rate limit
     assert log.rstrip().endswith("Application shutdown complete.")
 
 

@@ -78,7 +78,7 @@ def serving(work: Path, corpus_index: Path, reader: str) -> Iterator[tuple[str, 
     """``rag serve`` with ``reader`` on a free loopback port over a copy of the corpus index:
     (base URL, a function that fails the test with the server's log)."""
     shutil.copytree(corpus_index, work / "index")
-    env = {"RAG_ADMIN_TOKEN": ADMIN_TOKEN, "RAG_API_KEYS": "", "RAG_RATE_LIMIT_PER_MINUTE": "0", "RAG_READER": reader}
+    env = {"RAG_ADMIN_TOKEN": ADMIN_TOKEN, "RAG_API_KEYS": "", "RAG_READER": reader}
     with rag.serving.serving(work / "index", work, env) as served:
 
         def fail(why: str) -> None:

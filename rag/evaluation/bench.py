@@ -476,8 +476,7 @@ def _bench_query(
 def _bench_http(questions: list[str], index: Path, work: Path, floor_proc: Floor) -> dict[str, Any]:
     floor: list[float] = []
     over_http: list[float] = []
-    env = {"RAG_CACHE_SIZE": "0", "RAG_READER": "sentence", "RAG_RATE_LIMIT_PER_MINUTE": "0"}
-    with serving(index, work, env) as served:
+    with serving(index, work, {"RAG_CACHE_SIZE": "0", "RAG_READER": "sentence"}) as served:
         conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=120)
         for q in questions[:3]:
             post_ask(conn, q)

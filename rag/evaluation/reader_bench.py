@@ -96,7 +96,7 @@ def _bench_http(index: Path, work: Path, questions: Sequence[str], model_dir: Pa
     from rag import serving
     from rag.evaluation.bench import memory_of, post_ask
 
-    env = {"RAG_CACHE_SIZE": "0", "RAG_READER": "span", "RAG_READER_MODEL": str(model_dir.resolve()), "RAG_RATE_LIMIT_PER_MINUTE": "0"}
+    env = {"RAG_CACHE_SIZE": "0", "RAG_READER": "span", "RAG_READER_MODEL": str(model_dir.resolve())}
     with serving.serving(index, work, env) as served:
         conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=120)
         for q in questions[:3]:  # warm-up
