@@ -471,6 +471,15 @@ def train_reader(
             "holding no answer text (a retrieval-hard negative).",
         ),
     ] = 0.0,
+    cloze: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=20,
+            help="Cloze questions made from each Arabic training paragraph (a number, date or name of one of its sentences "
+            "blanked out; rag.reader.cloze). 0 = none.",
+        ),
+    ] = 0,
     freeze_layers: Annotated[
         int, typer.Option(min=0, max=12, help="Lowest encoder layers kept frozen (their outputs are cached). 4 beat 6 and 0 on dev.")
     ] = 4,
@@ -579,6 +588,7 @@ def train_reader(
         negatives=negatives,
         swaps=swaps,
         hard_negatives=hard_negatives,
+        cloze=cloze,
         freeze_layers=freeze_layers,
         seed=seed,
         soup=soup,

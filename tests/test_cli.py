@@ -279,6 +279,14 @@ def test_train_reader_passes_swaps_and_hard_negatives_to_the_recipe_and_bounds_t
     assert rag("train-reader", "--hard-negatives", "-0.1", "--out", str(tmp_path / "m")).exit_code == 2 and len(seen) == 1
 
 
+def test_train_reader_passes_the_cloze_share_and_bounds_it(tmp_path, trained_configs):
+    assert rag("train-reader", "--out", str(tmp_path / "m")).exit_code == 0
+    ok = rag("train-reader", "--cloze", "4", "--out", str(tmp_path / "m"))
+    assert ok.exit_code == 0, ok.output
+    assert [c.cloze for c in trained_configs] == [0, 4]
+    assert rag("train-reader", "--cloze", "-1", "--out", str(tmp_path / "m")).exit_code == 2 and len(trained_configs) == 2
+
+
 def test_train_reader_passes_the_soup_size_and_refuses_zero(tmp_path, trained_configs):
     seen = trained_configs
     ok = rag("train-reader", "--soup", "4", "--out", str(tmp_path / "m"))

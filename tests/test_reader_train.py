@@ -186,3 +186,27 @@ def test_all_data_trains_on_dev_too_keeps_the_last_epoch_and_carries_the_dev_fit
     assert SpanScorer(out, weights=e5).manifest.pipeline is not None  # the run time reads the carried fit
     card = (out / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "carried" in card and shipped["sha256"] in card and "| 2 |" in card and "–" in card and "mod 10 >= 2" in card
+    # a recipe with cloze questions says so beside the data it made them from
+    from rag.reader.package import write_card
+
+    assert "Cloze questions" not in card
+    manifest["history"]["config"]["cloze"] = 4
+    (out / "reader.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert "Cloze questions (`--cloze 4`, `rag.reader.cloze`): up to 4 per Arabic training" in write_card(out).read_text(encoding="utf-8")
+
+
+@needs_data
+def test_cloze_questions_join_the_training_questions(e5: E5File):
+    pytest.importorskip("torch")
+    from rag.reader.train import TrainConfig, fit, training_corpus
+
+    cfg = TrainConfig(epochs=1, batch_size=4, limit=6, max_len=96, negatives=0.0, threads=1, freeze_layers=11, cloze=2)
+    corpus = training_corpus(DATA, cfg)
+    logs: list[str] = []
+    fit(corpus["train"], [], cfg, weights=e5, log=logs.append)
+    (made,) = [int(m.split()[1]) for m in logs if m.startswith("cloze: ")]
+    assert 0 < made <= 2 * len({e.context for e in corpus["train"]})
+    assert any(m.startswith(f"train: {6 + made} questions") for m in logs)
+    plain: list[str] = []
+    fit(corpus["train"], [], replace(cfg, cloze=0), weights=e5, log=plain.append)
+    assert not any(m.startswith("cloze: ") for m in plain) and any(m.startswith("train: 6 questions") for m in plain)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rag.reader.cloze import cloze_examples
 from rag.reader.data import QAExample, Window, build_windows, hard_paragraphs, reader_corpus
 from rag.reader.model import SpanReaderModel, word_table
 from rag.reader.spans import best_span
@@ -61,6 +62,8 @@ class TrainConfig:
     # training paragraph that e5 ranks first for it among those holding no answer text
     # (data.hard_paragraphs), the kind of passage the service reads beside the right one.
     hard_negatives: float = 0.0
+    # Cloze questions made from each Arabic training paragraph (rag.reader.cloze; 0 = none).
+    cloze: int = 0
     max_minutes: float = 0.0  # stop after the epoch running when this is spent (0 = no limit)
     # Stop after this epoch, keeping the learning-rate schedule of ``epochs`` (0 = run them all):
     # reproduces exactly a run that ``max_minutes`` stopped early, on any machine.
@@ -230,6 +233,10 @@ def fit(
     torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     tok = ReaderTokenizer(weights.vocab)
+    if cfg.cloze:
+        made = cloze_examples(train_ex, cfg.cloze, pieces=set(weights.vocab.pieces), seed=cfg.seed)
+        log(f"cloze: {len(made)} questions made from the training paragraphs")
+        train_ex = [*train_ex, *made]
     hard = None
     if cfg.hard_negatives > 0:
         from rag.embedding import E5Embedder
