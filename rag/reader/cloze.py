@@ -107,7 +107,6 @@ def cloze_examples(
             if len(words) < MIN_WORDS:
                 continue
             candidates = _numbers(context, s0, s1) + _names(context, words, partial(name_like, article=e.article))
-            candidates = [c for c in candidates if c[1] > c[0]]
             if not candidates:
                 continue
             numbers = [c for c in candidates if c[2] != WHAT]
@@ -141,13 +140,10 @@ def _names(context: str, words: list[tuple[int, int]], name_like: Callable[[str]
     run: list[tuple[int, int]] = []
     for a, b in [*words, (-1, -1)]:
         ok = a >= 0 and name_like(context[a:b])
-        if ok and run and context[run[-1][1] : a].strip():  # punctuation between: a new run
+        # a run ends at a word that is not name-like, at its third word, or at punctuation
+        if run and (not ok or len(run) == MAX_NAME_WORDS or context[run[-1][1] : a].strip()):
             found.append((run[0][0], run[-1][1], WHAT))
             run = []
-        if ok and len(run) < MAX_NAME_WORDS:
+        if ok:
             run.append((a, b))
-            continue
-        if run:
-            found.append((run[0][0], run[-1][1], WHAT))
-        run = [(a, b)] if ok else []
     return found
