@@ -480,6 +480,14 @@ def train_reader(
             "blanked out; rag.reader.cloze). 0 = none.",
         ),
     ] = 0,
+    ema: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.9999,
+            help="Decay per step of an exponential moving average of the weights; dev reads it and it is what is kept. 0 = off.",
+        ),
+    ] = 0.0,
     freeze_layers: Annotated[
         int, typer.Option(min=0, max=12, help="Lowest encoder layers kept frozen (their outputs are cached). 4 beat 6 and 0 on dev.")
     ] = 4,
@@ -589,6 +597,7 @@ def train_reader(
         swaps=swaps,
         hard_negatives=hard_negatives,
         cloze=cloze,
+        ema=ema,
         freeze_layers=freeze_layers,
         seed=seed,
         soup=soup,

@@ -287,6 +287,14 @@ def test_train_reader_passes_the_cloze_share_and_bounds_it(tmp_path, trained_con
     assert rag("train-reader", "--cloze", "-1", "--out", str(tmp_path / "m")).exit_code == 2 and len(trained_configs) == 2
 
 
+def test_train_reader_passes_the_weight_average_decay_and_bounds_it(tmp_path, trained_configs):
+    ok = rag("train-reader", "--ema", "0.99", "--out", str(tmp_path / "m"))
+    assert ok.exit_code == 0, ok.output
+    assert [c.ema for c in trained_configs] == [0.99]
+    for bad in ("1", "-0.5"):
+        assert rag("train-reader", "--ema", bad, "--out", str(tmp_path / "m")).exit_code == 2 and len(trained_configs) == 1
+
+
 def test_train_reader_passes_the_soup_size_and_refuses_zero(tmp_path, trained_configs):
     seen = trained_configs
     ok = rag("train-reader", "--soup", "4", "--out", str(tmp_path / "m"))

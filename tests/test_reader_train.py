@@ -210,3 +210,47 @@ def test_cloze_questions_join_the_training_questions(e5: E5File):
     plain: list[str] = []
     fit(corpus["train"], [], replace(cfg, cloze=0), weights=e5, log=plain.append)
     assert not any(m.startswith("cloze: ") for m in plain) and any(m.startswith("train: 6 questions") for m in plain)
+
+
+def test_the_weight_average_is_the_bias_corrected_mean_of_the_iterates_and_swaps_back():
+    torch = pytest.importorskip("torch")
+    from rag.reader.train import WeightAverage
+
+    p = torch.nn.Parameter(torch.zeros(3))
+    frozen = torch.nn.Parameter(torch.ones(2))  # not handed to the average: never touched
+    average = WeightAverage([("p", p)], 0.5)
+    assert average.swap_in() is None  # nothing averaged yet: the model keeps its weights
+    for value in (1.0, 2.0, 4.0):
+        with torch.no_grad():
+            p.fill_(value)
+        average.update()
+    # weights 0.25, 0.5, 1 for the iterates 1, 2, 4: (0.25 + 1 + 4) / 1.75 = 3
+    trained = average.swap_in()
+    assert trained is not None and torch.allclose(p, torch.full((3,), 3.0))
+    average.swap_out(trained)
+    assert torch.equal(p, torch.full((3,), 4.0)) and torch.equal(frozen, torch.ones(2))
+    for bad in (0.0, 1.0, -0.1):
+        with pytest.raises(ValueError, match="decay"):
+            WeightAverage([("p", p)], bad)
+
+
+@needs_data
+def test_an_averaged_run_trains_the_same_steps_and_keeps_the_average(e5: E5File):
+    torch = pytest.importorskip("torch")
+    from rag.reader.train import TrainConfig, fit, training_corpus
+
+    cfg = TrainConfig(epochs=2, batch_size=4, limit=6, max_len=96, negatives=0.5, threads=1, freeze_layers=10)
+    corpus = training_corpus(DATA, cfg)
+    plain = fit(corpus["train"], [], cfg, weights=e5, log=lambda m: None)
+    averaged = fit(corpus["train"], [], replace(cfg, ema=0.9), weights=e5, log=lambda m: None)
+    # the average only watches: the same batches and the same losses, epoch by epoch
+    assert [h["loss"] for h in averaged.history] == [h["loss"] for h in plain.history]
+    # ... but what is kept is the average, not the last iterate (the frozen layers stay as they were)
+    assert not torch.equal(averaged.state["qa.weight"], plain.state["qa.weight"])
+    assert all(torch.equal(averaged.state[k], plain.state[k]) for k in plain.state if k.startswith("layers.0."))
+    # with dev, dev reads the average and the average is kept (the same weights as without dev)
+    one = replace(cfg, ema=0.9, stop_after=1)
+    with_dev = fit(corpus["train"], corpus["dev"], one, weights=e5, log=lambda m: None)
+    no_dev = fit(corpus["train"], [], one, weights=e5, log=lambda m: None)
+    assert with_dev.best_dev_f1 is not None
+    assert all(torch.equal(with_dev.state[k], no_dev.state[k]) for k in no_dev.state)
