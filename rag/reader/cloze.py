@@ -13,9 +13,10 @@ A "name-like" word is one that the article repeats, that few paragraphs hold, an
 vocabulary has no single piece for (transliterated names, rare terms). Arabic has no capitals,
 so common inflected words often pass that test too.
 
-Measured (eval/RESULTS.md, "Tried: cloze questions"): 4 per paragraph lifted XQuAD out of fold
-(F1 +2.1 on Arabic questions, +4.1 on English questions over Arabic, three folds) but cost ARCD
-1.7 and lost on dev through the pipeline, so the shipped recipe leaves it off.
+Measured (eval/RESULTS.md, "Tried: cloze questions" and "Checked: the order of the training
+examples"): out of fold, over two orders of the same training examples, 4 per paragraph trade
+ARCD (F1 -1.7 and -5.3) for English questions over Arabic (+4.1 and +1.0), a tie over all
+questions; they also lost on dev through the pipeline, so the shipped recipe leaves them off.
 """
 
 from __future__ import annotations
