@@ -218,7 +218,7 @@ def test_the_weight_average_is_the_bias_corrected_mean_of_the_iterates_and_swaps
 
     p = torch.nn.Parameter(torch.zeros(3))
     frozen = torch.nn.Parameter(torch.ones(2))  # not handed to the average: never touched
-    average = WeightAverage([("p", p)], 0.5)
+    average = WeightAverage([p], 0.5)
     assert average.swap_in() is None  # nothing averaged yet: the model keeps its weights
     for value in (1.0, 2.0, 4.0):
         with torch.no_grad():
@@ -231,7 +231,7 @@ def test_the_weight_average_is_the_bias_corrected_mean_of_the_iterates_and_swaps
     assert torch.equal(p, torch.full((3,), 4.0)) and torch.equal(frozen, torch.ones(2))
     for bad in (0.0, 1.0, -0.1):
         with pytest.raises(ValueError, match="decay"):
-            WeightAverage([("p", p)], bad)
+            WeightAverage([p], bad)
 
 
 @needs_data

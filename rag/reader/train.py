@@ -219,10 +219,10 @@ class WeightAverage:
     it is sum_i d^(t-i) w_i / sum_i d^(t-i), a weighted mean of the iterates themselves (no pull
     towards zero or towards the starting weights)."""
 
-    def __init__(self, named: Sequence[tuple[str, torch.nn.Parameter]], decay: float) -> None:
+    def __init__(self, params: Sequence[torch.nn.Parameter], decay: float) -> None:
         if not 0.0 < decay < 1.0:
             raise ValueError(f"the average's decay must be in (0, 1), got {decay}")
-        self.params = [p for _, p in named]
+        self.params = list(params)
         self.decay = decay
         self.sums = [torch.zeros_like(p, dtype=torch.float32) for p in self.params]
         self.weight = 0.0  # sum of d^(t-i) over the updates so far
@@ -325,10 +325,9 @@ def fit(
     warm = max(1, int(total * cfg.warmup))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
     ce = torch.nn.CrossEntropyLoss()
-    average = WeightAverage(named, cfg.ema) if cfg.ema else None
+    average = WeightAverage(params, cfg.ema) if cfg.ema else None
     history = []
     best_f1, best_state = -1.0, None
-    last_state: dict[str, torch.Tensor] | None = None
     step = 0
     t0 = time.time()
     for epoch in range(1, cfg.epochs + 1):
@@ -369,7 +368,6 @@ def fit(
         if dev_ex and row["dev_f1"] > best_f1:
             best_f1 = row["dev_f1"]
             best_state = _cpu_state(model)
-        last_state = _cpu_state(model) if average is not None else None
         if average is not None and trained is not None:
             average.swap_out(trained)
         if cfg.stop_after and epoch >= cfg.stop_after:
@@ -379,7 +377,9 @@ def fit(
             log(f"stopping after epoch {epoch}: the next one would run past {cfg.max_minutes} minutes")
             break
     if not dev_ex:  # nothing to choose with: the last epoch (its average with ``ema``)
-        return Fitted(last_state if last_state is not None else _cpu_state(model), history, None)
+        if average is not None:
+            average.swap_in()
+        return Fitted(_cpu_state(model), history, None)
     assert best_state is not None
     model.load_state_dict(best_state)
     return Fitted(best_state, history, best_f1)
