@@ -480,6 +480,14 @@ def train_reader(
             "blanked out; rag.reader.cloze). 0 = none.",
         ),
     ] = 0,
+    cloze_weight: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            max=1.0,
+            help="Weight of a cloze question in the loss, against 1 for a real question (with --cloze).",
+        ),
+    ] = 1.0,
     ema: Annotated[
         float,
         typer.Option(
@@ -597,6 +605,7 @@ def train_reader(
         swaps=swaps,
         hard_negatives=hard_negatives,
         cloze=cloze,
+        cloze_weight=cloze_weight,
         ema=ema,
         freeze_layers=freeze_layers,
         seed=seed,

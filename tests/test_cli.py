@@ -287,6 +287,15 @@ def test_train_reader_passes_the_cloze_share_and_bounds_it(tmp_path, trained_con
     assert rag("train-reader", "--cloze", "-1", "--out", str(tmp_path / "m")).exit_code == 2 and len(trained_configs) == 2
 
 
+def test_train_reader_passes_the_cloze_weight_and_bounds_it(tmp_path, trained_configs):
+    ok = rag("train-reader", "--cloze", "4", "--cloze-weight", "0.1", "--out", str(tmp_path / "m"))
+    assert ok.exit_code == 0, ok.output
+    assert [(c.cloze, c.cloze_weight) for c in trained_configs] == [(4, 0.1)]
+    assert rag("train-reader", "--out", str(tmp_path / "m")).exit_code == 0 and trained_configs[-1].cloze_weight == 1.0
+    for bad in ("0", "1.5"):
+        assert rag("train-reader", "--cloze-weight", bad, "--out", str(tmp_path / "m")).exit_code == 2 and len(trained_configs) == 2
+
+
 def test_train_reader_passes_the_weight_average_decay_and_bounds_it(tmp_path, trained_configs):
     ok = rag("train-reader", "--ema", "0.99", "--out", str(tmp_path / "m"))
     assert ok.exit_code == 0, ok.output

@@ -193,6 +193,10 @@ def test_all_data_trains_on_dev_too_keeps_the_last_epoch_and_carries_the_dev_fit
     manifest["history"]["config"]["cloze"] = 4
     (out / "reader.json").write_text(json.dumps(manifest), encoding="utf-8")
     assert "Cloze questions (`--cloze 4`, `rag.reader.cloze`): up to 4 per Arabic training" in write_card(out).read_text(encoding="utf-8")
+    assert "--cloze-weight" not in write_card(out).read_text(encoding="utf-8")
+    manifest["history"]["config"]["cloze_weight"] = 0.1
+    (out / "reader.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert "Each weighs 0.1 of a real question in the loss (`--cloze-weight`)." in write_card(out).read_text(encoding="utf-8")
 
 
 @needs_data
@@ -210,6 +214,48 @@ def test_cloze_questions_join_the_training_questions(e5: E5File):
     plain: list[str] = []
     fit(corpus["train"], [], replace(cfg, cloze=0), weights=e5, log=plain.append)
     assert not any(m.startswith("cloze: ") for m in plain) and any(m.startswith("train: 6 questions") for m in plain)
+
+
+def test_the_span_loss_weights_each_window_and_divides_by_the_batch_size():
+    torch = pytest.importorskip("torch")
+    from rag.reader.train import span_loss
+
+    gen = torch.Generator().manual_seed(0)
+    s, e = torch.randn(3, 7, generator=gen), torch.randn(3, 7, generator=gen)
+    ys, ye = torch.tensor([0, 2, 5]), torch.tensor([0, 3, 6])
+    each = [
+        (torch.nn.functional.cross_entropy(s[i : i + 1], ys[i : i + 1]) + torch.nn.functional.cross_entropy(e[i : i + 1], ye[i : i + 1]))
+        / 2
+        for i in range(3)
+    ]
+    assert torch.allclose(span_loss(s, e, ys, ye), sum(each) / 3)
+    assert torch.allclose(span_loss(s, e, ys, ye, torch.ones(3)), span_loss(s, e, ys, ye))
+    # the second window at a tenth: it pulls less, the others keep their share (divided by 3, not by 2.1)
+    assert torch.allclose(span_loss(s, e, ys, ye, torch.tensor([1.0, 0.1, 1.0])), (each[0] + 0.1 * each[1] + each[2]) / 3)
+
+
+@needs_data
+def test_cloze_windows_get_the_cloze_weight_and_real_ones_keep_theirs(e5: E5File):
+    torch = pytest.importorskip("torch")
+    from rag.reader.cloze import SOURCE, cloze_examples
+    from rag.reader.train import TrainConfig, fit, training_corpus, window_weights
+
+    cfg = TrainConfig(epochs=1, batch_size=4, limit=6, max_len=96, negatives=0.0, threads=1, freeze_layers=11, cloze=2, cloze_weight=0.1)
+    corpus = training_corpus(DATA, cfg)
+    made = cloze_examples(corpus["train"], 2, pieces=set(e5.vocab.pieces), seed=cfg.seed)
+    examples = [*corpus["train"], *made]
+    windows = build_windows(ReaderTokenizer(e5.vocab), examples, max_len=96, negatives=0.0, seed=cfg.seed)
+    weight = window_weights(windows, examples, cfg, torch.device("cpu"))
+    assert weight is not None
+    is_cloze = [examples[w.example].source == SOURCE for w in windows]
+    assert any(is_cloze) and not all(is_cloze)
+    assert weight.tolist() == pytest.approx([0.1 if c else 1.0 for c in is_cloze])
+    assert window_weights(windows, examples, replace(cfg, cloze_weight=1.0), torch.device("cpu")) is None
+    assert window_weights(windows, examples, replace(cfg, cloze=0), torch.device("cpu")) is None
+    # in training: the same first batches, but the cloze windows pull less, so the losses part
+    weighted = fit(corpus["train"], [], cfg, weights=e5, log=lambda m: None)
+    plain = fit(corpus["train"], [], replace(cfg, cloze_weight=1.0), weights=e5, log=lambda m: None)
+    assert weighted.history[0]["loss"] < plain.history[0]["loss"]
 
 
 def test_the_weight_average_is_the_bias_corrected_mean_of_the_iterates_and_swaps_back():

@@ -269,9 +269,11 @@ def write_card(out_dir: Path, command: str = "") -> Path:
     else:
         arcd = "articles with md5(title) mod 10 >= 3; 2 is the dev\n  split (early stopping, calibration), 0-1 are held out for test."
     per_paragraph = hist.get("config", {}).get("cloze", 0)
+    weight = hist.get("config", {}).get("cloze_weight", 1.0)
     cloze = (
         f"\n- Cloze questions (`--cloze {per_paragraph}`, `rag.reader.cloze`): up to {per_paragraph} per Arabic training"
         "\n  paragraph above, a number, date or name of one of its sentences blanked out; no other text."
+        + (f"\n  Each weighs {weight:g} of a real question in the loss (`--cloze-weight`)." if weight != 1.0 else "")
         if per_paragraph
         else ""
     )

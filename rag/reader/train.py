@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rag.reader.cloze import SOURCE as CLOZE_SOURCE
 from rag.reader.cloze import cloze_examples
 from rag.reader.data import QAExample, Window, build_windows, hard_paragraphs, reader_corpus
 from rag.reader.model import SpanReaderModel, word_table
@@ -64,6 +65,10 @@ class TrainConfig:
     hard_negatives: float = 0.0
     # Cloze questions made from each Arabic training paragraph (rag.reader.cloze; 0 = none).
     cloze: int = 0
+    # Weight of a cloze question's windows in the loss, against 1 for a real question's: the
+    # batch loss is the weighted sum over its windows divided by the batch size, so below 1 the
+    # cloze questions pull less without changing the real questions' step size.
+    cloze_weight: float = 1.0
     max_minutes: float = 0.0  # stop after the epoch running when this is spent (0 = no limit)
     # Stop after this epoch, keeping the learning-rate schedule of ``epochs`` (0 = run them all):
     # reproduces exactly a run that ``max_minutes`` stopped early, on any machine.
@@ -214,6 +219,30 @@ def evaluate_by_source(
     return out
 
 
+def span_loss(
+    start_logits: torch.Tensor, end_logits: torch.Tensor, ys: torch.Tensor, ye: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean cross-entropy of the start and end labels over a batch of windows; with ``weight``,
+    each window's loss is scaled by its weight and the sum divided by the batch size (so a
+    weight below 1 pulls less without changing the step size of the others)."""
+    if weight is None:  # the measured recipe's exact arithmetic
+        ce = torch.nn.functional.cross_entropy
+        return (ce(start_logits, ys) + ce(end_logits, ye)) / 2
+    each = (
+        torch.nn.functional.cross_entropy(start_logits, ys, reduction="none")
+        + torch.nn.functional.cross_entropy(end_logits, ye, reduction="none")
+    ) / 2
+    return (each * weight).sum() / len(weight)
+
+
+def window_weights(batch: Sequence[Window], examples: Sequence[QAExample], cfg: TrainConfig, device: torch.device) -> torch.Tensor | None:
+    """Loss weights of a batch's windows: ``cfg.cloze_weight`` for a cloze question's, 1 for a
+    real one's; None when every weight is 1 (no cloze questions, or their weight is 1)."""
+    if not cfg.cloze or cfg.cloze_weight == 1.0:
+        return None
+    return torch.tensor([cfg.cloze_weight if examples[w.example].source == CLOZE_SOURCE else 1.0 for w in batch], device=device)
+
+
 class WeightAverage:
     """An exponential moving average of the trainable weights, bias-corrected: after t updates
     it is sum_i d^(t-i) w_i / sum_i d^(t-i), a weighted mean of the iterates themselves (no pull
@@ -324,7 +353,6 @@ def fit(
     total = steps_per_epoch * cfg.epochs
     warm = max(1, int(total * cfg.warmup))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
-    ce = torch.nn.CrossEntropyLoss()
     average = WeightAverage(params, cfg.ema) if cfg.ema else None
     history = []
     best_f1, best_state = -1.0, None
@@ -338,7 +366,7 @@ def fit(
             ye = torch.tensor([w.end for w in batch], device=device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
                 s, e = train_cache.forward(model, table, batch, tok.pad)
-            loss = (ce(s.float(), ys) + ce(e.float(), ye)) / 2
+            loss = span_loss(s.float(), e.float(), ys, ye, window_weights(batch, train_ex, cfg, device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
