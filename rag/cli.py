@@ -488,6 +488,15 @@ def train_reader(
             help="Weight of a cloze question in the loss, against 1 for a real question (with --cloze).",
         ),
     ] = 1.0,
+    cloze_epochs: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=10,
+            help="With --cloze: epochs over the cloze questions alone before the real questions' epochs, which then read "
+            "only real questions (0 = cloze questions mixed in).",
+        ),
+    ] = 0,
     ema: Annotated[
         float,
         typer.Option(
@@ -606,6 +615,7 @@ def train_reader(
         hard_negatives=hard_negatives,
         cloze=cloze,
         cloze_weight=cloze_weight,
+        cloze_epochs=cloze_epochs,
         ema=ema,
         freeze_layers=freeze_layers,
         seed=seed,

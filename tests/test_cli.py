@@ -296,6 +296,15 @@ def test_train_reader_passes_the_cloze_weight_and_bounds_it(tmp_path, trained_co
         assert rag("train-reader", "--cloze-weight", bad, "--out", str(tmp_path / "m")).exit_code == 2 and len(trained_configs) == 2
 
 
+def test_train_reader_passes_the_cloze_epochs_and_bounds_them(tmp_path, trained_configs):
+    ok = rag("train-reader", "--cloze", "4", "--cloze-epochs", "2", "--out", str(tmp_path / "m"))
+    assert ok.exit_code == 0, ok.output
+    assert [(c.cloze, c.cloze_epochs) for c in trained_configs] == [(4, 2)]
+    assert rag("train-reader", "--out", str(tmp_path / "m")).exit_code == 0 and trained_configs[-1].cloze_epochs == 0
+    for bad in ("-1", "11"):
+        assert rag("train-reader", "--cloze-epochs", bad, "--out", str(tmp_path / "m")).exit_code == 2 and len(trained_configs) == 2
+
+
 def test_train_reader_passes_the_weight_average_decay_and_bounds_it(tmp_path, trained_configs):
     ok = rag("train-reader", "--ema", "0.99", "--out", str(tmp_path / "m"))
     assert ok.exit_code == 0, ok.output

@@ -197,6 +197,12 @@ def test_all_data_trains_on_dev_too_keeps_the_last_epoch_and_carries_the_dev_fit
     manifest["history"]["config"]["cloze_weight"] = 0.1
     (out / "reader.json").write_text(json.dumps(manifest), encoding="utf-8")
     assert "Each weighs 0.1 of a real question in the loss (`--cloze-weight`)." in write_card(out).read_text(encoding="utf-8")
+    assert "--cloze-epochs" not in write_card(out).read_text(encoding="utf-8")
+    manifest["history"]["config"]["cloze_epochs"] = 2
+    (out / "reader.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert "They are read alone for 2 epoch(s) first; the real questions' epochs follow (`--cloze-epochs`)." in write_card(out).read_text(
+        encoding="utf-8"
+    )
 
 
 @needs_data
@@ -300,3 +306,37 @@ def test_an_averaged_run_trains_the_same_steps_and_keeps_the_average(e5: E5File)
     no_dev = fit(corpus["train"], [], one, weights=e5, log=lambda m: None)
     assert with_dev.best_dev_f1 is not None
     assert all(torch.equal(with_dev.state[k], no_dev.state[k]) for k in no_dev.state)
+
+
+@needs_data
+def test_cloze_epochs_read_the_cloze_questions_alone_first_then_the_real_ones(e5: E5File):
+    pytest.importorskip("torch")
+    from rag.reader.cloze import SOURCE, cloze_examples
+    from rag.reader.train import TrainConfig, _stages, fit, training_corpus
+
+    cfg = TrainConfig(epochs=2, batch_size=4, limit=6, max_len=96, negatives=0.5, threads=1, freeze_layers=11, cloze=2, cloze_epochs=1)
+    corpus = training_corpus(DATA, cfg)
+    examples = [*corpus["train"], *cloze_examples(corpus["train"], 2, pieces=set(e5.vocab.pieces), seed=cfg.seed)]
+    windows = build_windows(ReaderTokenizer(e5.vocab), examples, max_len=96, negatives=0.5, seed=cfg.seed)
+    stages = _stages(windows, examples, cfg)
+    assert [e for e, _ in stages] == ["cloze 1", 1, 2]
+    # every window is read once per epoch of its stage: the cloze ones (their no-answer windows
+    # too) only in the cloze epoch, the real ones only in the real epochs
+    assert stages[0][1] and all(examples[w.example].source == SOURCE for w in stages[0][1])
+    assert all(examples[w.example].source != SOURCE for _, ws in stages[1:] for w in ws)
+    assert len(stages[0][1]) + len(stages[1][1]) == len(windows) and stages[1][1] == stages[2][1]
+    assert [e for e, _ in _stages(windows, examples, replace(cfg, cloze_epochs=0))] == [1, 2]
+    assert [len(ws) for _, ws in _stages(windows, examples, replace(cfg, cloze_epochs=0))] == [len(windows)] * 2
+    # in training: a history row per stage epoch, the cloze epoch first; --stop-after counts real epochs
+    fitted = fit(corpus["train"], corpus["dev"], replace(cfg, stop_after=1), weights=e5, log=lambda m: None)
+    assert [h["epoch"] for h in fitted.history] == ["cloze 1", 1]
+    assert all(h["dev_f1"] is not None for h in fitted.history)
+
+
+def test_each_stage_warms_up_then_decays_to_zero():
+    from rag.reader.train import _lr_factor
+
+    factors = [_lr_factor(s, 20, 0.1) for s in range(20)]
+    assert factors[0] == 0.5 and factors[1] == 1.0  # 2 warm-up steps
+    assert all(a >= b for a, b in zip(factors[1:], factors[2:], strict=False)) and factors[-1] == pytest.approx(1 / 18)
+    assert _lr_factor(20, 20, 0.1) == 0.0

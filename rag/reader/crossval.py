@@ -89,7 +89,7 @@ def summarise(runs: Sequence[dict]) -> list[dict]:
     out = []
     for i in range(epochs):
         per_fold = [_sources(r["history"][i]) for r in runs]
-        row: dict = {"epoch": i + 1}
+        row: dict = {"epoch": runs[0]["history"][i].get("epoch", i + 1)}  # "cloze N" rows first with --cloze-epochs
         for source in per_fold[0]:
             vals = [f[source] for f in per_fold if source in f]
             row[source] = {

@@ -270,10 +270,12 @@ def write_card(out_dir: Path, command: str = "") -> Path:
         arcd = "articles with md5(title) mod 10 >= 3; 2 is the dev\n  split (early stopping, calibration), 0-1 are held out for test."
     per_paragraph = hist.get("config", {}).get("cloze", 0)
     weight = hist.get("config", {}).get("cloze_weight", 1.0)
+    first = hist.get("config", {}).get("cloze_epochs", 0)
     cloze = (
         f"\n- Cloze questions (`--cloze {per_paragraph}`, `rag.reader.cloze`): up to {per_paragraph} per Arabic training"
         "\n  paragraph above, a number, date or name of one of its sentences blanked out; no other text."
         + (f"\n  Each weighs {weight:g} of a real question in the loss (`--cloze-weight`)." if weight != 1.0 else "")
+        + (f"\n  They are read alone for {first} epoch(s) first; the real questions' epochs follow (`--cloze-epochs`)." if first else "")
         if per_paragraph
         else ""
     )

@@ -69,6 +69,12 @@ class TrainConfig:
     # batch loss is the weighted sum over its windows divided by the batch size, so below 1 the
     # cloze questions pull less without changing the real questions' step size.
     cloze_weight: float = 1.0
+    # Epochs over the cloze questions alone before the real ones (0 = mixed in with them): the
+    # reader first learns the task from cloze questions, then the real questions' epochs come
+    # last, so the real questions decide where it ends. Each stage has its own learning-rate
+    # schedule (warm-up, then decay to 0), as pre-training and fine-tuning would; ``epochs`` and
+    # ``stop_after`` count the real epochs.
+    cloze_epochs: int = 0
     max_minutes: float = 0.0  # stop after the epoch running when this is spent (0 = no limit)
     # Stop after this epoch, keeping the learning-rate schedule of ``epochs`` (0 = run them all):
     # reproduces exactly a run that ``max_minutes`` stopped early, on any machine.
@@ -100,6 +106,23 @@ def _batches(windows: Sequence[Window], size: int, rng: random.Random | None) ->
     if rng is not None:
         rng.shuffle(batches)
     return batches
+
+
+def _stages(windows: Sequence[Window], examples: Sequence[QAExample], cfg: TrainConfig) -> list[tuple[int | str, list[Window]]]:
+    """The epochs of a run and the windows each reads: ``cfg.epochs`` over all windows, or with
+    ``cfg.cloze_epochs`` that many over the cloze questions' windows first (labelled "cloze N"),
+    then ``cfg.epochs`` over the real questions' windows."""
+    if not (cfg.cloze and cfg.cloze_epochs):
+        return [(e, list(windows)) for e in range(1, cfg.epochs + 1)]
+    cloze = [w for w in windows if examples[w.example].source == CLOZE_SOURCE]
+    real = [w for w in windows if examples[w.example].source != CLOZE_SOURCE]
+    return [(f"cloze {e}", cloze) for e in range(1, cfg.cloze_epochs + 1)] + [(e, real) for e in range(1, cfg.epochs + 1)]
+
+
+def _lr_factor(step: int, total: int, warmup: float) -> float:
+    """Linear warm-up over ``warmup`` of ``total`` steps, then linear decay to 0 at ``total``."""
+    warm = max(1, int(total * warmup))
+    return min((step + 1) / warm, max(0.0, (total - step) / max(1, total - warm)))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -349,19 +372,22 @@ def fit(
     if cfg.freeze_layers:
         log(f"cached the {cfg.freeze_layers} frozen layers' outputs in {(time.time() - t_cache) / 60:.1f} min")
     rng = random.Random(cfg.seed)
-    steps_per_epoch = math.ceil(len(train_w) / cfg.batch_size)
-    total = steps_per_epoch * cfg.epochs
-    warm = max(1, int(total * cfg.warmup))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    stages = _stages(train_w, train_ex, cfg)
+    steps = [math.ceil(len(w) / cfg.batch_size) for _, w in stages]
+    total = sum(steps)
+    first = sum(n for (e, _), n in zip(stages, steps, strict=True) if isinstance(e, str))  # the cloze stage's
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: _lr_factor(s, first, cfg.warmup) if s < first else _lr_factor(s - first, total - first, cfg.warmup)
+    )
     average = WeightAverage(params, cfg.ema) if cfg.ema else None
     history = []
     best_f1, best_state = -1.0, None
     step = 0
     t0 = time.time()
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch, windows in stages:
         model.train()
         losses = []
-        for batch in _batches(train_w, cfg.batch_size, rng):
+        for batch in _batches(windows, cfg.batch_size, rng):
             ys = torch.tensor([w.start for w in batch], device=device)
             ye = torch.tensor([w.end for w in batch], device=device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
@@ -398,6 +424,8 @@ def fit(
             best_state = _cpu_state(model)
         if average is not None and trained is not None:
             average.swap_out(trained)
+        if isinstance(epoch, str):  # a cloze epoch: the real ones follow, whatever the clock says
+            continue
         if cfg.stop_after and epoch >= cfg.stop_after:
             log(f"stopping after epoch {epoch} (--stop-after)")
             break
