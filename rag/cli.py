@@ -590,6 +590,9 @@ def train_reader(
     if (ffn_out_fp32 or fp32_layers) and folds:
         err.print("[red]error:[/red] --ffn-out-fp32 and --fp32-layers shape the exported model; --folds exports none: drop them")
         raise typer.Exit(2)
+    if (cloze_weight != 1.0 or cloze_epochs) and not cloze:
+        err.print("[red]error:[/red] --cloze-weight and --cloze-epochs shape the cloze questions; add --cloze N")
+        raise typer.Exit(2)
     if all_data and not fit_from.is_file():
         err.print(
             f"[red]error:[/red] --all-data keeps the dev fit of a model trained without dev, and {fit_from} is not there (train one first)"

@@ -293,7 +293,10 @@ def test_train_reader_passes_the_cloze_weight_and_bounds_it(tmp_path, trained_co
     assert [(c.cloze, c.cloze_weight) for c in trained_configs] == [(4, 0.1)]
     assert rag("train-reader", "--out", str(tmp_path / "m")).exit_code == 0 and trained_configs[-1].cloze_weight == 1.0
     for bad in ("0", "1.5"):
-        assert rag("train-reader", "--cloze-weight", bad, "--out", str(tmp_path / "m")).exit_code == 2 and len(trained_configs) == 2
+        assert (
+            rag("train-reader", "--cloze", "4", "--cloze-weight", bad, "--out", str(tmp_path / "m")).exit_code == 2
+            and len(trained_configs) == 2
+        )
 
 
 def test_train_reader_passes_the_cloze_epochs_and_bounds_them(tmp_path, trained_configs):
@@ -303,6 +306,10 @@ def test_train_reader_passes_the_cloze_epochs_and_bounds_them(tmp_path, trained_
     assert rag("train-reader", "--out", str(tmp_path / "m")).exit_code == 0 and trained_configs[-1].cloze_epochs == 0
     for bad in ("-1", "11"):
         assert rag("train-reader", "--cloze-epochs", bad, "--out", str(tmp_path / "m")).exit_code == 2 and len(trained_configs) == 2
+    # without cloze questions there is nothing for them to shape: refused, nothing trained
+    for option, value in (("--cloze-epochs", "2"), ("--cloze-weight", "0.1")):
+        refused = rag("train-reader", option, value, "--out", str(tmp_path / "m"))
+        assert refused.exit_code == 2 and "add --cloze N" in refused.output and len(trained_configs) == 2
 
 
 def test_train_reader_passes_the_weight_average_decay_and_bounds_it(tmp_path, trained_configs):

@@ -327,6 +327,8 @@ def test_cloze_epochs_read_the_cloze_questions_alone_first_then_the_real_ones(e5
     assert len(stages[0][1]) + len(stages[1][1]) == len(windows) and stages[1][1] == stages[2][1]
     assert [e for e, _ in _stages(windows, examples, replace(cfg, cloze_epochs=0))] == [1, 2]
     assert [len(ws) for _, ws in _stages(windows, examples, replace(cfg, cloze_epochs=0))] == [len(windows)] * 2
+    real = [w for w in windows if examples[w.example].source != SOURCE]
+    assert _stages(real, examples, cfg) == [(1, real), (2, real)]  # no cloze question made: no cloze epoch
     # in training: a history row per stage epoch, the cloze epoch first; --stop-after counts real epochs
     fitted = fit(corpus["train"], corpus["dev"], replace(cfg, stop_after=1), weights=e5, log=lambda m: None)
     assert [h["epoch"] for h in fitted.history] == ["cloze 1", 1]

@@ -116,6 +116,8 @@ def _stages(windows: Sequence[Window], examples: Sequence[QAExample], cfg: Train
         return [(e, list(windows)) for e in range(1, cfg.epochs + 1)]
     cloze = [w for w in windows if examples[w.example].source == CLOZE_SOURCE]
     real = [w for w in windows if examples[w.example].source != CLOZE_SOURCE]
+    if not cloze:  # no paragraph gave a cloze question: nothing to read first
+        return [(e, real) for e in range(1, cfg.epochs + 1)]
     return [(f"cloze {e}", cloze) for e in range(1, cfg.cloze_epochs + 1)] + [(e, real) for e in range(1, cfg.epochs + 1)]
 
 
