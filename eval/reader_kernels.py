@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from rag.evaluation.bench import int8_vnni  # noqa: E402
 from rag.evaluation.metrics import exact_match, f1_score  # noqa: E402
 from rag.reader.data import QAExample, reader_corpus  # noqa: E402
 from rag.reader.runtime import SpanScorer, default_model_dir  # noqa: E402
@@ -66,8 +67,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--model", type=Path, default=default_model_dir())
     args = ap.parse_args()
-    flags = next((ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")), "").split()
-    print(f"CPU VNNI: {any('vnni' in f for f in flags)} (without it the shipped int8 kernels saturate)")
+    print(f"CPU VNNI: {int8_vnni()} (without it the shipped int8 kernels saturate)")
     corpus = reader_corpus(args.data)
     with tempfile.TemporaryDirectory() as tmp:
         shipped, exact = SpanScorer(args.model), SpanScorer(unsigned_copy(args.model, Path(tmp) / "u8"))

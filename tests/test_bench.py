@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rag.cli import app
-from rag.evaluation.bench import GOALS, stats_ms, summary_lines, synthetic_documents, verdicts
+from rag.evaluation.bench import GOALS, int8_vnni, stats_ms, summary_lines, synthetic_documents, verdicts
 from rag.testing import SyntheticEmbedder, WordHashEmbedder
 
 PARAGRAPHS = [
@@ -41,6 +41,17 @@ def test_verdicts_compare_each_measured_ratio_with_its_goal() -> None:
     assert "ingest_over_floor" not in v  # not measured, not judged
 
 
+def test_vnni_is_read_from_the_cpu_flags_and_unknown_without_them(tmp_path: Path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n\nprocessor\t: 1\n", encoding="utf-8")
+    assert int8_vnni(info) is True
+    info.write_text("flags\t\t: fpu sse2 avx2 fma\n", encoding="utf-8")  # AVX2 only: the int8 kernels saturate
+    assert int8_vnni(info) is False
+    info.write_text("processor\t: 0\nFeatures\t: fp asimd asimddp\n", encoding="utf-8")  # an ARM CPU: not x86 flags
+    assert int8_vnni(info) is None
+    assert int8_vnni(tmp_path / "missing") is None
+
+
 def test_synthetic_documents_are_distinct_and_vectors_stay_near_their_paragraph() -> None:
     rng = np.random.default_rng(1)
     base = rng.standard_normal((len(PARAGRAPHS), 8)).astype(np.float32)
@@ -64,6 +75,7 @@ def test_rag_bench_quick_reports_every_section(tmp_path) -> None:
     r = json.loads(res.stdout)
     m = r["machine"]
     assert m["cores"] >= 1 and m["cpu_model"] and m["python"] and m["numpy"] and m["faiss"]
+    assert m["onnxruntime"] and m["int8_vnni"] in (True, False, None)
 
     q = r["query"]
     for name in ("floor_query", "floor_query_after_import_rag", "ask", "ask_cached_repeat", "http_floor_query", "http_ask"):

