@@ -62,8 +62,8 @@ class TrainConfig:
     # Probability of a no-answer window per question from its retrieval-hard paragraph: the
     # training paragraph that e5 ranks first for it among those holding no answer text
     # (data.hard_paragraphs), the kind of passage the service reads beside the right one.
-    # Measured at 0.5 over two seeds (eval/RESULTS.md): dev F1 on the gold paragraph +3.9 and
-    # AUC answerable vs not +0.018, but the pipeline picks worse spans (-0.05), so off.
+    # Measured at 0.5 over three seeds (eval/RESULTS.md): dev F1 on the gold paragraph +3.9, but
+    # the pipeline picks worse spans on every seed (-0.037 selection) and abstains no more, so off.
     hard_negatives: float = 0.0
     # Cloze questions made from each Arabic training paragraph (rag.reader.cloze; 0 = none).
     cloze: int = 0
