@@ -517,6 +517,23 @@ def train_reader(
             "(one model's run time, N times the training). 4 beat each of its members in every fold of the cross-validation.",
         ),
     ] = 1,
+    teacher: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--teacher",
+            help="A model folder (reader.pt from rag train-reader) to distil from; repeat for an ensemble. Needs --distill.",
+            show_default=False,
+        ),
+    ] = None,
+    distill: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Weight of the teachers' averaged start/end distributions in the loss, against 1 - it for the gold labels (0 = off).",
+        ),
+    ] = 0.0,
+    temperature: Annotated[float, typer.Option(min=0.1, max=20.0, help="Softmax temperature of the distillation.")] = 2.0,
     threads: Annotated[int, typer.Option(min=1)] = 2,
     device: Annotated[
         str,
@@ -593,6 +610,17 @@ def train_reader(
     if (cloze_weight != 1.0 or cloze_epochs) and not cloze:
         err.print("[red]error:[/red] --cloze-weight and --cloze-epochs shape the cloze questions; add --cloze N")
         raise typer.Exit(2)
+    teachers = tuple(str(t) for t in teacher or [])
+    if bool(teachers) != (distill > 0):
+        err.print("[red]error:[/red] distillation needs both --teacher DIR (one or more) and --distill W > 0")
+        raise typer.Exit(2)
+    if teachers and folds:
+        err.print("[red]error:[/red] --folds with --teacher would leak: the teachers have read every fold's held-out articles")
+        raise typer.Exit(2)
+    missing = [t for t in teachers if not (Path(t) / "reader.pt").is_file()]
+    if missing:
+        err.print(f"[red]error:[/red] no reader.pt in teacher folder(s) {', '.join(missing)} (models from rag train-reader)")
+        raise typer.Exit(2)
     if all_data and not fit_from.is_file():
         err.print(
             f"[red]error:[/red] --all-data keeps the dev fit of a model trained without dev, and {fit_from} is not there (train one first)"
@@ -623,6 +651,9 @@ def train_reader(
         freeze_layers=freeze_layers,
         seed=seed,
         soup=soup,
+        teachers=teachers,
+        distill=distill,
+        temperature=temperature,
         threads=threads,
         device=device,
         bf16=bf16,

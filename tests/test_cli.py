@@ -320,6 +320,29 @@ def test_train_reader_passes_the_weight_average_decay_and_bounds_it(tmp_path, tr
         assert rag("train-reader", "--ema", bad, "--out", str(tmp_path / "m")).exit_code == 2 and len(trained_configs) == 1
 
 
+def test_train_reader_passes_the_teachers_and_refuses_half_a_distillation(tmp_path, trained_configs):
+    teachers = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "reader.pt").write_bytes(b"weights")
+        teachers += ["--teacher", str(tmp_path / name)]
+    ok = rag("train-reader", *teachers, "--distill", "0.5", "--temperature", "3", "--out", str(tmp_path / "m"))
+    assert ok.exit_code == 0, ok.output
+    assert [(c.teachers, c.distill, c.temperature) for c in trained_configs] == [((str(tmp_path / "a"), str(tmp_path / "b")), 0.5, 3.0)]
+    assert rag("train-reader", "--out", str(tmp_path / "m")).exit_code == 0 and trained_configs[-1].teachers == ()
+    refusals = {
+        "needs both": [*teachers],  # teachers without a weight
+        "needs both ": ["--distill", "0.5"],  # a weight without teachers
+        "would leak": [*teachers, "--distill", "0.5", "--folds", "3"],
+        "no reader.pt": ["--teacher", str(tmp_path / "none"), "--distill", "0.5"],
+    }
+    for message, args in refusals.items():
+        refused = rag("train-reader", *args, "--out", str(tmp_path / "m"))
+        assert refused.exit_code == 2 and message.strip() in flat(refused.output), (args, refused.output)
+    assert rag("train-reader", *teachers, "--distill", "1.5", "--out", str(tmp_path / "m")).exit_code == 2
+    assert len(trained_configs) == 2
+
+
 def test_train_reader_passes_the_soup_size_and_refuses_zero(tmp_path, trained_configs):
     seen = trained_configs
     ok = rag("train-reader", "--soup", "4", "--out", str(tmp_path / "m"))

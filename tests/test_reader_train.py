@@ -216,6 +216,14 @@ def test_all_data_trains_on_dev_too_keeps_the_last_epoch_and_carries_the_dev_fit
     assert "They are read alone for 2 epoch(s) first; the real questions' epochs follow (`--cloze-epochs`)." in write_card(out).read_text(
         encoding="utf-8"
     )
+    # a distilled model names its teachers' weights
+    assert "Distilled" not in card
+    manifest["history"]["teachers"] = [{"path": "build/t13", "sha256": "ab" * 32}]
+    manifest["history"]["config"] |= {"teachers": ["build/t13"], "distill": 0.5, "temperature": 2.0}
+    (out / "reader.json").write_text(json.dumps(manifest), encoding="utf-8")
+    distilled = write_card(out).read_text(encoding="utf-8")
+    assert "Distilled (`--teacher`, `--distill 0.5`, temperature 2): the start/end distributions of 1 model(s)" in distilled
+    assert "`abababababababab…` (build/t13)" in distilled
 
 
 @needs_data
@@ -355,3 +363,88 @@ def test_each_stage_warms_up_then_decays_to_zero():
     assert factors[0] == 0.5 and factors[1] == 1.0  # 2 warm-up steps
     assert all(a >= b for a, b in zip(factors[1:], factors[2:], strict=False)) and factors[-1] == pytest.approx(1 / 18)
     assert _lr_factor(20, 20, 0.1) == 0.0
+
+
+def test_the_distillation_loss_is_zero_at_the_teachers_distribution_and_scaled_by_t_squared():
+    torch = pytest.importorskip("torch")
+    from rag.reader.train import distill_loss
+
+    gen = torch.Generator().manual_seed(1)
+    s, e = torch.randn(2, 9, generator=gen), torch.randn(2, 9, generator=gen)
+    for t in (1.0, 2.0):
+        same = (torch.softmax(s / t, -1), torch.softmax(e / t, -1))
+        assert float(distill_loss(s, e, same, t)) == pytest.approx(0.0, abs=1e-6)
+    other = (torch.softmax(torch.randn(2, 9, generator=gen), -1), torch.softmax(torch.randn(2, 9, generator=gen), -1))
+    kl = torch.nn.functional.kl_div
+    by_hand = (
+        kl(torch.log_softmax(s / 2, -1), other[0], reduction="batchmean")
+        + kl(torch.log_softmax(e / 2, -1), other[1], reduction="batchmean")
+    ) / 2
+    assert float(distill_loss(s, e, other, 2.0)) == pytest.approx(4 * float(by_hand), rel=1e-5) and float(by_hand) > 0
+    # padding (probability 0 in the target, -1e4 in the logits) adds nothing
+    pad = torch.full((2, 3), -1e4)
+    padded = (torch.cat([other[0], torch.zeros(2, 3)], 1), torch.cat([other[1], torch.zeros(2, 3)], 1))
+    assert float(distill_loss(torch.cat([s, pad], 1), torch.cat([e, pad], 1), padded, 2.0)) == pytest.approx(
+        float(distill_loss(s, e, other, 2.0)), rel=1e-5
+    )
+
+
+@needs_data
+def test_a_student_learns_from_the_averaged_teachers_and_keeps_its_random_stream(tmp_path: Path, e5: E5File):
+    torch = pytest.importorskip("torch")
+    from rag.reader.model import SpanReaderModel, word_table
+    from rag.reader.train import LowerCache, TeacherTargets, TrainConfig, _same_lower_layers, fit, predict, training_corpus
+
+    cfg = TrainConfig(epochs=1, batch_size=4, limit=6, max_len=96, negatives=0.5, threads=1, freeze_layers=10)
+    corpus = training_corpus(DATA, cfg)
+    folders = []
+    for seed in (13, 14):
+        folder = tmp_path / f"t{seed}"
+        folder.mkdir()
+        torch.save(fit(corpus["train"], [], replace(cfg, seed=seed), weights=e5, log=lambda m: None).state, folder / "reader.pt")
+        folders.append(str(folder))
+    # the targets are the mean of the two teachers' softmax at T, each a distribution over the window
+    tok = ReaderTokenizer(e5.vocab)
+    windows = build_windows(tok, corpus["train"], max_len=96, stride=cfg.stride, max_question=cfg.max_question)
+    student = SpanReaderModel.from_e5(e5)
+    table = word_table(e5)
+    cache = LowerCache(student, table, windows, tok.pad, cfg.freeze_layers)
+    targets = TeacherTargets.compute(folders, student, e5, table, windows, tok.pad, cache, 2.0)
+    teachers = []
+    for folder in folders:
+        m = SpanReaderModel.from_e5(e5)
+        m.load_state_dict(torch.load(Path(folder) / "reader.pt"))
+        assert _same_lower_layers(m, student, cfg.freeze_layers)  # so the student's cache served it
+        teachers.append(predict(m, table, windows, tok.pad))  # a whole forward pass, no cache
+    for i, w in enumerate(windows[:5]):
+        ps, pe = targets.probs[id(w)]
+        want = sum(np.exp(t[i][0] / 2) / np.exp(t[i][0] / 2).sum() for t in teachers) / 2
+        assert np.allclose(ps, want, atol=1e-4) and ps.sum() == pytest.approx(1.0, abs=1e-4) and len(pe) == len(w.ids)
+    # a teacher whose lower layers differ (trained with fewer frozen) is read whole, not from the cache
+    with torch.no_grad():
+        m.layers[0].q.weight.mul_(3.0)
+    assert not _same_lower_layers(m, student, cfg.freeze_layers)
+    (tmp_path / "odd").mkdir()
+    torch.save(m.state_dict(), tmp_path / "odd" / "reader.pt")
+    odd = TeacherTargets.compute([str(tmp_path / "odd")], student, e5, table, windows, tok.pad, cache, 2.0)
+    first = TeacherTargets.compute(folders[:1], student, e5, table, windows, tok.pad, cache, 2.0)
+    whole = predict(m, table, windows, tok.pad)
+    got = odd.probs[id(windows[0])][0]
+    assert np.allclose(got, np.exp(whole[0][0] / 2) / np.exp(whole[0][0] / 2).sum(), rtol=1e-4, atol=1e-7)
+    assert np.abs(got - first.probs[id(windows[0])][0]).max() > 1e-5  # the cache would have hidden the change
+    # distilling changes what is learned, not the data order or the student's own random draws
+    plain = fit(corpus["train"], [], cfg, weights=e5, log=lambda m: None)
+    logs: list[str] = []
+    taught = fit(corpus["train"], [], replace(cfg, teachers=tuple(folders), distill=0.5), weights=e5, log=logs.append)
+    assert any(m.startswith("2 teachers read the training windows") for m in logs)
+    assert not torch.equal(taught.state["qa.weight"], plain.state["qa.weight"])
+    silent = fit(corpus["train"], [], replace(cfg, teachers=tuple(folders), distill=0.0), weights=e5, log=lambda m: None)
+    assert all(torch.equal(silent.state[k], plain.state[k]) for k in plain.state)
+    # the run records which weights taught it
+    from rag.index import sha256_file
+    from rag.reader.train import train
+
+    record = train(DATA, tmp_path / "student", replace(cfg, teachers=tuple(folders), distill=0.5), weights=e5, log=lambda m: None)
+    saved = json.loads((tmp_path / "student" / "history.json").read_text())
+    assert record["teachers"] == saved["teachers"] == [{"path": f, "sha256": sha256_file(Path(f) / "reader.pt")} for f in folders]
+    assert torch.equal(torch.load(tmp_path / "student" / "reader.pt")["qa.weight"], taught.state["qa.weight"])

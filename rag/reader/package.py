@@ -281,6 +281,16 @@ def write_card(out_dir: Path, command: str = "") -> Path:
         if per_paragraph
         else ""
     )
+    teachers = hist.get("teachers") or []
+    if teachers:
+        config = hist.get("config", {})
+        cloze += (
+            f"\n- Distilled (`--teacher`, `--distill {config.get('distill', 0):g}`, temperature {config.get('temperature', 2.0):g}):"
+            f" the start/end distributions of {len(teachers)} model(s) trained here on the data above, averaged, weigh"
+            f" {config.get('distill', 0):g} in the loss beside the gold labels. Their `reader.pt` sha256: "
+            + ", ".join(f"`{t['sha256'][:16]}…` ({t['path']})" for t in teachers)
+            + "."
+        )
     a, b = manifest["calibration"]
     env = manifest.get("built_with")
     built = (
