@@ -146,7 +146,7 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None) -> Fast
         app.router.routes.append(Route(MCP_PATH, McpEndpoint(app)))
 
     # add_middleware puts each new one outside the previous: the last added runs first.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(
         JsonCORSMiddleware,

@@ -28,6 +28,7 @@ _TYPE_BY_STATUS = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
@@ -79,12 +80,23 @@ def error_response(
     return JSONResponse(error_body(type, message, rid, details), status_code=status, headers=headers)
 
 
+MAX_DETAILS = 20  # validation errors listed in a 422; the message counts them all
+MAX_ECHO_CHARS = 100  # of a client's text (a key, an id, a path) quoted back in an error
+
+
+def clip(text: str, limit: int = MAX_ECHO_CHARS) -> str:
+    """``text`` cut to ``limit`` characters for quoting in an error: an answer never grows with
+    the size of what was sent (a 1 MB id, 50,000 bad list items)."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
 def validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
-    """Pydantic errors without the echoed input (could be large or secret) or internal URLs."""
+    """The first ``MAX_DETAILS`` pydantic errors, without the echoed input (could be large or
+    secret) or internal URLs; locations that hold a client's dict keys are clipped."""
     out = []
-    for e in exc.errors():
-        loc = [str(x) for x in e.get("loc", ())]
-        out.append({"loc": loc, "msg": e.get("msg", "invalid value"), "type": e.get("type", "value_error")})
+    for e in exc.errors()[:MAX_DETAILS]:
+        loc = [clip(str(x)) for x in e.get("loc", ())]
+        out.append({"loc": loc, "msg": clip(str(e.get("msg", "invalid value")), 300), "type": e.get("type", "value_error")})
     return out
 
 
@@ -100,9 +112,9 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
             return denied
     message = exc.detail if isinstance(exc.detail, str) else _TYPE_BY_STATUS.get(status, "error").replace("_", " ")
     if status == 404 and message == "Not Found":
-        message = f"no route for {request.method} {request.url.path}"
+        message = f"no route for {request.method} {clip(request.url.path)}"
     elif status == 405:
-        message = f"method {request.method} is not allowed on {request.url.path}"
+        message = f"method {request.method} is not allowed on {clip(request.url.path)}"
     return error_response(
         request,
         status,
@@ -135,6 +147,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     if refusal is not None:  # a body refused before routing (api.middleware), on a route with no access check
         return error_response(request, refusal[0], refusal[1], refusal[2], headers={"Connection": "close"})
     details = validation_details(exc)
+    errors = len(exc.errors())
     bad_json = [e for e in exc.errors() if e.get("type") == "json_invalid"]
     if bad_json:
         denied = await _access_denied(request)
@@ -145,7 +158,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
         return error_response(request, 400, "invalid_json", f"request body is not valid JSON: {reason} at position {pos}")
     first = details[0] if details else {"loc": [], "msg": "invalid request"}
     where = ".".join(x for x in first["loc"] if x != "body") or "body"
-    message = f"{where}: {first['msg']}" + (f" (and {len(details) - 1} more)" if len(details) > 1 else "")
+    message = f"{where}: {first['msg']}" + (f" (and {errors - 1} more)" if errors > 1 else "")
     return error_response(request, 422, "validation_error", message, details=details)
 
 

@@ -41,7 +41,7 @@ from starlette.types import Receive, Scope, Send
 
 from api.access_log import fingerprint, log_fields
 from api.deps import check_question_text
-from api.errors import ApiError, error_body
+from api.errors import ApiError, clip, error_body
 from api.schemas import MAX_TOP_K
 from rag.index import Index, IndexProblem
 from rag.pipeline import RAG, Snapshot
@@ -336,7 +336,7 @@ def build_server(app: FastAPI) -> MCPServer:
         index = (await _run_cpu(app, rag.live)).index  # one snapshot for the whole answer
         row = index.doc_row.get(doc_id)
         if row is None:
-            raise ToolError(f"no document {doc_id!r} in index version {index.version}; use the doc_id that ask or search returned")
+            raise ToolError(f"no document {clip(doc_id)!r} in index version {index.version}; use the doc_id that ask or search returned")
         full = index.texts[row]
         marked = None
         if start is not None or end is not None:

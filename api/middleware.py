@@ -9,6 +9,7 @@ headers and a browser widget can read them.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import re
@@ -102,11 +103,17 @@ class BodyLimitMiddleware:
     an empty body): the route's access check (``api.security.Guard``) answers it once the key or
     token and the rate limit have passed. So a client without a key gets 401 like everywhere
     else, and oversized or non-JSON bodies count against the rate limit like any request. The
-    body is still never read beyond ``max_bytes``; such answers close the connection."""
+    body is still never read beyond ``max_bytes``; such answers close the connection.
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    A body not complete within ``timeout_s`` of the request's start is refused with 408 the same
+    way: the server's header timer stops once the headers are in, and without this a client that
+    announces 100 bytes and sends 7 holds a connection (and its slot under the connection cap)
+    for as long as it likes."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float | None = None):
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s or None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -123,8 +130,13 @@ class BodyLimitMiddleware:
         else:
             chunks: list[bytes] = []
             total = 0
+            deadline = None if self.timeout_s is None else asyncio.get_running_loop().time() + self.timeout_s
             while True:
-                message = await receive()
+                try:
+                    message = await _receive_by(receive, deadline)
+                except TimeoutError:
+                    refusal = (408, "request_timeout", f"the request body was not complete within {self.timeout_s:g} s")
+                    break
                 if message["type"] == "http.disconnect":
                     return  # the client went away; nothing to answer
                 chunk = message.get("body", b"")
@@ -167,6 +179,12 @@ class BodyLimitMiddleware:
 
     def _too_large(self) -> tuple[int, str, str]:
         return 413, "payload_too_large", f"request body is larger than {self.max_bytes} bytes"
+
+
+async def _receive_by(receive: Receive, deadline: float | None) -> Message:
+    if deadline is None:
+        return await receive()
+    return await asyncio.wait_for(receive(), max(deadline - asyncio.get_running_loop().time(), 0.0))
 
 
 def _is_json(content_type: str) -> bool:

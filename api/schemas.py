@@ -426,6 +426,16 @@ class ChatMessage(BaseModel):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
 
+    @field_validator("content", mode="before")
+    @classmethod
+    def _unicode(cls, v: Any) -> Any:
+        # every turn and part, not only the question: an earlier user turn becomes a follow-up's
+        # topic, and reaches the embedder too (before: a 500 there)
+        for text in [v] if isinstance(v, str) else [p.get("text") for p in v if isinstance(p, dict)] if isinstance(v, list) else []:
+            if isinstance(text, str):
+                _no_lone_surrogates(text)
+        return v
+
 
 class ChatRequest(BaseModel):
     """The OpenAI chat-completions request; unknown fields (temperature, max_tokens, ...) are ignored."""

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
         "the TCP peer is the client (rate limits are per client address).",
     )
     header_timeout_s: float = Field(10.0, ge=0, description="Close a connection whose request headers are not complete in time (0 = off).")
+    body_timeout_s: float = Field(
+        30.0, ge=0, description="Answer 408 and close the connection when a request body is not complete in time (0 = off)."
+    )
     keep_alive_s: int = Field(5, ge=1, description="Close an idle keep-alive connection after this many seconds.")
     max_connections: int = Field(512, ge=0, description="Open connections served; beyond it a JSON 503 (0 = no cap).")
     graceful_shutdown_s: float = Field(10.0, ge=0, description="On SIGTERM, wait this long for requests in flight (0 = no limit).")

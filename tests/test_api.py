@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import threading
 import time
@@ -531,6 +532,36 @@ def test_chat_stream_is_openai_chunks_ending_with_done(client: TestClient) -> No
 )
 def test_chat_rejects_bad_requests(client: TestClient, body: dict) -> None:
     assert_error(client.post("/v1/chat/completions", json=body), 422, "validation_error")
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        # an earlier turn becomes a follow-up's topic: it reaches the embedder too
+        [{"role": "user", "content": "How many speakers were at the forum \ud800 in Dubai?"}, {"role": "user", "content": "and when?"}],
+        [{"role": "user", "content": [{"type": "text", "text": "bad \ud800 part"}]}],
+        [{"role": "assistant", "content": "\udfff"}, {"role": "user", "content": AR_Q}],
+    ],
+)
+def test_chat_rejects_lone_surrogates_in_any_turn(client: TestClient, messages: list[dict]) -> None:
+    body = json.dumps({"messages": messages})  # json.dumps writes a lone surrogate as a \ud800 escape
+    err = assert_error(
+        client.post("/v1/chat/completions", content=body, headers={"Content-Type": "application/json"}), 422, "validation_error"
+    )
+    assert "surrogate" in err["message"] and err["details"][0]["loc"][:2] == ["body", "messages"]
+
+
+def test_errors_do_not_grow_with_the_request(client: TestClient) -> None:
+    from api.errors import MAX_DETAILS
+
+    many = _chat(client, [{"role": "wizard", "content": "x"}] * 500)
+    err = assert_error(many, 422, "validation_error")
+    assert len(err["details"]) == MAX_DETAILS and "(and 499 more)" in err["message"]
+    assert len(many.content) < 5_000
+    long_id = "m" * 50_000
+    for r in (client.get(f"/v1/models/{long_id}"), client.get(f"/documents/{long_id}"), client.get(f"/no-such-route/{long_id}")):
+        assert_error(r, 404, "not_found")
+        assert len(r.content) < 1_000 and re.search(r"m… \(500\d\d characters\)", r.json()["error"]["message"])
 
 
 def test_models(client: TestClient) -> None:

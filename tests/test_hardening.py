@@ -436,6 +436,27 @@ def test_slow_and_silent_connections_are_closed_at_the_header_deadline_while_hea
         _stop(server, thread)
 
 
+def test_a_body_that_never_completes_gets_a_json_408_at_the_body_deadline(rag) -> None:
+    server, thread, port = _serve_with(rag, body_timeout_s=1.0)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            t0 = time.monotonic()
+            # 100 bytes announced, 10 sent: the header timer has stopped, the body deadline has not
+            s.sendall(b'POST /ask HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"question')
+            raw = b""
+            while chunk := s.recv(4096):  # the server answers, then closes the connection
+                raw += chunk
+            waited = time.monotonic() - t0
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408") and b"connection: close" in head.lower()
+        assert json.loads(body)["error"]["type"] == "request_timeout"
+        assert 0.9 < waited < 8  # at the deadline, not before it (nor never)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:  # a whole body in time is answered
+            assert c.post("/ask", json={"question": "palm trees?"}).status_code == 200
+    finally:
+        _stop(server, thread)
+
+
 def test_connections_beyond_the_cap_get_a_json_503(rag) -> None:
     server, thread, port = _serve_with(rag, max_connections=2, header_timeout_s=0)
     try:

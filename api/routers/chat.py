@@ -25,7 +25,7 @@ from api.conversation import (
     stream_pieces,
 )
 from api.deps import app_settings, checked_question, get_rag, on_live_version, run_cpu
-from api.errors import ApiError
+from api.errors import ApiError, clip
 from api.schemas import (
     CHAT_EXAMPLES,
     ChatCompletion,
@@ -63,7 +63,7 @@ async def list_models(request: Request) -> dict:
 @router.get("/models/{model_id}", response_model=ModelCard, responses=error_responses(404), summary="Describe a model")
 async def get_model(request: Request, model_id: str) -> dict:
     if model_id != MODEL_ID:
-        raise ApiError(404, "not_found", f"unknown model {model_id!r}; this service offers {MODEL_ID!r}")
+        raise ApiError(404, "not_found", f"unknown model {clip(model_id)!r}; this service offers {MODEL_ID!r}")
     return _model_card(_created(request))
 
 

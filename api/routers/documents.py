@@ -13,7 +13,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
 from api.access_log import log_fields
 from api.deps import get_rag, run_cpu
-from api.errors import ApiError
+from api.errors import ApiError, clip
 from api.schemas import (
     INGEST_EXAMPLES,
     DeleteResponse,
@@ -79,7 +79,7 @@ async def get_document(
     index = await _live_index(request)  # one snapshot for the whole answer
     row = index.doc_row.get(doc_id)
     if row is None:
-        raise ApiError(404, "not_found", f"no document {doc_id!r} in index version {index.version}")
+        raise ApiError(404, "not_found", f"no document {clip(doc_id)!r} in index version {index.version}")
     text = index.texts[row]
     out: dict[str, Any] = {
         "doc_id": doc_id,
@@ -132,11 +132,11 @@ async def add_documents(
 async def delete_document(request: Request, response: Response, doc_id: str) -> dict[str, Any]:
     rag = get_rag(request)
     if doc_id not in rag.snapshot.index.doc_row:
-        raise ApiError(404, "not_found", f"no document {doc_id!r} in the index")
+        raise ApiError(404, "not_found", f"no document {clip(doc_id)!r} in the index")
     try:
         report = await run_cpu(request, rag.remove, [doc_id])
     except KeyError:  # deleted by a concurrent request meanwhile
-        raise ApiError(404, "not_found", f"no document {doc_id!r} in the index") from None
+        raise ApiError(404, "not_found", f"no document {clip(doc_id)!r} in the index") from None
     log_fields(request, index_version=report.version)
     _set_version(response, report.version)
     return {"index_version": report.version, "removed": report.removed}
