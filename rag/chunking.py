@@ -33,6 +33,7 @@ class Chunker:
         overhead = token_count("")
         self._length = lambda t: max(token_count(t) - overhead, 0)
         self.overlap = overlap
+        self.size = chunk_tokens - overlap  # of a piece before its overlap is added
         # langchain only overlaps when its pieces are smaller than the overlap, so a text of
         # long sentences got chunks that merely touch. Split into (size - overlap) token
         # pieces without overlap instead, then extend each chunk back into the previous one
@@ -62,6 +63,7 @@ class Chunker:
                 spans.pop()
             spans.append((start, end))
             prev_start, prev_end = start, end
+        spans = [piece for s, e in spans for piece in self._bounded(doc.text, s, e)]
         chunks: list[Chunk] = []
         for i, (start, end) in enumerate(spans):
             if i:
@@ -69,6 +71,30 @@ class Chunker:
             inside = tuple(s for s in sentences if s.start < end and s.end > start)
             chunks.append(Chunk(doc.doc_id, i, start, end, doc.text[start:end], inside))
         return chunks
+
+    def _bounded(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
+        """``[start, end)`` as is, or cut into the longest prefixes of at most ``size`` tokens when
+        it is longer. The splitter's last resort, single characters, cannot close a piece: one
+        character counts 0 tokens once the prompt overhead is subtracted. So a text without spaces
+        (base64, minified code, Chinese or Japanese) came out as one chunk of any length: 2 MB of
+        base64 was one chunk, and a question over it needed 5 GiB in the span reader."""
+        if self._length(text[start:end]) <= self.size:
+            return [(start, end)]
+        out = []
+        guess = self.size  # characters; at least one per token
+        while start < end:
+            lo, hi = 1, min(end - start, 2 * guess)
+            while self._length(text[start : start + hi]) <= self.size and hi < end - start:
+                lo, hi = hi, min(end - start, 2 * hi)  # grow until over (or the end)
+            while lo < hi:  # the longest prefix within size: lo fits, everything above hi does not
+                mid = (lo + hi + 1) // 2
+                if self._length(text[start : start + mid]) <= self.size:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            out.append((start, start + lo))
+            start, guess = start + lo, lo
+        return out
 
     def _extend_back(self, text: str, start: int, floor: int) -> int:
         """The earliest word start in ``text[floor:start]`` that adds at most ``overlap``

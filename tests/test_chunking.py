@@ -121,6 +121,24 @@ def test_e5_chunks_overlap_inside_a_long_paragraph(e5):
         assert b.start < a.end, f"chunks {a.ordinal} and {b.ordinal} do not overlap"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Needle: the Aswan Low Dam was built in 1902. " + "QmFzZTY0" * 2500,  # a base64 blob on one line
+        "東京は日本の首都です。" * 600,  # Japanese: no spaces, and "。" is no separator
+        "x" * 30_000,
+    ],
+    ids=["base64", "japanese", "one-character"],
+)
+def test_e5_chunks_stay_bounded_in_text_without_spaces(e5, text):
+    # single characters count 0 tokens after the prompt overhead, so the splitter alone made
+    # each of these one chunk of the whole text
+    doc = Document("d", "t", text)
+    chunks = Chunker(e5.token_count, chunk_tokens=200, overlap=32).split(doc)
+    assert len(chunks) > 5
+    check_chunks(doc, chunks, e5.token_count, 200)
+
+
 # --- property: any text, cheap length counter ----------------------------------------------------
 
 _text = st.lists(

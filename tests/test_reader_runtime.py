@@ -104,6 +104,12 @@ def test_window_input_is_bounded(scorer):
     windows = scorer.windows(long_question, [long_context])
     assert all(len(ids) <= scorer.manifest.max_len for _, ids, _, _ in windows)
     assert len(windows) > 1  # the long passage is read in several windows, not cut
+    # ... up to a cap per passage: a passage of any length costs at most that many windows
+    from rag.reader.runtime import MAX_WINDOWS_PER_CONTEXT
+
+    huge = scorer.windows("ما هذا؟", ["كلمة " * 20_000, "قصير."])
+    assert [ci for ci, _, _, _ in huge].count(0) == MAX_WINDOWS_PER_CONTEXT
+    assert [ci for ci, _, _, _ in huge].count(1) == 1
 
 
 def test_answers_cite_exact_offsets_with_their_sentence(span_rag):

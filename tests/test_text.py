@@ -149,6 +149,20 @@ def test_sentence_spans_split_on_arabic_and_latin_terminators():
     assert _sentences(text) == ["هل حضرت القمة؟", "نعم حضرتها!", "كانت مفيدة؛", "وسأعود.", "Did you go?", "Yes."]
 
 
+def test_sentence_spans_are_bounded_in_text_without_sentence_ends():
+    from rag.text import MAX_SENTENCE_CHARS
+
+    words = " ".join(f"كلمة{i}" for i in range(3000))  # 23k characters, no terminator, no line break
+    text = f"جملة قصيرة. {words} وأخيرة."
+    spans = sentence_spans(text)
+    assert spans[0] == (0, len("جملة قصيرة."))
+    assert all(0 < e - s <= MAX_SENTENCE_CHARS for s, e in spans)
+    # cut between words, nothing lost: the pieces put back together are the text
+    assert " ".join(text[s:e] for s, e in spans) == text
+    assert all(not text[s].isspace() and not text[e - 1].isspace() for s, e in spans)
+    assert sentence_spans("x" * 5000) == [(0, 2000), (2000, 4000), (4000, 5000)]  # no space: cut anyway
+
+
 def test_sentence_spans_split_on_line_breaks():
     assert _sentences("العنوان الرئيسي\nنص الفقرة الأولى\n\n  فقرة ثانية  ") == [
         "العنوان الرئيسي",

@@ -182,6 +182,12 @@ def snap_to_words(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+# Windows read of one context at most (its beginning). A passage is one chunk, 1-2 windows; the
+# longest XQuAD or ARCD paragraph needs 6. The cap bounds what an index built before chunks were
+# bounded (rag.chunking) can make the reader hold: 2 MB in one chunk needed 5 GiB.
+MAX_WINDOWS_PER_CONTEXT = 8
+
+
 class SpanScorer:
     """Question + contexts -> the best span of each context (the model, without the index)."""
 
@@ -234,17 +240,18 @@ class SpanScorer:
         q = tok.encode(question).head(m.max_question)
         head = [tok.bos, *q.ids.tolist(), tok.eos, tok.eos]
         room = m.max_len - len(head) - 1
-        out = []
+        out: list[tuple[int, np.ndarray, np.ndarray, int]] = []
         for ci, text in enumerate(contexts):
             enc: Encoded = tok.encode(text)
             n = len(enc)
             a = 0
+            first_window = len(out)
             while n:
                 b = min(n, a + room)
                 ids = np.asarray([*head, *enc.ids[a:b].tolist(), tok.eos], dtype=np.int64)
                 offs = np.stack([enc.starts[a:b], enc.ends[a:b]], axis=1)
                 out.append((ci, ids, offs, len(head)))
-                if b >= n:
+                if b >= n or len(out) - first_window >= MAX_WINDOWS_PER_CONTEXT:
                     break
                 a += m.stride
         return out
