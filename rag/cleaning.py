@@ -63,6 +63,17 @@ BOILERPLATE_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 
 # Two or more newlines, i.e. one or more blank lines.
 _BLANK_RUN = re.compile(r"\n(?:[ \t]*\n)+")
+# Control characters are not text: a NUL or an ESC sequence from a JSONL record was stored and
+# printed as is, and `rag ask` wrote it to the terminal. Form and vertical feeds (PDF page
+# breaks) become line breaks; tab and newline stay.
+_PAGE_BREAK = re.compile("[\x0b\x0c]")
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+
+
+def strip_controls(text: str) -> str:
+    """``text`` without control characters other than tab and newline (form and vertical feeds
+    become newlines)."""
+    return _CONTROL.sub("", _PAGE_BREAK.sub("\n", text))
 
 
 def is_boilerplate(line: str) -> bool:
@@ -72,12 +83,14 @@ def is_boilerplate(line: str) -> bool:
 
 
 def clean_text(text: str) -> str:
-    """Normalise newlines, drop boilerplate lines, strip trailing spaces, collapse blank runs.
+    """Normalise newlines, drop control characters and boilerplate lines, strip trailing spaces,
+    collapse blank runs.
 
     Content lines are returned unchanged except for trailing whitespace; the result has no leading
     or trailing blank lines and never more than one blank line in a row.
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = strip_controls(text)
     kept = [line.rstrip() for line in text.split("\n") if not is_boilerplate(line)]
     return _BLANK_RUN.sub("\n\n", "\n".join(kept)).strip("\n")
 

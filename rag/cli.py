@@ -118,6 +118,14 @@ def ingest(
         loaded = load_paths(paths, max_file_bytes=settings.max_file_bytes)
     for s in loaded.skipped:
         err.print(f"[yellow]skipped[/yellow] {s.path}: {s.reason}")
+    unread = [s for s in loaded.skipped if s.unread]
+    if prune and unread:
+        # a mistyped path or one undecodable file would otherwise delete what the index holds of it
+        err.print(
+            f"[red]error:[/red] --prune refused: {len(unread)} input(s) could not be read (skipped above), and pruning "
+            "would delete their indexed documents; fix or remove them, or run without --prune. Nothing was written."
+        )
+        raise typer.Exit(2)
     if not loaded.documents and not prune:
         err.print("[red]error:[/red] no documents to index")
         raise typer.Exit(1)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from rag.cleaning import clean_text, extract_title
+from rag.cleaning import clean_text, extract_title, strip_controls
 from rag.schema import Document
 
 __all__ = [
@@ -56,6 +56,10 @@ class Skipped:
 
     path: str
     reason: str
+    # The input holds text that could not be read (not found, undecodable, too large, a bad
+    # record): pruning would delete what the index has of it. False when there is nothing to
+    # read: an unsupported file type, an empty input, a duplicate id.
+    unread: bool = True
 
 
 @dataclass
@@ -69,9 +73,10 @@ class LoadReport:
 class _Skip(Exception):
     """Raised inside the loaders to abandon one input with a reason (never escapes this module)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, unread: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.unread = unread
 
 
 # --- public API ---------------------------------------------------------------------------------
@@ -131,13 +136,13 @@ def load_file(path: Path, doc_id: str, *, max_file_bytes: int) -> LoadReport:
     try:
         documents, partial = _load_file(path, doc_id, max_file_bytes)
     except _Skip as exc:
-        _skip(report, str(path), exc.reason)
+        _skip(report, str(path), exc.reason, exc.unread)
         return report
     except Exception as exc:  # noqa: BLE001 - a parser bug must not abort the whole load
         _skip(report, str(path), f"failed to parse: {type(exc).__name__}: {exc}")
         return report
     for item in partial:
-        _skip(report, item.path, item.reason)
+        _skip(report, item.path, item.reason, item.unread)
     report.documents = documents
     return report
 
@@ -177,9 +182,9 @@ def documents_from_records(records: Iterable[Any]) -> LoadReport:
 # --- walking and bookkeeping --------------------------------------------------------------------
 
 
-def _skip(report: LoadReport, path: str, reason: str) -> None:
+def _skip(report: LoadReport, path: str, reason: str, unread: bool = True) -> None:
     logger.warning("skipped %s: %s", path, reason)
-    report.skipped.append(Skipped(path, reason))
+    report.skipped.append(Skipped(path, reason, unread))
 
 
 def _add(report: LoadReport, doc: Document, origin: dict[str, str], *, where: str) -> None:
@@ -189,6 +194,7 @@ def _add(report: LoadReport, doc: Document, origin: dict[str, str], *, where: st
             report,
             where,
             f"duplicate doc_id {doc.doc_id!r} (already loaded from {origin[doc.doc_id]})",
+            unread=False,
         )
         return
     origin[doc.doc_id] = where
@@ -228,7 +234,7 @@ def _load_file(path: Path, doc_id: str, limit: int) -> tuple[list[Document], lis
     """Read one file by its extension; raises ``_Skip`` when nothing in it can be used."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise _Skip(f"unsupported file type {suffix or '(no extension)'!r}")
+        raise _Skip(f"unsupported file type {suffix or '(no extension)'!r}", unread=False)
     if not path.is_file():
         raise _Skip("not a regular file")
     data = _read_bytes(path, limit)
@@ -256,7 +262,7 @@ def _read_bytes(path: Path, limit: int) -> bytes:
     if len(data) > limit:  # grew since stat
         raise _Skip(f"too large ({len(data)} bytes > {limit} byte limit)")
     if not data.strip():
-        raise _Skip("empty")
+        raise _Skip("empty", unread=False)
     return data
 
 
@@ -306,12 +312,15 @@ def _make_document(
     """Clean ``text`` and build the Document; an empty result is skipped, a missing title derived."""
     cleaned = clean_text(text)
     if not cleaned.strip():
-        raise _Skip("empty")
+        raise _Skip("empty", unread=False)
     try:
         f"{cleaned}{title or ''}{url or ''}".encode()
     except UnicodeEncodeError as exc:  # lone surrogates, e.g. from JSON "\ud800"
         raise _Skip("text is not valid Unicode (lone surrogate)") from exc
-    title = " ".join((title or "").split()) or extract_title(cleaned) or doc_id
+    if any(unicodedata.category(ch) == "Cc" for ch in doc_id):
+        # a newline in a file name would split the citation lines `rag ask` prints
+        raise _Skip(f"doc_id {doc_id[:80]!r} holds a control character")
+    title = " ".join(strip_controls(title or "").split()) or extract_title(cleaned) or doc_id
     return Document(doc_id=doc_id, title=title, text=cleaned, url=url or None, source=source)
 
 
@@ -486,7 +495,7 @@ def _jsonl_documents(path: Path, data: bytes) -> tuple[list[Document], list[Skip
         except _Skip as exc:
             bad.append(Skipped(where, exc.reason))
     if not documents and not bad:
-        raise _Skip("empty")
+        raise _Skip("empty", unread=False)
     return documents, bad
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.cleaning import clean_text, extract_title, is_boilerplate
+from rag.cleaning import clean_text, extract_title, is_boilerplate, strip_controls
 
 ARABIC = "وأكد معالي محمد عبدالله القرقاوي أن استضافة القمة الحكوميةِ تُشكّل خطوة مهمة في ١٠ – ١٢ فبراير."
 
@@ -153,7 +153,8 @@ _alphabet = st.sampled_from(
 @given(st.lists(_alphabet, max_size=60).map("".join) | st.text(max_size=300))
 def test_clean_text_only_keeps_input_lines(text: str) -> None:
     out = clean_text(text)
-    normalised = text.replace("\r\n", "\n").replace("\r", "\n")
+    normalised = strip_controls(text.replace("\r\n", "\n").replace("\r", "\n"))
+    assert not any(ch in out for ch in "\x00\x1b\x07\x7f\x85")  # control characters never come out
     input_lines = {line.rstrip() for line in normalised.split("\n")}
     assert all(line in input_lines for line in (out.split("\n") if out else []))
     assert "\n\n\n" not in out

@@ -60,6 +60,29 @@ def test_ingest_reports_what_it_did(cli_index, cli_corpus, tmp_path):
     assert "version 2: 0 added, 0 updated, 3 unchanged, 1 removed" in flat(pruned.stdout)
 
 
+def test_prune_refuses_when_an_input_could_not_be_read(cli_index, cli_corpus, tmp_path):
+    index = tmp_path / "index"
+    shutil.copytree(cli_index, index)
+    before = (index / "CURRENT").read_text()
+    # a mistyped path: every indexed document would have been "not found" and removed
+    typo = rag("ingest", str(tmp_path / "corpsu"), "--index", str(index), "--prune")
+    assert typo.exit_code == 2 and "--prune refused" in flat(typo.stderr) and "not found" in typo.stderr
+    # one file that no longer decodes: its indexed document would have been removed
+    broken = tmp_path / "broken"
+    shutil.copytree(cli_corpus, broken)
+    (broken / "ar_palms.txt").write_bytes("نخيل".encode() + b" caf\xe9 \xc3(")  # not UTF-8
+    bad = rag("ingest", str(broken), "--index", str(index), "--prune")
+    assert bad.exit_code == 2 and "ar_palms.txt" in bad.stderr and "Nothing was written" in flat(bad.stderr)
+    assert (index / "CURRENT").read_text() == before
+    assert "ar_palms" in Index.open(index).doc_ids
+    # nothing to read is not a failure: an unsupported file beside the corpus does not block pruning
+    (broken / "ar_palms.txt").unlink()
+    (broken / "notes.docx").write_bytes(b"PK")
+    ok = rag("ingest", str(broken), "--index", str(index), "--prune")
+    assert ok.exit_code == 0, ok.output
+    assert "1 removed" in flat(ok.stdout)
+
+
 def test_first_ingest_builds_every_document(cli_index):
     idx = Index.open(cli_index)
     assert sorted(idx.doc_ids) == ["ar_palms", "ar_space", "ar_summit", "en_coffee"]
