@@ -371,6 +371,16 @@ def test_admin_rejects_bad_documents_and_writes_nothing(make_client, payload) ->
     assert_error(c.get("/documents/ok"), 404, "not_found")
 
 
+def test_admin_refusal_of_many_bad_documents_stays_small(make_client) -> None:
+    from api.errors import MAX_DETAILS
+
+    c = make_client(admin_token=ADMIN)
+    r = c.post("/documents", json=[{"id": f"blank{i}", "text": " "} for i in range(500)], headers={"Authorization": f"Bearer {ADMIN}"})
+    err = assert_error(r, 422, "validation_error")
+    assert err["message"].startswith("500 of 500 documents cannot be indexed")  # the count is whole
+    assert len(err["details"]) == MAX_DETAILS and len(r.content) < 5_000
+
+
 # --- API keys, rate limit, body limit, CORS ----------------------------------------------------------
 
 

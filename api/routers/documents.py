@@ -13,7 +13,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
 from api.access_log import log_fields
 from api.deps import get_rag, run_cpu
-from api.errors import ApiError, clip
+from api.errors import MAX_DETAILS, ApiError, clip
 from api.schemas import (
     INGEST_EXAMPLES,
     DeleteResponse,
@@ -119,7 +119,7 @@ async def add_documents(
             422,
             "validation_error",
             f"{len(loaded.skipped)} of {len(records)} documents cannot be indexed; nothing was written",
-            details=[{"loc": ["body", s.path], "msg": s.reason, "type": "value_error"} for s in loaded.skipped],
+            details=[{"loc": ["body", s.path], "msg": clip(s.reason, 300), "type": "value_error"} for s in loaded.skipped[:MAX_DETAILS]],
         )
     rag = get_rag(request, need_index=False)  # the first documents may create the index
     report = await run_cpu(request, rag.ingest_documents, loaded.documents)
