@@ -42,7 +42,10 @@ def _settings(index: Path | None, reader: str | None = None) -> Settings:
         if reader not in reader_names():
             raise typer.BadParameter(f"unknown reader {reader!r}; known: {', '.join(reader_names())}", param_hint="--reader")
         update["reader"] = reader
-    return s.model_copy(update=update) if update else s
+    s = s.model_copy(update=update) if update else s
+    if s.index.exists() and not s.index.is_dir():
+        raise typer.BadParameter(f"{s.index} is a file, not an index folder", param_hint="--index")
+    return s
 
 
 def _rag(index: Path | None, reader: str | None = None) -> RAG:

@@ -83,6 +83,14 @@ def test_prune_refuses_when_an_input_could_not_be_read(cli_index, cli_corpus, tm
     assert "1 removed" in flat(ok.stdout)
 
 
+def test_an_index_path_that_is_a_file_is_a_usage_error(cli_corpus, tmp_path):
+    (tmp_path / "notadir").write_text("x")
+    for args in (("ingest", str(cli_corpus)), ("ask", "What is this?")):
+        result = rag(*args, "--index", str(tmp_path / "notadir"))
+        assert result.exit_code == 2 and "is a file, not an index folder" in flat(result.stderr)
+        assert "Traceback" not in result.output
+
+
 def test_first_ingest_builds_every_document(cli_index):
     idx = Index.open(cli_index)
     assert sorted(idx.doc_ids) == ["ar_palms", "ar_space", "ar_summit", "en_coffee"]
