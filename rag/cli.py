@@ -371,6 +371,11 @@ def eval_(
         if p is not None and not p.is_file():
             err.print(f"[red]error:[/red] no such file: {p}")
             raise typer.Exit(2)
+    if report is not None:  # checked before the run, not after it
+        try:
+            report.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise typer.BadParameter(f"cannot write a report into {report}: {exc.strerror or exc}", param_hint="--report") from exc
     settings = _settings(index, reader)
     bar, update = _progress()
     try:
@@ -407,7 +412,11 @@ def eval_(
     if d.get("gold_mismatches"):
         err.print(f"[yellow]warning:[/yellow] {d['gold_mismatches']} gold answers are not at their answer_start")
     if report is not None:
-        paths = write_report(report, run)
+        try:
+            paths = write_report(report, run)
+        except OSError as exc:
+            err.print(f"[red]error:[/red] the report could not be written into {report}: {exc}")
+            raise typer.Exit(2) from exc
         err.print("report: " + ", ".join(str(p) for p in paths.values()))
     if as_json:
         print(to_json(run.summary))

@@ -91,6 +91,18 @@ def test_an_index_path_that_is_a_file_is_a_usage_error(cli_corpus, tmp_path):
         assert "Traceback" not in result.output
 
 
+def test_eval_refuses_an_empty_selection_and_an_unwritable_report_before_running(cli_index, tmp_path):
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"id": "q1", "question": "Where?", "answers": ["x"], "doc_id": "ar_palms", "split": "dev"}) + "\n")
+    empty = rag("eval", str(qa), "--split", "test", "--index", str(cli_index), "--no-baselines", "--reader", "sentence")
+    assert empty.exit_code == 2 and "no questions to evaluate" in flat(empty.stderr)
+    (tmp_path / "taken").write_text("a file")
+    for target in (tmp_path / "taken", tmp_path / "taken" / "sub"):
+        blocked = rag("eval", str(qa), "--report", str(target), "--index", str(cli_index), "--reader", "sentence")
+        assert blocked.exit_code == 2 and "cannot write a report" in flat(blocked.stderr)
+    assert (tmp_path / "taken").read_text() == "a file"
+
+
 def test_first_ingest_builds_every_document(cli_index):
     idx = Index.open(cli_index)
     assert sorted(idx.doc_ids) == ["ar_palms", "ar_space", "ar_summit", "en_coffee"]

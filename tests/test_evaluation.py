@@ -4,6 +4,7 @@ runs over a tiny Arabic/English index, a synthetic SQuAD file and the ``rag eval
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +68,40 @@ def test_load_jsonl_names_the_bad_line(tmp_path):
     path.write_text('{"id": "q1", "question": "x", "answers": [], "doc_id": null}\n{"id": "q2"}\n', encoding="utf-8")
     with pytest.raises(ValueError, match=r"bad.jsonl:2"):
         load_jsonl(path)
+
+
+GOOD = {"id": "q1", "lang": "ar", "question": "متى تأسست المدينة؟", "answers": ["عام 1950"], "doc_id": "d1", "split": "dev"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"answers": "قمة"}, "'answers' must be a list"),  # was read as three one-letter golds
+        ({"answers": ["ok", 5]}, "each answer must be a string"),
+        ({"doc_id": ["d1"]}, "'doc_id' must be a string"),
+        ({"lang": "fr"}, "'lang' must be one of ar, en"),
+        ({"split": "train"}, "'split' must be dev or test"),
+        ({"question": 12345}, "'question' must be a string"),
+        ({"question": "  "}, "'question' is empty"),
+        ({"question": "bad \ud800"}, "lone surrogate"),
+        ({"id": True}, "'id' must be a string or an integer"),
+    ],
+)
+def test_load_jsonl_checks_every_field_before_anything_runs(tmp_path, change, message):
+    path = tmp_path / "qa.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n" + json.dumps({**GOOD, "id": "q2", **change}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"qa.jsonl:2: .*" + re.escape(message)):
+        load_jsonl(path)
+
+
+def test_load_jsonl_refuses_duplicate_ids_and_bytes_that_are_not_utf8(tmp_path):
+    path = _write_jsonl(tmp_path / "dup.jsonl", [GOOD, {**GOOD, "question": "again?"}])
+    with pytest.raises(ValueError, match=r"dup.jsonl:2: .*duplicate id 'q1' \(line 1\)"):
+        load_jsonl(path)
+    raw = tmp_path / "latin1.jsonl"
+    raw.write_bytes(json.dumps(GOOD).encode() + b"\n" + '{"id": "q2", "question": "caf\xe9"}'.encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1.jsonl: not valid UTF-8"):
+        load_jsonl(raw)
 
 
 # --------------------------------------------------------------------------------------------
@@ -192,6 +227,32 @@ def test_load_squad_questions_from_parallel_file(squad_files):
     assert {it.lang for it in s.items} == {"en"}
     # Gold answers stay the Arabic spans of the contexts file.
     assert s.items[1].answers == ("4000 زائر",) and s.items[1].doc_id == "Oasis_City-1"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"version": "1.1"},
+        {"data": "text"},
+        [],
+        {"data": [{"title": "t", "paragraphs": {"context": "c"}}]},
+        {"data": [{"title": "t", "paragraphs": [{"context": "c", "qas": [{"id": "a", "question": "q?", "answers": [{"text": "c"}]}]}]}]},
+        {"data": [{"title": "t", "paragraphs": [{"context": None, "qas": []}]}]},
+    ],
+    ids=["no-data", "data-a-string", "a-list", "paragraphs-an-object", "no-answer-start", "null-context"],
+)
+def test_load_squad_names_the_file_when_its_shape_is_wrong(tmp_path, data):
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"odd.json: not a SQuAD-format file"):
+        load_squad(path)
+
+
+def test_a_negative_answer_start_counts_as_a_mismatch(tmp_path):
+    qa = {"id": "a", "question": "Where?", "answers": [{"text": "Paris.", "answer_start": -6}]}
+    path = tmp_path / "neg.json"
+    path.write_text(json.dumps({"data": [{"title": "t", "paragraphs": [{"context": "It is in Paris.", "qas": [qa]}]}]}), encoding="utf-8")
+    assert len(load_squad(path).mismatches) == 1  # Python's negative slice found the text: not counted before
 
 
 def test_squad_split_is_deterministic_and_near_the_dev_share():

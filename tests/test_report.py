@@ -67,6 +67,31 @@ def test_write_report_writes_markdown_json_and_a_valid_png(tmp_path):
     assert "How many visitors \\| per year?" in md  # a pipe in a question does not break the table
 
 
+def test_markdown_headers_name_the_systems_the_run_compared():
+    run = _run()
+    only = {**run.summary, "baselines": {"sentence": run.summary["baselines"]["bm25"]}}  # e.g. span reader, --no-baselines
+    md = markdown(only)
+    assert "| metric | system | sentence |\n|---|---:|---:|" in md and "bm25" not in md
+    row = next(line for line in md.splitlines() if line.startswith("| answer hit@1 |"))
+    assert row.count("|") == 4  # as many cells as headers
+
+
+def test_a_failed_report_write_leaves_no_partial_report(tmp_path, monkeypatch):
+    from rag.evaluation import report
+
+    out = tmp_path / "out"
+    write_report(out, _run())
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(report, "markdown", broken)  # the last file written fails
+    with pytest.raises(OSError, match="disk full"):
+        write_report(out, _run())
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the earlier report, whole
+
+
 def test_markdown_rows_show_each_system_side_by_side():
     md = markdown(_run().summary)
     # answer hit@1 over the two answerable questions: system 1/2, bm25 1/2, dense 1/2

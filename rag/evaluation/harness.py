@@ -119,31 +119,69 @@ def read_jsonl(path: Path | str) -> JsonlSet:
     found an answer unhelpful for, whose right answer nobody has written yet) has no gold to
     score against: it is skipped and its id listed, never read as unanswerable."""
     out = JsonlSet([])
-    with Path(path).open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
+    seen: dict[str, int] = {}
+    for lineno, line in enumerate(_read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+            if not isinstance(r, dict):
+                raise ValueError(f"a line must be a JSON object, not {type(r).__name__}")
+            if r.get("needs_review") is True:
+                out.needs_review.append(str(r["id"]))
                 continue
-            try:
-                r = json.loads(line)
-                if r.get("needs_review") is True:
-                    out.needs_review.append(str(r["id"]))
-                    continue
-                answers = tuple(r["answers"])
-                if any(not isinstance(a, str) for a in answers):
-                    raise ValueError("answers must be strings")
-                out.items.append(
-                    QAItem(
-                        str(r["id"]),
-                        r.get("lang") or detect_language(r["question"]),
-                        r["question"],
-                        answers,
-                        r.get("doc_id"),
-                        r.get("split"),
-                    )
-                )
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                raise ValueError(f"{path}:{lineno}: not a QA record ({exc})") from exc
+            item = _qa_item(r)
+            if item.id in seen:
+                raise ValueError(f"duplicate id {item.id!r} (line {seen[item.id]})")
+            seen[item.id] = lineno
+            out.items.append(item)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"{path}:{lineno}: not a QA record ({exc})") from exc
     return out
+
+
+def _read_text(path: Path | str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from exc
+
+
+def _text(value: Any, what: str) -> str:
+    """``value`` as a string that UTF-8 can hold, or ValueError naming ``what``."""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string, not {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} holds a lone surrogate (not valid Unicode)") from None
+    return value
+
+
+def _qa_item(r: dict[str, Any]) -> QAItem:
+    """One record of our format, every field checked: a wrong type fails here, with its name,
+    not after the questions have run (``"answers": "قمة"`` became three one-letter golds)."""
+    if isinstance(r.get("id"), bool) or not isinstance(r.get("id"), str | int):
+        raise ValueError("'id' must be a string or an integer")
+    question = _text(r["question"], "'question'")
+    if not question.strip():
+        raise ValueError("'question' is empty")
+    answers = r["answers"]
+    if not isinstance(answers, list):
+        raise ValueError(f"'answers' must be a list of strings, not {type(answers).__name__}")
+    lang, doc_id, split = r.get("lang"), r.get("doc_id"), r.get("split")
+    if lang is not None and lang not in LANGUAGES:
+        raise ValueError(f"'lang' must be one of {', '.join(LANGUAGES)} (or left out), not {lang!r}")
+    if split is not None and split not in ("dev", "test"):
+        raise ValueError(f"'split' must be dev or test (or left out), not {split!r}")
+    return QAItem(
+        _text(str(r["id"]), "'id'"),
+        lang or detect_language(question),
+        question,
+        tuple(_text(a, "each answer") for a in answers),
+        None if doc_id is None else _text(doc_id, "'doc_id'"),
+        split,
+    )
 
 
 def load_jsonl(path: Path | str) -> list[QAItem]:
@@ -159,9 +197,24 @@ def squad_split(article_title: str) -> str:
     return "dev" if h % 10 < SQUAD_DEV_TENTHS else "test"
 
 
+def _squad_json(path: Path | str) -> dict[str, Any]:
+    try:
+        data = json.loads(_read_text(path))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise ValueError(f'{path}: not a SQuAD-format file (no "data" list at the top)')
+    return data
+
+
 def _squad_questions(path: Path | str) -> dict[str, str]:
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return {str(qa["id"]): qa["question"] for art in data["data"] for par in art["paragraphs"] for qa in par["qas"]}
+    data = _squad_json(path)
+    try:
+        return {
+            str(qa["id"]): _text(qa["question"], "a question") for art in data["data"] for par in art["paragraphs"] for qa in par["qas"]
+        }
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{path}: not a SQuAD-format file ({type(exc).__name__}: {exc})") from exc
 
 
 def load_squad(path: Path | str, questions_from: Path | str | None = None) -> SquadSet:
@@ -173,8 +226,15 @@ def load_squad(path: Path | str, questions_from: Path | str | None = None) -> Sq
     language is detected from the new text; answers stay those of ``path``'s contexts.
     SQuAD 2.0 ``is_impossible`` questions become unanswerable items.
     """
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    data = _squad_json(path)
     other = _squad_questions(questions_from) if questions_from is not None else None
+    try:
+        return _squad_set(path, data, other)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{path}: not a SQuAD-format file ({type(exc).__name__}: {exc})") from exc
+
+
+def _squad_set(path: Path | str, data: dict[str, Any], other: dict[str, str] | None) -> SquadSet:
     out = SquadSet([], [])
     seen_titles: dict[str, int] = {}
     for article in data["data"]:
@@ -183,20 +243,20 @@ def load_squad(path: Path | str, questions_from: Path | str | None = None) -> Sq
             i = seen_titles.get(title, 0)  # continue numbering if a title repeats
             seen_titles[title] = i + 1
             doc_id = f"{title}-{i}"
-            context = paragraph["context"]
+            context = _text(paragraph["context"], f"the context of {doc_id!r}")
             out.documents.append(Document(doc_id, title, context, source=str(path)))
             for qa in paragraph["qas"]:
                 qid = str(qa["id"])
                 answers: list[str] = []
                 for a in [] if qa.get("is_impossible") else qa["answers"]:
                     out.gold_answers += 1
-                    start, text = int(a["answer_start"]), a["text"]
-                    found = context[start : start + len(text)]
+                    start, text = int(a["answer_start"]), _text(a["text"], f"an answer of question {qid!r}")
+                    found = context[start : start + len(text)] if start >= 0 else ""
                     if found != text:
                         out.mismatches.append(GoldMismatch(qid, text, start, found))
                     if text not in answers:
                         answers.append(text)
-                question = qa["question"]
+                question = _text(qa["question"], f"question {qid!r}")
                 if other is not None:
                     if qid not in other:
                         out.questions_unmatched += 1
@@ -206,6 +266,15 @@ def load_squad(path: Path | str, questions_from: Path | str | None = None) -> Sq
                     QAItem(qid, detect_language(question), question, tuple(answers), doc_id if answers else None, squad_split(title))
                 )
     return out
+
+
+def _chosen(items: Sequence[QAItem], split: Split, limit: int | None, path: Path | str) -> list[QAItem]:
+    """``select``, refusing an empty result before anything is indexed or asked: a report of
+    dashes with exit code 0 read as a run that passed."""
+    chosen = select(items, split, limit)
+    if not chosen:
+        raise ValueError(f"{path}: no questions to evaluate (split {split!r}, {len(items)} questions in all)")
+    return chosen
 
 
 def select(items: Sequence[QAItem], split: Split = "all", limit: int | None = None) -> list[QAItem]:
@@ -516,7 +585,7 @@ def run_jsonl(
     """Evaluate our JSONL QA set against the index in ``settings.index``."""
     settings = eval_settings(settings)
     qaset = read_jsonl(path)
-    items = select(qaset.items, split, limit)
+    items = _chosen(qaset.items, split, limit, path)
     systems = build_systems(settings, embedder or make_embedder(settings), baselines=baselines)
     missing = sorted({it.doc_id for it in items if it.doc_id} - set(systems["system"].snapshot.index.doc_row))
     dataset = {
@@ -574,7 +643,7 @@ def run_squad(
     """
     settings = eval_settings(settings)
     squad = load_squad(path, questions_from)
-    items = select(squad.items, split, limit)
+    items = _chosen(squad.items, split, limit, path)
     embedder = embedder or make_embedder(settings)
     key = index_key(squad.documents, embedder.model_id, settings)
     with _index_dir(Path(index_cache) if index_cache else None, key) as root:

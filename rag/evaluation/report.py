@@ -145,7 +145,8 @@ def markdown(summary: dict[str, Any], plot_name: str | None = "hitk.png") -> str
     run_line = f"Run {d.get('date', '')}; options: split `{d['split']}`, limit `{d['limit']}`, k `{d['k']}`."
     lines = [f"# Evaluation: {d['name']}", "", dataset_line(summary), "", run_line, ""]
     for lang, heading in _scopes(summary):
-        lines += [f"## {heading}", "", "| metric | system | bm25 | dense |", "|---|---:|---:|---:|"]
+        names = systems(summary)  # the systems this run compared, in the order metric_rows gives
+        lines += [f"## {heading}", "", f"| metric | {' | '.join(names)} |", "|---|" + "---:|" * len(names)]
         lines += [f"| {label} | " + " | ".join(values) + " |" for label, values in metric_rows(summary, lang)]
         lines.append("")
     lat = summary["latency_ms"]
@@ -159,7 +160,7 @@ def markdown(summary: dict[str, Any], plot_name: str | None = "hitk.png") -> str
         for f in fails[:FAILURES_SHOWN]:
             returned = f["returned_text"] or "(abstained)"
             lines.append(
-                f"| {f['id']} | {f['lang']} | {f['reason']} | {f['gold_rank'] or '–'} | {_md_escape(f['question'])} "
+                f"| {_md_escape(f['id'])} | {_md_escape(f['lang'])} | {f['reason']} | {f['gold_rank'] or '–'} | {_md_escape(f['question'][:300])} "
                 f"| {_md_escape(' / '.join(f['expected']) or '(unanswerable)')} | {_md_escape(returned[:200])} |"
             )
         if len(fails) > FAILURES_SHOWN:
@@ -178,10 +179,19 @@ def write_report(directory: Path | str, run: EvalRun) -> dict[str, Path]:
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"report": out / "report.md", "metrics": out / "metrics.json"}
-    paths["metrics"].write_text(json.dumps(run.summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    plot: Path | None = None
     if can_plot():
-        plot = paths["plot"] = out / "hitk.png"
-        plot_hit_curves(hit_curves(run.results), plot, run.summary["dataset"]["name"])
-    paths["report"].write_text(markdown(run.summary, plot.name if plot else None), encoding="utf-8")
+        paths["plot"] = out / "hitk.png"
+    # every file is written aside first and moved into place only when all are: a failure leaves
+    # the directory as it was, never a report of one run beside metrics of another (or empty)
+    staged = {name: path.with_name(f".{path.name}.tmp") for name, path in paths.items()}
+    try:
+        staged["metrics"].write_text(json.dumps(run.summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        if "plot" in staged:
+            plot_hit_curves(hit_curves(run.results), staged["plot"], run.summary["dataset"]["name"])
+        staged["report"].write_text(markdown(run.summary, "hitk.png" if "plot" in paths else None), encoding="utf-8")
+        for name, path in paths.items():
+            staged[name].replace(path)
+    finally:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)
     return paths
