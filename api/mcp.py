@@ -258,17 +258,44 @@ def _document_window(length: int, start: int | None, end: int | None) -> tuple[i
 # --- the server -------------------------------------------------------------------------------
 
 
+class _ClippedErrors(logging.Filter):
+    """The SDK logs a failing handler with its traceback, and the exception's text can hold what
+    the client sent: `prompts/get` with a 1 MB unknown name logged it twice, and under a rich
+    handler took seconds per request on the event loop (the time grows with the square of the
+    name). Such a record keeps its message and the exception's type and clipped text only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and len(str(exc)) > 300:
+            record.msg, record.args = f"{record.getMessage()}: {type(exc).__name__}: {clip(str(exc), 300)}", ()
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+_SDK_ERROR_LOGGERS = ("mcp.shared.jsonrpc_dispatcher", "mcp.server.mcpserver.server", "mcp.server.lowlevel.server")
+
+
 def build_server(app: FastAPI) -> MCPServer:
     """The MCP server with its three read-only tools, over ``app``'s live state."""
-    server: MCPServer = MCPServer(
-        "rag-arabic",
-        title="Arabic/English document QA",
-        instructions=INSTRUCTIONS,
-        version=app.version,
-        # The SDK calls logging.basicConfig with this level; a no-op under `rag serve`, which
-        # configures logging first. The service's own logs go through `api.*`.
-        log_level="WARNING",
-    )
+    # The SDK's constructor calls logging.basicConfig with a rich handler. A no-op under `rag
+    # serve`, which configures logging first; anywhere else (tests, `uvicorn --factory`) it would
+    # take over the process's root logger, so the root holds a handler while it runs.
+    root, placeholder = logging.getLogger(), logging.NullHandler()
+    root.addHandler(placeholder)
+    try:
+        server: MCPServer = MCPServer(
+            "rag-arabic",
+            title="Arabic/English document QA",
+            instructions=INSTRUCTIONS,
+            version=app.version,
+            log_level="WARNING",  # the service's own logs go through `api.*`
+        )
+    finally:
+        root.removeHandler(placeholder)
+    for name in _SDK_ERROR_LOGGERS:
+        sdk_logger = logging.getLogger(name)
+        if not any(isinstance(f, _ClippedErrors) for f in sdk_logger.filters):
+            sdk_logger.addFilter(_ClippedErrors())
     read_only = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
     @server.tool(title="Answer a question with a cited span", description=ASK_DESCRIPTION, annotations=read_only)

@@ -9,6 +9,7 @@ End to end (slow): a real ``rag serve``, spoken to by the SDK's client over TCP.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -271,6 +272,26 @@ def test_other_methods_and_the_off_switch(make_app) -> None:
     with TestClient(make_app(mcp=False)) as http:
         r = http.post("/mcp", json=TOOLS_LIST, headers=MCP_HEADERS)
         assert r.status_code == 404 and r.json()["error"]["type"] == "not_found"
+
+
+def test_the_sdk_leaves_the_root_logger_alone(make_app, monkeypatch) -> None:
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])  # a process that has configured no logging
+    api.mcp.build_server(make_app())  # as each run of the app's lifespan does
+    assert root.handlers == []  # the SDK's logging.basicConfig would have installed a rich handler
+
+
+def test_a_failing_call_with_a_huge_name_logs_a_bounded_record(make_app, caplog) -> None:
+    name = "p" * 200_000
+    rpc = {"jsonrpc": "2.0", "id": 7, "method": "prompts/get", "params": {"name": name}}
+    with TestClient(make_app()) as http, caplog.at_level(logging.ERROR):
+        r = http.post("/mcp", json=rpc, headers=MCP_HEADERS)
+    assert r.status_code == 200 and "Unknown prompt" in r.text  # a JSON-RPC error, not a 5xx
+    sdk = [rec for rec in caplog.records if rec.name.startswith("mcp.")]
+    assert sdk, "the SDK logged the failure"
+    for rec in sdk:
+        assert rec.exc_info is None and len(rec.getMessage()) < 1_000
+        assert "ValueError: Unknown prompt: ppp" in rec.getMessage()
 
 
 def test_window_helper() -> None:
