@@ -11,10 +11,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from rag.feedback import MAX_COMMENT_CHARS
-from rag.loading import url_problem
+from rag.loading import doc_id_problem, url_problem
 
 MAX_TOP_K = 50
 
@@ -198,7 +209,13 @@ class SearchResponse(BaseModel):
 # --- documents ----------------------------------------------------------------------------------
 
 
-DocumentId = Annotated[StrictStr, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]*$")]
+def _addressable(doc_id: str) -> str:
+    if (problem := doc_id_problem(doc_id)) is not None:
+        raise ValueError(problem)
+    return doc_id
+
+
+DocumentId = Annotated[StrictStr, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]*$"), AfterValidator(_addressable)]
 
 
 class DocumentIn(BaseModel):

@@ -317,11 +317,22 @@ def _make_document(
         f"{cleaned}{title or ''}{url or ''}".encode()
     except UnicodeEncodeError as exc:  # lone surrogates, e.g. from JSON "\ud800"
         raise _Skip("text is not valid Unicode (lone surrogate)") from exc
-    if any(unicodedata.category(ch) == "Cc" for ch in doc_id):
-        # a newline in a file name would split the citation lines `rag ask` prints
-        raise _Skip(f"doc_id {doc_id[:80]!r} holds a control character")
+    if (problem := doc_id_problem(doc_id)) is not None:
+        raise _Skip(f"doc_id {doc_id[:80]!r} {problem}")
     title = " ".join(strip_controls(title or "").split()) or extract_title(cleaned) or doc_id
     return Document(doc_id=doc_id, title=title, text=cleaned, url=url or None, source=source)
+
+
+def doc_id_problem(doc_id: str) -> str | None:
+    """Why ``doc_id`` cannot name a document (None when it can). A control character: a newline
+    splits the citation lines `rag ask` prints. A ``.`` or ``..`` path segment: the id goes into
+    ``/documents/{doc_id}`` links, which a URL parser resolves, so the widget's source view of
+    ``../../health`` fetched ``/health``."""
+    if any(unicodedata.category(ch) == "Cc" for ch in doc_id):
+        return "holds a control character"
+    if any(part in (".", "..") for part in doc_id.split("/")):
+        return "holds a '.' or '..' path segment"
+    return None
 
 
 def url_problem(url: str) -> str | None:

@@ -361,6 +361,8 @@ def test_admin_add_ask_delete_cycle(make_client, rag: RAG) -> None:
         {"id": ["x"], "text": "t"},
         [{"id": "ok", "text": "Fine text."}, {"id": "blank", "text": "   \n  "}],
         [{"id": "dup", "text": "One."}, {"id": "dup", "text": "Two."}],
+        {"id": "../../health", "text": "Its source link would resolve to /health."},
+        {"id": "faq/./hours", "text": "A dot segment."},
     ],
 )
 def test_admin_rejects_bad_documents_and_writes_nothing(make_client, payload) -> None:

@@ -293,21 +293,25 @@ def test_duplicate_doc_ids_are_skipped(tmp_path: Path) -> None:
 # --- API records --------------------------------------------------------------------------------
 
 
-def test_control_characters_never_reach_the_index(tmp_path: Path) -> None:
+def test_control_characters_and_unaddressable_ids_never_reach_the_index(tmp_path: Path) -> None:
     records = [
         {"id": "ctl", "title": "T\x00itle\x1b]0;X\x07", "text": "Paris\x00 is the capital.\x1b[31m\x0cNext page.\tTabbed."},
         {"id": "bad\nid", "text": "A record whose id would split a citation line."},
+        {"id": "../../health", "text": "A record whose source link would resolve to /health."},
+        {"id": "faq/./hours", "text": "A dot segment in the middle."},
+        {"id": "v1.2/notes..txt", "text": "Dots inside a segment are fine."},
     ]
     (tmp_path / "r.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
     (tmp_path / "new\nline.txt").write_text("A file name with a newline.", encoding="utf-8")
     report = load_paths([tmp_path])
     docs = _by_id(report)
-    assert list(docs) == ["ctl"]
+    assert list(docs) == ["ctl", "v1.2/notes..txt"]
     # escape sequences lose their ESC and are harmless text; a form feed (PDF page break) is a line break
     assert docs["ctl"].text == "Paris is the capital.[31m\nNext page.\tTabbed."
     assert docs["ctl"].title == "Title]0;X"
     skipped = {s.path: s.reason for s in report.skipped}
     assert "control character" in skipped[f"{tmp_path / 'r.jsonl'}:2"]
+    assert "path segment" in skipped[f"{tmp_path / 'r.jsonl'}:3"] and "path segment" in skipped[f"{tmp_path / 'r.jsonl'}:4"]
     assert "control character" in skipped[str(tmp_path / "new\nline.txt")]
 
 
