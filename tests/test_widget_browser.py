@@ -12,6 +12,7 @@ no browser download). Screenshots of the open widget go to ``test-output/`` (git
 from __future__ import annotations
 
 import gzip
+import json
 import re
 import shutil
 import threading
@@ -437,6 +438,36 @@ def test_loading_state_then_unreachable_service_offers_retry(page: Page, server:
     expect(answer).to_have_count(1)
     expect(page.locator("rag-helpdesk .msg.error")).to_have_count(0)
     expect(page.locator("rag-helpdesk .msg.user")).to_have_count(1)  # the retry is not a new question
+
+
+def test_the_services_own_503_message_is_shown_and_a_long_title_keeps_the_header_usable(browser: Browser, server: str) -> None:
+    with demo_page(browser, server, {"width": 360, "height": 700}) as page:
+        to_english(page)
+        page.evaluate("document.querySelector('rag-helpdesk').dataset.title = 'H' + 'e'.repeat(300)")
+        open_panel(page)
+        close = page.locator("rag-helpdesk header .close").bounding_box()
+        assert close is not None and close["x"] + close["width"] <= 360  # not pushed off screen by the title
+        body = '{"error": {"type": "unavailable", "message": "The index is being rebuilt; try again in a minute."}}'
+        page.route("**/ask", lambda route: route.fulfill(status=503, content_type="application/json", body=body))
+        reply = ask(page, EN_QUESTION)
+        # the service said why: not "can't be reached", which is for a proxy's 502-504
+        expect(reply).to_contain_text("The index is being rebuilt; try again in a minute.")
+        expect(reply.locator(".retry")).to_be_visible()
+
+
+def test_a_snippet_never_cuts_an_astral_character_in_half(page: Page, server: str) -> None:
+    real = api_ask(server, EN_QUESTION)
+    cite = {**real["citations"][0], "text": "ab " + "𝒜" * 300}  # one word longer than a snippet
+    cite["end"] = cite["start"] + 303
+    answer = {**real["answer"], "doc_id": cite["doc_id"], "start": cite["start"] + 3, "end": cite["start"] + 303, "text": "𝒜" * 300}
+    answer.update(sentence=None, focus=None)
+    fake = {**real, "answer": answer, "citations": [cite]}
+    page.route("**/ask", lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(fake)))
+    to_english(page)
+    open_panel(page)
+    reply = ask(page, EN_QUESTION)
+    mark = reply.locator(".cite-snippet mark").first.text_content() or ""
+    assert mark and set(mark) == {"𝒜"}  # whole characters only: a cut pair showed as U+FFFD
 
 
 CUSTOMER_PAGE = """<!doctype html><html lang="ar"><head><meta charset="utf-8">

@@ -166,6 +166,12 @@
     return i;
   }
 
+  /** `i`, or one less where it would split a surrogate pair (an astral character such as 𝒜). */
+  function pairSafe(text, i) {
+    const c = text.charCodeAt(i - 1);
+    return i > 0 && i < text.length && c >= 0xd800 && c <= 0xdbff ? i - 1 : i;
+  }
+
   /** `i` moved backwards to the end of a word. */
   function wordEnd(text, i, limit) {
     if (i > 0 && i < text.length && !isSpace(text[i])) while (i > limit && !isSpace(text[i - 1])) i--;
@@ -192,11 +198,11 @@
     let markEnd = ue;
     if (ue - from > max) {
       const cut = wordEnd(text, from + max, us);
-      markEnd = cut > us ? cut : from + max; // one word longer than the window: cut it
+      markEnd = cut > us ? cut : pairSafe(text, from + max); // one word longer than the window: cut it
     }
     let to = markEnd;
     if (markEnd === ue && from + max > ue) to = from + max >= text.length ? text.length : wordEnd(text, from + max, ue);
-    return { from, to, markEnd };
+    return { from, to: pairSafe(text, to), markEnd };
   }
 
   /** The parts of an answer to show, as document offsets: the short answer (the span reader's
@@ -304,7 +310,7 @@ svg { fill: none; stroke: currentColor; stroke-width: 2; stroke-linecap: round; 
 :host([data-side="right"]) .panel { right: 0; }
 :host([data-side="left"]) .panel { left: 0; }
 header { display: flex; align-items: center; gap: 6px; padding: 10px 12px; background: var(--accent); color: #fff; }
-header h2 { flex: 1; margin: 0; font-size: 16px; font-weight: 600; }
+header h2 { flex: 1; min-width: 0; margin: 0; font-size: 16px; font-weight: 600; overflow-wrap: anywhere; }
 .icon-btn { border: 0; background: transparent; color: inherit; width: 34px; height: 34px; border-radius: 8px; display: grid; place-items: center; }
 .icon-btn:hover { background: rgba(255,255,255,.18); }
 .log { position: relative; flex: 1; overflow-y: auto; overscroll-behavior: contain; padding: 14px 12px; display: flex; flex-direction: column; gap: 10px; background: #f6f7f9; }
@@ -361,7 +367,7 @@ textarea { flex: 1; resize: none; font: inherit; color: inherit; border: 1px sol
 /* the way back stays in view however far down the marked passage is */
 .source-bar { position: sticky; top: 0; z-index: 1; display: flex; align-items: center; gap: 6px; margin: 0 -14px 8px; padding: 10px 14px 8px; background: #fff; border-bottom: 1px solid #eaecef; }
 .back { border: 1px solid #d0d7de; background: #fff; border-radius: 8px; padding: 4px 10px 4px 6px; display: inline-flex; align-items: center; gap: 4px; font-size: 13px; }
-.source h3 { margin: 0 0 8px; font-size: 15px; unicode-bidi: plaintext; }
+.source h3 { margin: 0 0 8px; font-size: 15px; unicode-bidi: plaintext; overflow-wrap: anywhere; }
 .passage { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 14px; line-height: 1.7; }
 .source a { display: inline-block; margin-top: 10px; color: var(--accent); font-size: 13px; }
 .status { color: #57606a; font-size: 14px; }
@@ -792,8 +798,10 @@ textarea { flex: 1; resize: none; font: inherit; color: inherit; border: 1px sol
           /* else an empty body or a proxy's HTML error page */
         }
         if (!res.ok) {
-          const unreachable = res.status >= 502 && res.status <= 504;
-          const message = (data && data.error && data.error.message) || `HTTP ${res.status}`;
+          const ours = data && data.error && data.error.message; // the service's own error shape
+          // a proxy's 502-504 means the service cannot be reached; the service's own 503 says why
+          const unreachable = res.status >= 502 && res.status <= 504 && !ours;
+          const message = ours || `HTTP ${res.status}`;
           throw Object.assign(new Error(String(message)), { unreachable, status: res.status });
         }
         if (!data && !empty) throw Object.assign(new Error("unreachable"), { unreachable: true });
