@@ -76,6 +76,17 @@ def strip_controls(text: str) -> str:
     return _CONTROL.sub("", _PAGE_BREAK.sub("\n", text))
 
 
+# Bidi embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069). In a title, shown on
+# its own line, "Invoice \u202egnp.exe" reads "Invoice exe.png". Text keeps them: its marks stay
+# inside the passage they are in, and offsets point into the text as stored.
+_BIDI_CONTROL = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_title(title: str) -> str:
+    """A title on one line: no control characters, no bidi overrides, whitespace collapsed."""
+    return " ".join(_BIDI_CONTROL.sub("", strip_controls(title)).split())
+
+
 def is_boilerplate(line: str) -> bool:
     """True if a single line is site chrome by one of the general ``BOILERPLATE_RULES``."""
     stripped = line.strip()

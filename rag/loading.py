@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from rag.cleaning import clean_text, extract_title, strip_controls
+from rag.cleaning import clean_text, clean_title, extract_title
 from rag.schema import Document
 
 __all__ = [
@@ -319,7 +319,7 @@ def _make_document(
         raise _Skip("text is not valid Unicode (lone surrogate)") from exc
     if (problem := doc_id_problem(doc_id)) is not None:
         raise _Skip(f"doc_id {doc_id[:80]!r} {problem}")
-    title = " ".join(strip_controls(title or "").split()) or extract_title(cleaned) or doc_id
+    title = clean_title(title or "") or clean_title(extract_title(cleaned)) or doc_id
     return Document(doc_id=doc_id, title=title, text=cleaned, url=url or None, source=source)
 
 

@@ -300,12 +300,17 @@ def test_control_characters_and_unaddressable_ids_never_reach_the_index(tmp_path
         {"id": "../../health", "text": "A record whose source link would resolve to /health."},
         {"id": "faq/./hours", "text": "A dot segment in the middle."},
         {"id": "v1.2/notes..txt", "text": "Dots inside a segment are fine."},
+        {"id": "bidi", "title": "Invoice \u202egnp.exe\u202c report", "text": "\u202eOverride\u202c heading\n\nBody \u202eat 8 am\u202c."},
+        {"id": "bidi-derived", "text": "\u202eOverride\u202c heading\n\nBody."},
     ]
     (tmp_path / "r.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
     (tmp_path / "new\nline.txt").write_text("A file name with a newline.", encoding="utf-8")
     report = load_paths([tmp_path])
     docs = _by_id(report)
-    assert list(docs) == ["ctl", "v1.2/notes..txt"]
+    assert list(docs) == ["ctl", "v1.2/notes..txt", "bidi", "bidi-derived"]
+    # a title shows no bidi override ("Invoice exe.png report"); the text keeps its marks as stored
+    assert docs["bidi"].title == "Invoice gnp.exe report" and "\u202eat 8 am\u202c" in docs["bidi"].text
+    assert docs["bidi-derived"].title == "Override heading"
     # escape sequences lose their ESC and are harmless text; a form feed (PDF page break) is a line break
     assert docs["ctl"].text == "Paris is the capital.[31m\nNext page.\tTabbed."
     assert docs["ctl"].title == "Title]0;X"
