@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,24 +28,24 @@ class Settings(BaseSettings):
     query_prompt: str = Field("", description="Prefix for queries (sentence-transformers backend).")
     passage_prompt: str = Field("", description="Prefix for passages (sentence-transformers backend).")
     device: str | None = Field(None, description="torch device for sentence-transformers; auto if unset.")
-    batch_size: int = 32
+    batch_size: int = Field(32, ge=1)
 
     # --- chunking ------------------------------------------------------------------------
-    chunk_tokens: int = Field(200, description="Max chunk length in model tokens (window is 512).")
-    chunk_overlap: int = Field(32, description="Overlap between chunks in model tokens.")
+    chunk_tokens: int = Field(200, ge=8, le=512, description="Max chunk length in model tokens (window is 512).")
+    chunk_overlap: int = Field(32, ge=0, description="Overlap between chunks in model tokens (less than chunk_tokens).")
 
     # --- index ---------------------------------------------------------------------------
     faiss_index: Literal["auto", "flat", "hnsw", "ivf", "ivfpq"] = Field(
         "auto", description="auto = exact (flat) below `ann_threshold` chunks, HNSW above; ivfpq = compressed (56 B/vector)."
     )
-    ann_threshold: int = 50_000
-    keep_versions: int = Field(2, description="Index versions kept on disk after a successful build.")
-    max_file_bytes: int = Field(20 * 1024 * 1024, description="Loader refuses larger files.")
+    ann_threshold: int = Field(50_000, ge=1)
+    keep_versions: int = Field(2, ge=1, description="Index versions kept on disk after a successful build.")
+    max_file_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Loader refuses larger files.")
 
     # --- retrieval -----------------------------------------------------------------------
-    top_k: int = Field(5, description="Passages returned / cited by default.")
-    candidates: int = Field(50, description="Candidates taken from each retriever before fusion.")
-    rrf_k: int = 60
+    top_k: int = Field(5, ge=1, le=50, description="Passages returned / cited by default.")
+    candidates: int = Field(50, ge=1, description="Candidates taken from each retriever before fusion.")
+    rrf_k: int = Field(60, ge=1)
 
     # --- reading -------------------------------------------------------------------------
     reader: str = Field(
@@ -66,18 +68,18 @@ class Settings(BaseSettings):
 
     # --- service -------------------------------------------------------------------------
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(8000, ge=1, le=65535)
     admin_token: str | None = Field(None, description="Bearer token for admin routes; unset = routes off.")
     api_keys: str = Field("", description="Comma-separated API keys for query routes; empty = open.")
     cors_origins: str = Field("*", description="Comma-separated CORS allow-list.")
-    max_question_chars: int = 1000
+    max_question_chars: int = Field(1000, ge=2)
     chat_topic_tokens: int = Field(
         48,
         ge=0,
         description="Chat follow-ups: model tokens kept of the earlier turn joined in front (its beginning); the "
         "span reader reads 64 question tokens in all.",
     )
-    max_body_bytes: int = 2 * 1024 * 1024
+    max_body_bytes: int = Field(2 * 1024 * 1024, ge=1)
     rate_limit_per_minute: int = Field(600, description="Per key or client address; 0 = off.")
     frame_ancestors: str = Field("*", description="CSP frame-ancestors for served pages.")
     allowed_hosts: str = Field(
@@ -103,10 +105,10 @@ class Settings(BaseSettings):
         True,
         description="Serve the MCP endpoint at /mcp (tools ask, search, get_document for AI assistants), behind the same keys and limits.",
     )
-    cache_size: int = Field(1024, description="Answer cache entries (0 = off).")
-    workers: int = Field(4, description="Threads for CPU-bound request work.")
+    cache_size: int = Field(1024, ge=0, description="Answer cache entries (0 = off).")
+    workers: int = Field(4, ge=1, description="Threads for CPU-bound request work.")
     reload_interval_s: float = Field(
-        2.0, description="How often queries check for an index version written by another process (0 = never)."
+        2.0, ge=0, description="How often queries check for an index version written by another process (0 = never)."
     )
 
     # --- feedback ------------------------------------------------------------------------
@@ -117,6 +119,55 @@ class Settings(BaseSettings):
     feedback_max_bytes: int = Field(
         50 * 1024 * 1024, ge=1, description="Stop storing feedback (507) once the file would grow beyond this size."
     )
+
+    # A wrong value here is a service that starts and then refuses every request, or silently
+    # trusts no proxy or no origin: refuse it when the settings are read, naming the variable.
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: str) -> str:
+        for entry in _entries(v):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
+        return v
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, v: str) -> str:
+        if not _entries(v):
+            raise ValueError("must name at least one host (every request would get 400 invalid_host); '*' allows any")
+        return v
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _cors(cls, v: str) -> str:
+        for entry in _entries(v):
+            if entry != "*" and not _ORIGIN.fullmatch(entry):
+                raise ValueError(f"{entry!r} is not an origin: scheme://host[:port], no path or trailing slash, comma-separated (or '*')")
+        return v
+
+    @model_validator(mode="after")
+    def _overlap(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError(f"RAG_CHUNK_OVERLAP ({self.chunk_overlap}) must be smaller than RAG_CHUNK_TOKENS ({self.chunk_tokens})")
+        return self
+
+
+_ORIGIN = re.compile(r"https?://[^\s/:,]+(:\d{1,5})?", re.IGNORECASE)
+
+
+def _entries(raw: str) -> list[str]:
+    return [e.strip() for e in raw.split(",") if e.strip()]
+
+
+def settings_problem(exc: ValidationError) -> str:
+    """A ``ValidationError`` of ``Settings`` as one line per bad value, named by its variable."""
+    lines = []
+    for e in exc.errors():
+        name = f"RAG_{str(e['loc'][0]).upper()}: " if e.get("loc") else ""
+        lines.append(f"{name}{e['msg'].removeprefix('Value error, ')}")
+    return "; ".join(lines)
 
 
 @lru_cache(maxsize=1)
