@@ -34,7 +34,15 @@ ReaderOpt = Annotated[
 
 
 def _settings(index: Path | None, reader: str | None = None) -> Settings:
-    s = get_settings()
+    from pydantic import ValidationError
+
+    from rag.config import settings_problem
+
+    try:
+        s = get_settings()
+    except ValidationError as exc:  # a bad RAG_* value: name it, no traceback
+        err.print(f"[red]error:[/red] {settings_problem(exc)}")
+        raise typer.Exit(2) from exc
     update: dict[str, Any] = {"index": index} if index else {}
     if reader:
         from rag.stages import reader_names
@@ -50,12 +58,14 @@ def _settings(index: Path | None, reader: str | None = None) -> Settings:
 
 def _rag(index: Path | None, reader: str | None = None) -> RAG:
     from rag.pipeline import RAG
+    from rag.reader.runtime import ReaderModelError
 
     try:
         rag = RAG(_settings(index, reader))
         rag.snapshot  # noqa: B018 - raises a clear error when there is no index
         return rag
-    except (IndexProblem, ValueError) as exc:  # ValueError: an unknown RAG_READER, or stages that do not fit
+    # ValueError: an unknown RAG_READER, or stages that do not fit; ReaderModelError: a missing or damaged model
+    except (IndexProblem, ValueError, ReaderModelError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
 
@@ -148,6 +158,9 @@ def ingest(
     except IndexProblem as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
+    except OSError as exc:  # a full disk or a read-only folder: the previous version stays live
+        err.print(f"[red]error:[/red] the index could not be written ({exc}); the previous version is unchanged")
+        raise typer.Exit(2) from exc
     console.print(
         f"index [bold]{settings.index}[/bold] version {report.version}: {len(report.added)} added, "
         f"{len(report.updated)} updated, {len(report.unchanged)} unchanged, {len(report.removed)} removed, "
@@ -164,12 +177,16 @@ def _highlight(text: str, start: int, end: int) -> Text:
 @app.command()
 def ask(
     question: str,
-    k: Annotated[int | None, typer.Option("--k", help="Passages to cite.", show_default=False)] = None,
+    k: Annotated[
+        int | None, typer.Option("--k", min=1, max=50, help="Passages to cite (default $RAG_TOP_K or 5).", show_default=False)
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     index: IndexOpt = None,
     reader: ReaderOpt = None,
 ) -> None:
     """Answer a question with a cited span of a document, or say the documents do not hold it."""
+    if sum(ch.isalnum() for ch in question) < 2:  # the API's rule (422 there)
+        raise typer.BadParameter("the question must contain at least 2 letters or digits", param_hint="QUESTION")
     rag = _rag(index, reader)
     result = rag.ask(question, k)
     if as_json:
@@ -220,6 +237,12 @@ def remove(doc_ids: list[str], index: IndexOpt = None) -> None:
     except KeyError as exc:
         err.print(f"[red]error:[/red] not in the index: {exc.args[0]}")
         raise typer.Exit(1) from exc
+    except IndexProblem as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    except OSError as exc:  # a full disk or a read-only folder: the previous version stays live
+        err.print(f"[red]error:[/red] the index could not be written ({exc}); nothing changed")
+        raise typer.Exit(2) from exc
     console.print(f"removed {', '.join(report.removed)}; index version {report.version}")
 
 
@@ -308,7 +331,7 @@ def verify(index: IndexOpt = None) -> None:
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default $RAG_HOST or 127.0.0.1).", show_default=False)] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default $RAG_PORT or 8000).", show_default=False)] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default $RAG_PORT or 8000).", show_default=False)] = None,
     index: IndexOpt = None,
 ) -> None:
     """Run the HTTP service (builds the index from the default corpus first if there is none)."""
@@ -316,10 +339,18 @@ def serve(
 
     from api.app import create_app
     from api.server import uvicorn_options
+    from rag.reader.runtime import ReaderModelError
     from rag.sharding import live_version
 
     settings = _settings(index)
     settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
+    try:  # a bad reader or model is a clear error here, not a traceback in the server's startup
+        from rag.stages import make_reader
+
+        make_reader(settings)
+    except (ValueError, ReaderModelError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
     if live_version(settings.index) is None:  # sharded or not
         err.print(f"no index in {settings.index}: building it from {settings.corpus} first")
         ingest(paths=[settings.corpus], index=settings.index, prune=False, rebuild=False)
@@ -769,9 +800,18 @@ def feedback_export(
     with "needs_review": true (`rag eval` skips it until a reviewer fills in its answers)."""
     from rag.feedback import export_qa, write_jsonl
 
+    if out.is_dir():
+        raise typer.BadParameter(f"{out} is a folder; give the QA file to write", param_hint="--out")
     sources, read = _read_feedback(path)
+    if any(out.resolve() == source.resolve() for source in sources):
+        # the raw ratings would be replaced by the QA set made from them
+        raise typer.BadParameter(f"{out} is the feedback file being read; write the QA set elsewhere", param_hint="--out")
     items = export_qa(read.records, unhelpful_only=not all_)
-    write_jsonl(out, items)
+    try:
+        write_jsonl(out, items)
+    except OSError as exc:
+        err.print(f"[red]error:[/red] cannot write {out}: {exc.strerror or exc}")
+        raise typer.Exit(2) from exc
     bad = sum(bool(i["feedback"]["unhelpful"]) for i in items)
     review = sum(i["needs_review"] for i in items)
     console.print(

@@ -103,6 +103,46 @@ def test_eval_refuses_an_empty_selection_and_an_unwritable_report_before_running
     assert (tmp_path / "taken").read_text() == "a file"
 
 
+@pytest.mark.parametrize(
+    ("env", "args", "says"),
+    [
+        ({"RAG_PORT": "abc"}, ("verify",), "RAG_PORT: Input should be a valid integer"),
+        ({"RAG_CHUNK_TOKENS": "40", "RAG_CHUNK_OVERLAP": "40"}, ("ask", "Where is it?"), "must be smaller than RAG_CHUNK_TOKENS"),
+        ({"RAG_READER_MODEL": "/nonexistent/reader"}, ("ask", "Where is it?"), "no reader model in /nonexistent/reader"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_it(cli_index, monkeypatch, env, args, says):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        result = rag(*args, "--index", str(cli_index))
+    finally:
+        for name in env:
+            monkeypatch.delenv(name)
+        get_settings.cache_clear()
+    assert result.exit_code == 2 and says in flat(result.stderr)
+    assert "Traceback" not in result.output
+
+
+def test_ask_refuses_what_the_api_refuses(cli_index):
+    for args in (("",), ("   ",), ("???",), ("Where?", "--k", "0"), ("Where?", "--k", "-2")):
+        result = rag("ask", *args, "--index", str(cli_index))
+        assert result.exit_code == 2, (args, result.output)
+
+
+def test_feedback_export_never_overwrites_the_feedback_it_reads(tmp_path):
+    log = tmp_path / "feedback.jsonl"
+    line = {"id": "f1", "question": "Where?", "helpful": False, "answer": None, "index_version": 1, "language": "en"}
+    log.write_text(json.dumps(line) + "\n")
+    before = log.read_bytes()
+    same = rag("feedback", "export", "--path", str(log), "--out", str(log))
+    assert same.exit_code == 2 and "is the feedback file being read" in flat(same.stderr)
+    folder = rag("feedback", "export", "--path", str(log), "--out", str(tmp_path))
+    assert folder.exit_code == 2 and "is a folder" in flat(folder.stderr)
+    assert log.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["feedback.jsonl"]
+
+
 def test_first_ingest_builds_every_document(cli_index):
     idx = Index.open(cli_index)
     assert sorted(idx.doc_ids) == ["ar_palms", "ar_space", "ar_summit", "en_coffee"]

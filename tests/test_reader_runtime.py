@@ -202,6 +202,25 @@ def test_malformed_pipeline_block_is_refused(tmp_path: Path):
     assert plain.fit is None and plain.sentence is None and plain.features == frozenset()
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda text: text[: len(text) // 2],  # truncated
+        lambda text: "[1, 2]",
+        lambda text: text.replace('"calibration"', '"calibration": 5, "_old_calibration"', 1),
+        lambda text: text.replace('"model"', '"_model"', 1),
+    ],
+    ids=["truncated", "a-list", "calibration-a-number", "no-model"],
+)
+def test_a_damaged_manifest_is_a_reader_model_error(tmp_path: Path, damage) -> None:
+    copy = tmp_path / "reader"
+    shutil.copytree(default_model_dir(), copy)
+    manifest = copy / "reader.json"
+    manifest.write_text(damage(manifest.read_text(encoding="utf-8")), encoding="utf-8")
+    with pytest.raises(ReaderModelError, match="reader.json"):
+        SpanScorer(copy, verify=False)
+
+
 @pytest.mark.parametrize("concurrency", [1, 2])
 def test_model_runs_at_once_are_capped(concurrency):
     """16 clients on 2 cores: ungated, four request threads ran the model at once and the server

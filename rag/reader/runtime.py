@@ -122,16 +122,27 @@ class Manifest:
             raise ReaderModelError(
                 f"no reader model in {model_dir} ({MANIFEST} missing); train one with `rag train-reader` or set RAG_READER=sentence"
             )
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ReaderModelError(f"{path} cannot be read ({exc}); restore it from git (`git checkout -- models/`) or retrain") from exc
+        if not isinstance(raw, dict):
+            raise ReaderModelError(f"{path} is not a JSON object; restore it from git (`git checkout -- models/`) or retrain")
         known = {k: raw.pop(k) for k in list(raw) if k in cls.__dataclass_fields__ and k != "extra"}
-        if "calibration" in known:
-            known["calibration"] = tuple(known["calibration"])
         if known.get("pipeline") is not None:
             try:
                 known["pipeline"] = PipelineFit.from_dict(known["pipeline"])
             except (KeyError, TypeError, ValueError, IndexError) as exc:
                 raise ReaderModelError(f"{path}: malformed 'pipeline' block ({exc!r}); rerun eval/reader_ensemble.py --write") from exc
-        return cls(**known, extra=raw)
+        try:
+            if "calibration" in known:
+                a, b = known["calibration"]
+                known["calibration"] = (float(a), float(b))
+            if not isinstance(known.get("model"), str) or not isinstance(known.get("sha256"), str):
+                raise ValueError("'model' and 'sha256' must be strings")
+            return cls(**known, extra=raw)
+        except (TypeError, ValueError) as exc:
+            raise ReaderModelError(f"{path} is malformed ({exc}); restore it from git (`git checkout -- models/`) or retrain") from exc
 
 
 @dataclass(frozen=True)
