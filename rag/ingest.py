@@ -33,6 +33,7 @@ from rag.index import (
     EmbedderMismatch,
     Index,
     IndexCorrupt,
+    IndexProblem,
     current_version,
     data_files,
     fsync_dir,
@@ -268,9 +269,24 @@ class Indexer:
         t0 = time.perf_counter()
         report = IngestReport(version=old.version if old else None, removed=list(removed))
         todo: list[tuple[Document, str]] = []
+        # A document is unchanged only if it was chunked as it would be now: after a change of
+        # RAG_CHUNK_TOKENS/OVERLAP every document is chunked again (as the sharded writer does),
+        # else the manifest would claim one chunking over chunks of two.
+        chunking = {"tokens": self.settings.chunk_tokens, "overlap": self.settings.chunk_overlap}
+        same_chunking = old is not None and old.manifest.get("chunking") == chunking
+        if old is not None and not same_chunking:
+            given = {d.doc_id for d in documents} | set(removed)
+            kept = [i for i in old.doc_ids if i not in given]
+            if kept:
+                old.close()
+                raise IndexProblem(
+                    f"the index was chunked with {old.manifest.get('chunking')}, the settings say {chunking}: give every "
+                    f"document again with --rebuild (or --prune), or set RAG_CHUNK_TOKENS/RAG_CHUNK_OVERLAP back "
+                    f"({len(kept)} indexed documents were not given, e.g. {kept[0]!r})"
+                )
         for doc in documents:
             h = content_hash(doc)
-            if old is not None and old.hashes.get(doc.doc_id) == h:
+            if old is not None and same_chunking and old.hashes.get(doc.doc_id) == h:
                 report.unchanged.append(doc.doc_id)
                 continue
             (report.updated if old is not None and doc.doc_id in old.doc_row else report.added).append(doc.doc_id)

@@ -179,6 +179,22 @@ def test_rebuild_reembeds_everything(small_index_copy, e5, small_docs):
 # --- remove ------------------------------------------------------------------------------------
 
 
+def test_a_change_of_chunking_chunks_every_document_again_or_is_refused(small_index_copy, e5, small_docs):
+    from rag.index import IndexProblem
+
+    # not every indexed document given: they would keep the old chunking under a manifest of the new
+    with pytest.raises(IndexProblem, match="chunked with"):
+        _indexer(small_index_copy, e5, chunk_tokens=40, chunk_overlap=8).ingest(small_docs[:1])
+    assert current_version(small_index_copy) == 1  # nothing written
+    # every document given: all chunked again, none "unchanged"
+    report = _indexer(small_index_copy, e5, chunk_tokens=40, chunk_overlap=8).ingest(small_docs)
+    assert report.unchanged == [] and sorted(report.updated) == sorted(d.doc_id for d in small_docs)
+    idx = Index.open(small_index_copy)
+    assert idx.manifest["chunking"] == {"tokens": 40, "overlap": 8}
+    assert all(e5.token_count(idx.chunk_text(r)) - e5.token_count("") <= 40 for r in range(len(idx.chunk_start)))
+    idx.close()
+
+
 def test_remove_deletes_one_document(small_index_copy, e5, small_docs):
     old = Index.open(small_index_copy)
     kept = {d.doc_id: _doc_vectors(old, d.doc_id) for d in small_docs if d.doc_id != "ar_palms"}
