@@ -139,6 +139,21 @@ def test_no_index_then_first_documents_create_it(tmp_path: Path, e5) -> None:
         assert c.get("/ready").json()["documents"] == 1
 
 
+def test_delete_finds_a_document_another_process_just_added(tmp_path: Path, e5) -> None:
+    from rag.schema import Document
+
+    root = tmp_path / "index"
+    served = RAG(Settings(index=root, reader="sentence", reload_interval_s=3600), embedder=e5)
+    served.ingest_documents([Document("coffee", "Coffee", "Arabic coffee is flavoured with cardamom.")])
+    with TestClient(create_app(settings_for(root, admin_token=ADMIN, reload_interval_s=3600), rag=served)) as c:
+        # another process (a CLI ingest) writes the next version; this server has not looked since
+        other = RAG(Settings(index=root, reader="sentence"), embedder=e5)
+        other.ingest_documents([Document("tea", "Tea", "Mint tea is served sweet.")])
+        r = c.delete("/documents/tea", headers={"Authorization": f"Bearer {ADMIN}"})
+        assert r.status_code == 200, r.text  # was a 404 from this process's older snapshot
+        assert r.json()["removed"] == ["tea"]
+
+
 def test_corrupt_index_refuses_to_start(tmp_path: Path) -> None:
     from rag.index import IndexCorrupt
 

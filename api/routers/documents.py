@@ -122,7 +122,10 @@ async def add_documents(
             details=[{"loc": ["body", s.path], "msg": clip(s.reason, 300), "type": "value_error"} for s in loaded.skipped[:MAX_DETAILS]],
         )
     rag = get_rag(request, need_index=False)  # the first documents may create the index
-    report = await run_cpu(request, rag.ingest_documents, loaded.documents)
+    try:
+        report = await run_cpu(request, rag.ingest_documents, loaded.documents)
+    except OSError as exc:
+        raise _write_failed(exc) from exc
     log_fields(request, documents=len(loaded.documents), index_version=report.version)
     _set_version(response, report.version)
     return {"index_version": report.version, "added": report.added, "updated": report.updated, "unchanged": report.unchanged}
@@ -131,12 +134,20 @@ async def add_documents(
 @admin.delete("/documents/{doc_id:path}", response_model=DeleteResponse, summary="Delete a document (admin)")
 async def delete_document(request: Request, response: Response, doc_id: str) -> dict[str, Any]:
     rag = get_rag(request)
-    if doc_id not in rag.snapshot.index.doc_row:
-        raise ApiError(404, "not_found", f"no document {clip(doc_id)!r} in the index")
+    # No check against this process's snapshot first: it may predate a version another process
+    # wrote (a CLI ingest), and a document added there answered 404 until a query refreshed it.
+    # The remover checks the live version under the writer lock.
     try:
         report = await run_cpu(request, rag.remove, [doc_id])
-    except KeyError:  # deleted by a concurrent request meanwhile
+    except KeyError:
         raise ApiError(404, "not_found", f"no document {clip(doc_id)!r} in the index") from None
+    except OSError as exc:
+        raise _write_failed(exc) from exc
     log_fields(request, index_version=report.version)
     _set_version(response, report.version)
     return {"index_version": report.version, "removed": report.removed}
+
+
+def _write_failed(exc: OSError) -> ApiError:
+    """A write the disk refused (full, read-only): the previous version stays live and answers."""
+    return ApiError(503, "unavailable", f"the index could not be written ({exc.strerror or exc}); nothing changed")
