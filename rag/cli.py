@@ -479,10 +479,24 @@ def bench(
         overrides["corpus"] = corpus
     if xquad is not None:
         overrides["xquad_contexts"] = xquad
+    for path in corpus or []:
+        if not path.exists():
+            raise typer.BadParameter(f"{path} does not exist", param_hint="--corpus")
     if sizes:
-        overrides["growth_sizes"] = tuple(int(x) for x in sizes.split(",") if x.strip())
+        try:
+            overrides["growth_sizes"] = tuple(int(x) for x in sizes.split(",") if x.strip())
+        except ValueError as exc:
+            raise typer.BadParameter(f"{sizes!r}: give whole numbers of chunks, comma-separated", param_hint="--sizes") from exc
+        if not overrides["growth_sizes"] or min(overrides["growth_sizes"]) < 1:
+            raise typer.BadParameter("sizes must be at least 1 chunk", param_hint="--sizes")
     if sections:
         overrides["sections"] = tuple(x.strip() for x in sections.split(",") if x.strip())
+        known = BenchConfig().sections
+        unknown = [x for x in overrides["sections"] if x not in known]
+        if unknown or not overrides["sections"]:
+            raise typer.BadParameter(
+                f"unknown section(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(known)}", param_hint="--sections"
+            )
     cfg = BenchConfig.quick(**overrides) if quick else BenchConfig(**overrides)
     results = run_bench(cfg, get_settings(), progress=lambda msg: err.print(f"[dim]{msg}[/dim]"))
     if out is not None:
@@ -500,9 +514,10 @@ def train_reader(
     out: Annotated[Path, typer.Option("--out", help="Where the model, reader.json and MODEL_CARD.md go.")] = Path("models/reader"),
     epochs: Annotated[int, typer.Option(min=1)] = 4,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
-    lr: float = 1e-4,
+    lr: Annotated[float, typer.Option(min=1e-7, max=1.0, help="AdamW learning rate.")] = 1e-4,
     negatives: Annotated[
-        float, typer.Option(help="Probability of a near-miss (and half that of an off-article) no-answer window per question.")
+        float,
+        typer.Option(min=0.0, max=1.0, help="Probability of a near-miss (and half that of an off-article) no-answer window per question."),
     ] = 0.4,
     swaps: Annotated[
         float,
@@ -646,6 +661,10 @@ def train_reader(
     ] = Path("models/reader/reader.json"),
 ) -> None:
     """Train the span reader (needs the train extra: torch, onnx), export it to ONNX, calibrate it on dev and write its model card."""
+    for needed in (data / "xquad", data / "arcd"):
+        if not needed.is_dir():
+            err.print(f"[red]error:[/red] no {needed.name}/ folder in {data} (give the data folder with --data)")
+            raise typer.Exit(2)
     if folds == 1:
         err.print("[red]error:[/red] --folds needs at least 2 folds (0 trains the model)")
         raise typer.Exit(2)

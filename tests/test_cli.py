@@ -143,6 +143,23 @@ def test_feedback_export_never_overwrites_the_feedback_it_reads(tmp_path):
     assert log.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["feedback.jsonl"]
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("bench", "--quick", "--sizes", "abc"),
+        ("bench", "--quick", "--sections", "bogus"),
+        ("bench", "--quick", "--corpus", "/nonexistent/corpus"),
+        ("train-reader", "--data", "/nonexistent/data", "--out", "/tmp/never-written"),
+        ("train-reader", "--lr", "-1", "--out", "/tmp/never-written"),
+        ("train-reader", "--negatives", "5", "--out", "/tmp/never-written"),
+    ],
+)
+def test_bench_and_training_refuse_bad_arguments_before_starting(args):
+    result = rag(*args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+
+
 def test_first_ingest_builds_every_document(cli_index):
     idx = Index.open(cli_index)
     assert sorted(idx.doc_ids) == ["ar_palms", "ar_space", "ar_summit", "en_coffee"]
