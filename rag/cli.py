@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
@@ -67,6 +68,20 @@ def _rag(index: Path | None, reader: str | None = None) -> RAG:
     # ValueError: an unknown RAG_READER, or stages that do not fit; ReaderModelError: a missing or damaged model
     except (IndexProblem, ValueError, ReaderModelError) as exc:
         err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@contextmanager
+def _writing_index(after_failure: str) -> Iterator[None]:
+    """An index problem, or a write the disk refuses (full, read-only), as one line and exit 2:
+    the previous version stays live whatever failed."""
+    try:
+        yield
+    except IndexProblem as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    except OSError as exc:
+        err.print(f"[red]error:[/red] the index could not be written ({exc}); {after_failure}")
         raise typer.Exit(2) from exc
 
 
@@ -142,7 +157,7 @@ def ingest(
     if not loaded.documents and not prune:
         err.print("[red]error:[/red] no documents to index")
         raise typer.Exit(1)
-    try:
+    with _writing_index("the previous version is unchanged"):
         rag = RAG(settings)
         bar, update = _progress()
         with bar:
@@ -155,12 +170,6 @@ def ingest(
                     ray_engine.expect, ray_engine.progress = (rag.embedder.model_id, rag.embedder.dim), update
                 writer = make_indexer(settings.index, rag.embedder, settings, update, shards=shards)
                 report = writer.ingest(loaded.documents, prune=prune, rebuild=rebuild, prepare=ray_engine)
-    except IndexProblem as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    except OSError as exc:  # a full disk or a read-only folder: the previous version stays live
-        err.print(f"[red]error:[/red] the index could not be written ({exc}); the previous version is unchanged")
-        raise typer.Exit(2) from exc
     console.print(
         f"index [bold]{settings.index}[/bold] version {report.version}: {len(report.added)} added, "
         f"{len(report.updated)} updated, {len(report.unchanged)} unchanged, {len(report.removed)} removed, "
@@ -233,16 +242,11 @@ def remove(doc_ids: list[str], index: IndexOpt = None) -> None:
     """Delete documents from the index."""
     rag = _rag(index)
     try:
-        report = rag.remove(doc_ids)
+        with _writing_index("nothing changed"):
+            report = rag.remove(doc_ids)
     except KeyError as exc:
         err.print(f"[red]error:[/red] not in the index: {exc.args[0]}")
         raise typer.Exit(1) from exc
-    except IndexProblem as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    except OSError as exc:  # a full disk or a read-only folder: the previous version stays live
-        err.print(f"[red]error:[/red] the index could not be written ({exc}); nothing changed")
-        raise typer.Exit(2) from exc
     console.print(f"removed {', '.join(report.removed)}; index version {report.version}")
 
 

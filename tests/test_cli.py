@@ -160,6 +160,28 @@ def test_bench_and_training_refuse_bad_arguments_before_starting(args):
     assert "Traceback" not in result.output
 
 
+def test_a_write_the_disk_refuses_is_one_line_and_exit_2(cli_index, cli_corpus, tmp_path, monkeypatch):
+    import errno
+
+    from rag.ingest import Indexer
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Indexer, "ingest", full)
+    monkeypatch.setattr(Indexer, "remove", full)
+    index = tmp_path / "index"
+    shutil.copytree(cli_index, index)
+    for args, after in (
+        (("ingest", str(cli_corpus), "--rebuild"), "previous version is unchanged"),
+        (("remove", "ar_palms"), "nothing changed"),
+    ):
+        result = rag(*args, "--index", str(index))
+        assert result.exit_code == 2, result.output
+        assert "could not be written" in flat(result.stderr) and "No space left" in result.stderr and after in flat(result.stderr)
+        assert "Traceback" not in result.output
+
+
 def test_first_ingest_builds_every_document(cli_index):
     idx = Index.open(cli_index)
     assert sorted(idx.doc_ids) == ["ar_palms", "ar_space", "ar_summit", "en_coffee"]
