@@ -273,14 +273,15 @@ class Indexer:
         # RAG_CHUNK_TOKENS/OVERLAP every document is chunked again (as the sharded writer does),
         # else the manifest would claim one chunking over chunks of two.
         chunking = {"tokens": self.settings.chunk_tokens, "overlap": self.settings.chunk_overlap}
-        same_chunking = old is not None and old.manifest.get("chunking") == chunking
+        recorded = old.manifest.get("chunking") if old is not None else None
+        same_chunking = old is not None and recorded in (None, chunking)  # None: a manifest that predates the record
         if old is not None and not same_chunking:
             given = {d.doc_id for d in documents} | set(removed)
             kept = [i for i in old.doc_ids if i not in given]
             if kept:
                 old.close()
                 raise IndexProblem(
-                    f"the index was chunked with {old.manifest.get('chunking')}, the settings say {chunking}: give every "
+                    f"the index was chunked with {recorded}, the settings say {chunking}: give every "
                     f"document again with --rebuild (or --prune), or set RAG_CHUNK_TOKENS/RAG_CHUNK_OVERLAP back "
                     f"({len(kept)} indexed documents were not given, e.g. {kept[0]!r})"
                 )
