@@ -335,7 +335,9 @@ def verify(index: IndexOpt = None) -> None:
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default $RAG_HOST or 127.0.0.1).", show_default=False)] = None,
-    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default $RAG_PORT or 8000).", show_default=False)] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Port (default $RAG_PORT or 8000; 0 = any free port).", show_default=False)
+    ] = None,
     index: IndexOpt = None,
 ) -> None:
     """Run the HTTP service (builds the index from the default corpus first if there is none)."""
@@ -347,7 +349,7 @@ def serve(
     from rag.sharding import live_version
 
     settings = _settings(index)
-    settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
+    settings = settings.model_copy(update={"host": host or settings.host, "port": settings.port if port is None else port})
     try:  # a bad reader or model is a clear error here, not a traceback in the server's startup
         from rag.stages import make_reader
 

@@ -68,7 +68,7 @@ class Settings(BaseSettings):
 
     # --- service -------------------------------------------------------------------------
     host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
+    port: int = Field(8000, ge=0, le=65535, description="0 = any free port (the OS picks; the log names it).")
     admin_token: str | None = Field(None, description="Bearer token for admin routes; unset = routes off.")
     api_keys: str = Field("", description="Comma-separated API keys for query routes; empty = open.")
     cors_origins: str = Field("*", description="Comma-separated CORS allow-list.")
