@@ -22,6 +22,7 @@ from rag.feedback import (
     AnswerRef,
     FeedbackFull,
     FeedbackStore,
+    encode_record,
     export_qa,
     make_record,
     question_id,
@@ -216,6 +217,26 @@ def test_question_key_ignores_spelling_noise() -> None:
     assert question_key("ما هي القمة؟") == question_key("ما هى القمه")
     assert question_key("What is TMRW?") != question_key("Who is TMRW?")
     assert question_key("؟؟") == ""
+
+
+def test_a_read_waits_for_the_line_a_writer_is_writing(tmp_path: Path) -> None:
+    import fcntl
+
+    path = tmp_path / "feedback.jsonl"
+    FeedbackStore(path, 1_000_000).append(_record())
+    second = encode_record(_record("كم عدد المتحدثين؟", helpful=False))
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # a writer mid-write, as FeedbackStore.append holds it
+    os.write(fd, second[:10])
+    got: list = []
+    reader = threading.Thread(target=lambda: got.append(read_feedback(path)))
+    reader.start()
+    reader.join(0.3)
+    assert reader.is_alive()  # waiting for the line to be whole, not reading half of it
+    os.write(fd, second[10:])
+    os.close(fd)  # releases the lock
+    reader.join(10)
+    assert len(got[0].records) == 2 and got[0].bad_lines == [] and not got[0].torn_tail
 
 
 def _records() -> list[dict]:
