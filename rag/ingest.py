@@ -368,42 +368,53 @@ class Indexer:
 
         tmp = self.root / f".tmp-{version_name(version)}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        write_store(tmp / "store.sqlite", docs, chunks, sentences)
-        np.save(tmp / "chunks.npy", cv.astype(np.float32))
-        np.save(tmp / "sentences.npy", sv.astype(np.float32))
-        dense.save(dense.build(cv, kind), tmp / "dense.faiss")
-        BM25Index.build([c.tokens.split() for c in chunks]).save(tmp / "bm25")
-        files = data_files(tmp)
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "version": version,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "model_id": self.embedder.model_id,
-            "dim": dim,
-            "faiss_index": kind,
-            "chunking": {"tokens": self.settings.chunk_tokens, "overlap": self.settings.chunk_overlap},
-            "counts": {"documents": len(docs), "chunks": len(chunks), "sentences": len(sentences)},
-            "documents": {d.doc_id: d.content_hash for d in docs},
-            "files": {str(f.relative_to(tmp)): sha256_file(f) for f in files},
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
-        for f in [*files, tmp / MANIFEST]:
-            with open(f, "rb+") as fh:
-                os.fsync(fh.fileno())
-        for directory in {f.parent for f in files} | {tmp}:
-            fsync_dir(directory)
         final = self.root / version_name(version)
-        shutil.rmtree(final, ignore_errors=True)  # a leftover of a crashed run, never live
-        os.rename(tmp, final)
-        fsync_dir(self.root)
         pointer = self.root / f".{CURRENT}.tmp"
-        with open(pointer, "w") as fh:
-            fh.write(version_name(version))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(pointer, self.root / CURRENT)
-        fsync_dir(self.root)
+        switched = False
+        try:
+            tmp.mkdir(parents=True)
+            write_store(tmp / "store.sqlite", docs, chunks, sentences)
+            np.save(tmp / "chunks.npy", cv.astype(np.float32))
+            np.save(tmp / "sentences.npy", sv.astype(np.float32))
+            dense.save(dense.build(cv, kind), tmp / "dense.faiss")
+            BM25Index.build([c.tokens.split() for c in chunks]).save(tmp / "bm25")
+            files = data_files(tmp)
+            manifest = {
+                "format_version": FORMAT_VERSION,
+                "version": version,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "model_id": self.embedder.model_id,
+                "dim": dim,
+                "faiss_index": kind,
+                "chunking": {"tokens": self.settings.chunk_tokens, "overlap": self.settings.chunk_overlap},
+                "counts": {"documents": len(docs), "chunks": len(chunks), "sentences": len(sentences)},
+                "documents": {d.doc_id: d.content_hash for d in docs},
+                "files": {str(f.relative_to(tmp)): sha256_file(f) for f in files},
+            }
+            (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
+            for f in [*files, tmp / MANIFEST]:
+                with open(f, "rb+") as fh:
+                    os.fsync(fh.fileno())
+            for directory in {f.parent for f in files} | {tmp}:
+                fsync_dir(directory)
+            shutil.rmtree(final, ignore_errors=True)  # a leftover of a crashed run, never live
+            os.rename(tmp, final)
+            fsync_dir(self.root)
+            with open(pointer, "w") as fh:
+                fh.write(version_name(version))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(pointer, self.root / CURRENT)
+            switched = True
+            fsync_dir(self.root)
+        except BaseException:
+            # A write that failed (a full disk, a read-only folder) takes its files with it, so a
+            # full disk is not left full; the live version is the one CURRENT named before.
+            shutil.rmtree(tmp, ignore_errors=True)
+            pointer.unlink(missing_ok=True)
+            if not switched:
+                shutil.rmtree(final, ignore_errors=True)
+            raise
         log.info("index version %s written: %d documents, %d chunks", version, len(docs), len(chunks))
 
     def _collect_garbage(self, live: int) -> None:

@@ -258,6 +258,9 @@ def test_interrupted_build_leaves_the_previous_version_live(small_index_copy, e5
         _indexer(small_index_copy, e5).ingest(_change(small_docs))
     monkeypatch.undo()
 
+    # the failed write took its files with it (a full disk is not left full), before any rerun
+    assert not list(small_index_copy.glob(".tmp-*")) and not (small_index_copy / "v000002").exists()
+    assert not (small_index_copy / ".CURRENT.tmp").exists()
     assert current_version(small_index_copy) == 1
     idx = Index.open(small_index_copy)
     assert idx.version == 1 and idx.verify() == []
