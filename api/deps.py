@@ -7,7 +7,6 @@ stays free for health checks, streaming and new connections while queries comput
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
@@ -20,6 +19,7 @@ from api.errors import ApiError
 from rag.config import Settings
 from rag.index import IndexNotFound
 from rag.pipeline import RAG, Snapshot
+from rag.text import MIN_QUESTION_WORD_CHARS, word_characters
 
 T = TypeVar("T")
 
@@ -51,18 +51,6 @@ async def run_cpu(request: Request, fn: Callable[..., T], *args: Any, **kwargs: 
     return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=request.app.state.cpu_limiter)
 
 
-# A question needs this many letters or digits (any script). One is not enough: "a", "؟ب" or "5"
-# retrieve arbitrary passages, so an answer to them would be noise; two already allow "AI" or "٢٠".
-MIN_QUESTION_WORD_CHARS = 2
-
-
-def _word_characters(text: str) -> int:
-    """Letters and digits in ``text``, for the emptiness check only (the text itself is never
-    changed): zero-width and other format characters, controls such as NUL, whitespace,
-    punctuation and lone combining marks do not count."""
-    return sum(1 for ch in text if unicodedata.category(ch)[0] in "LN")
-
-
 def checked_question(request: Request, text: str, *, field: str = "question") -> str:
     """Reject empty and over-long questions (422) and note length + hash for the access log."""
     stripped = check_question_text(text, app_settings(request).max_question_chars, field=field)
@@ -82,7 +70,7 @@ def check_question_text(text: str, limit: int, *, field: str = "question") -> st
             f"{field} must not be empty",
             details=[{"loc": [field], "msg": "must not be empty or whitespace", "type": "value_error"}],
         )
-    if _word_characters(stripped) < MIN_QUESTION_WORD_CHARS:
+    if word_characters(stripped) < MIN_QUESTION_WORD_CHARS:
         raise ApiError(
             422,
             "validation_error",

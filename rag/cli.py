@@ -194,8 +194,10 @@ def ask(
     reader: ReaderOpt = None,
 ) -> None:
     """Answer a question with a cited span of a document, or say the documents do not hold it."""
-    if sum(ch.isalnum() for ch in question) < 2:  # the API's rule (422 there)
-        raise typer.BadParameter("the question must contain at least 2 letters or digits", param_hint="QUESTION")
+    from rag.text import MIN_QUESTION_WORD_CHARS, word_characters
+
+    if word_characters(question) < MIN_QUESTION_WORD_CHARS:  # the API's rule (422 there)
+        raise typer.BadParameter(f"the question must contain at least {MIN_QUESTION_WORD_CHARS} letters or digits", param_hint="QUESTION")
     rag = _rag(index, reader)
     result = rag.ask(question, k)
     if as_json:

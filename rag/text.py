@@ -9,6 +9,7 @@ normalised text has to be reported in the original.
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
 import Stemmer
@@ -323,3 +324,16 @@ def _word_token(w: str, stopwords: bool) -> str | None:
     if w.isascii() and w.isalpha():
         return _stemmer("english").stemWord(w)
     return w
+
+
+# A question needs this many letters or digits (any script). One is not enough: "a", "؟ب" or "5"
+# retrieve arbitrary passages, so an answer to them would be noise; two already allow "AI" or "٢٠".
+MIN_QUESTION_WORD_CHARS = 2
+
+
+def word_characters(text: str) -> int:
+    """Letters and digits in ``text``, for the emptiness check only (the text itself is never
+    changed): zero-width and other format characters, controls such as NUL, whitespace,
+    punctuation and lone combining marks do not count. Shared by every entry point that takes a
+    question (the HTTP routes, MCP, `rag ask`)."""
+    return sum(1 for ch in text if unicodedata.category(ch)[0] in "LN")
