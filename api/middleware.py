@@ -130,23 +130,22 @@ class BodyLimitMiddleware:
         else:
             chunks: list[bytes] = []
             total = 0
-            deadline = None if self.timeout_s is None else asyncio.get_running_loop().time() + self.timeout_s
-            while True:
-                try:
-                    message = await _receive_by(receive, deadline)
-                except TimeoutError:
-                    refusal = (408, "request_timeout", f"the request body was not complete within {self.timeout_s:g} s")
-                    break
-                if message["type"] == "http.disconnect":
-                    return  # the client went away; nothing to answer
-                chunk = message.get("body", b"")
-                total += len(chunk)
-                if total > self.max_bytes:
-                    refusal = self._too_large()
-                    break
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    break
+            try:
+                async with asyncio.timeout(self.timeout_s):  # one deadline for the whole body (None: none)
+                    while True:
+                        message = await receive()
+                        if message["type"] == "http.disconnect":
+                            return  # the client went away; nothing to answer
+                        chunk = message.get("body", b"")
+                        total += len(chunk)
+                        if total > self.max_bytes:
+                            refusal = self._too_large()
+                            break
+                        chunks.append(chunk)
+                        if not message.get("more_body", False):
+                            break
+            except TimeoutError:
+                refusal = (408, "request_timeout", f"the request body was not complete within {self.timeout_s:g} s")
             body = b"".join(chunks) if refusal is None else b""
             ctype = headers.get("content-type")
             if refusal is None and body and scope.get("method") in _BODY_METHODS and ctype and not _is_json(ctype):
@@ -179,12 +178,6 @@ class BodyLimitMiddleware:
 
     def _too_large(self) -> tuple[int, str, str]:
         return 413, "payload_too_large", f"request body is larger than {self.max_bytes} bytes"
-
-
-async def _receive_by(receive: Receive, deadline: float | None) -> Message:
-    if deadline is None:
-        return await receive()
-    return await asyncio.wait_for(receive(), max(deadline - asyncio.get_running_loop().time(), 0.0))
 
 
 def _is_json(content_type: str) -> bool:
