@@ -30,7 +30,7 @@ from api.mcp import MCP_PATH, McpEndpoint, mcp_lifespan
 from api.middleware import BodyLimitMiddleware, HostAllowListMiddleware, JsonCORSMiddleware, RequestContextMiddleware
 from api.routers import ask, chat, docs, documents, feedback, health, pages
 from api.security import Guard
-from rag.config import Settings, get_settings
+from rag.config import Settings, comma_list, get_settings
 from rag.feedback import FeedbackStore
 from rag.index import IndexProblem
 from rag.pipeline import RAG
@@ -49,10 +49,6 @@ cited span of a stored document (or an explicit "not in the documents").
 """
 
 
-def _origins(raw: str) -> list[str]:
-    return [o.strip() for o in raw.split(",") if o.strip()]
-
-
 def _is_loopback(host: str) -> bool:
     if host.strip("[]").lower() == "localhost":
         return True
@@ -67,12 +63,12 @@ def exposure_warnings(settings: Settings) -> list[str]:
     if _is_loopback(settings.host):
         return []
     out = []
-    if not settings.api_keys.strip() and "*" in _origins(settings.cors_origins):
+    if not settings.api_keys.strip() and "*" in comma_list(settings.cors_origins):
         out.append(
             f"listening on {settings.host} (beyond loopback) with open query routes (no RAG_API_KEYS) and "
             "CORS '*': any web page a visitor opens can query this service; set RAG_API_KEYS or RAG_CORS_ORIGINS"
         )
-    if "*" in _origins(settings.allowed_hosts):
+    if "*" in comma_list(settings.allowed_hosts):
         out.append("RAG_ALLOWED_HOSTS is '*': pages on any domain can reach this service through DNS rebinding")
     return out
 
@@ -150,7 +146,7 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None) -> Fast
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(
         JsonCORSMiddleware,
-        allow_origins=_origins(settings.cors_origins),
+        allow_origins=comma_list(settings.cors_origins),
         allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
         # Mcp-*: what MCP clients send and read (browser-based ones, e.g. the MCP Inspector).
         allow_headers=[
@@ -167,5 +163,5 @@ def create_app(settings: Settings | None = None, rag: RAG | None = None) -> Fast
         allow_credentials=False,  # keys travel in headers, never cookies
         max_age=600,
     )
-    app.add_middleware(HostAllowListMiddleware, allowed_hosts=_origins(settings.allowed_hosts))
+    app.add_middleware(HostAllowListMiddleware, allowed_hosts=comma_list(settings.allowed_hosts))
     return app

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from fastapi import Request
 
 from api.errors import ApiError
-from rag.config import Settings
+from rag.config import Settings, comma_list
 
 
 def secret_equals(given: str, expected: str) -> bool:
@@ -44,7 +44,7 @@ def secret_equals(given: str, expected: str) -> bool:
 
 
 def parse_keys(raw: str) -> tuple[str, ...]:
-    return tuple(k.strip() for k in raw.split(",") if k.strip())
+    return tuple(comma_list(raw))
 
 
 def bearer_token(request: Request) -> str | None:

@@ -31,7 +31,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from api.errors import error_body
-from rag.config import Settings
+from rag.config import Settings, comma_list
 
 MESSAGE = "the request is not valid HTTP (malformed request line or headers, e.g. Content-Length)"
 BUSY = "the service has too many open connections; retry shortly"
@@ -140,7 +140,7 @@ def http_protocol(settings: Settings) -> type[JsonHttpToolsProtocol]:
 
 
 def trusted_proxies(settings: Settings) -> list[str]:
-    return [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]
+    return comma_list(settings.trusted_proxies)
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

@@ -125,7 +125,7 @@ class Settings(BaseSettings):
     @field_validator("trusted_proxies")
     @classmethod
     def _proxies(cls, v: str) -> str:
-        for entry in _entries(v):
+        for entry in comma_list(v):
             try:
                 ipaddress.ip_network(entry, strict=False)
             except ValueError:
@@ -135,14 +135,14 @@ class Settings(BaseSettings):
     @field_validator("allowed_hosts")
     @classmethod
     def _hosts(cls, v: str) -> str:
-        if not _entries(v):
+        if not comma_list(v):
             raise ValueError("must name at least one host (every request would get 400 invalid_host); '*' allows any")
         return v
 
     @field_validator("cors_origins")
     @classmethod
     def _cors(cls, v: str) -> str:
-        for entry in _entries(v):
+        for entry in comma_list(v):
             if entry != "*" and not _ORIGIN.fullmatch(entry):
                 raise ValueError(f"{entry!r} is not an origin: scheme://host[:port], no path or trailing slash, comma-separated (or '*')")
         return v
@@ -157,7 +157,8 @@ class Settings(BaseSettings):
 _ORIGIN = re.compile(r"https?://[^\s/:,]+(:\d{1,5})?", re.IGNORECASE)
 
 
-def _entries(raw: str) -> list[str]:
+def comma_list(raw: str) -> list[str]:
+    """The entries of a comma-separated setting (RAG_API_KEYS, RAG_CORS_ORIGINS, ...), trimmed, empty ones dropped."""
     return [e.strip() for e in raw.split(",") if e.strip()]
 
 
