@@ -608,6 +608,18 @@ def train_reader(
         ),
     ] = 0.0,
     temperature: Annotated[float, typer.Option(min=0.1, max=20.0, help="Softmax temperature of the distillation.")] = 2.0,
+    shared_norm: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=10.0,
+            help="Weight of a shared-normalisation term: one softmax over all of a question's windows, so span scores compare "
+            "across passages (batches then hold whole questions). 0 = off.",
+        ),
+    ] = 0.0,
+    shared_norm_margins: Annotated[
+        bool, typer.Option(help="With --shared-norm: pool each window's margins (logits minus its own <s> logit), not raw logits.")
+    ] = False,
     threads: Annotated[int, typer.Option(min=1)] = 2,
     device: Annotated[
         str,
@@ -732,6 +744,8 @@ def train_reader(
         teachers=teachers,
         distill=distill,
         temperature=temperature,
+        shared_norm=shared_norm,
+        shared_norm_margins=shared_norm_margins,
         threads=threads,
         device=device,
         bf16=bf16,

@@ -307,15 +307,23 @@ def test_the_weight_average_is_the_bias_corrected_mean_of_the_iterates_and_swaps
             WeightAverage([p], bad)
 
 
+def _tiny_pair(e5: E5File, epochs: int, **change):
+    """A tiny training run (6 questions, the top 2 layers trained) and the same run with ``change``:
+    (config, corpus, plain, changed)."""
+    from rag.reader.train import TrainConfig, fit, training_corpus
+
+    cfg = TrainConfig(epochs=epochs, batch_size=4, limit=6, max_len=96, negatives=0.5, threads=1, freeze_layers=10)
+    corpus = training_corpus(DATA, cfg)
+    plain = fit(corpus["train"], [], cfg, weights=e5, log=lambda m: None)
+    return cfg, corpus, plain, fit(corpus["train"], [], replace(cfg, **change), weights=e5, log=lambda m: None)
+
+
 @needs_data
 def test_an_averaged_run_trains_the_same_steps_and_keeps_the_average(e5: E5File):
     torch = pytest.importorskip("torch")
-    from rag.reader.train import TrainConfig, fit, training_corpus
+    from rag.reader.train import fit
 
-    cfg = TrainConfig(epochs=2, batch_size=4, limit=6, max_len=96, negatives=0.5, threads=1, freeze_layers=10)
-    corpus = training_corpus(DATA, cfg)
-    plain = fit(corpus["train"], [], cfg, weights=e5, log=lambda m: None)
-    averaged = fit(corpus["train"], [], replace(cfg, ema=0.9), weights=e5, log=lambda m: None)
+    cfg, corpus, plain, averaged = _tiny_pair(e5, 2, ema=0.9)
     # the average only watches: the same batches and the same losses, epoch by epoch
     assert [h["loss"] for h in averaged.history] == [h["loss"] for h in plain.history]
     # ... but what is kept is the average, not the last iterate (the frozen layers stay as they were)
@@ -448,3 +456,77 @@ def test_a_student_learns_from_the_averaged_teachers_and_keeps_its_random_stream
     saved = json.loads((tmp_path / "student" / "history.json").read_text())
     assert record["teachers"] == saved["teachers"] == [{"path": f, "sha256": sha256_file(Path(f) / "reader.pt")} for f in folders]
     assert torch.equal(torch.load(tmp_path / "student" / "reader.pt")["qa.weight"], taught.state["qa.weight"])
+
+
+def _window(example: int, n: int, start: int = 0, end: int = 0):
+    from rag.reader.data import Window
+
+    # <s> q </s></s> ... </s>: the context runs from position 3 to n - 2
+    return Window(np.zeros(n, np.int64), start, end, example, 3, np.zeros((n - 4, 2), np.int64))
+
+
+def test_the_shared_normalisation_is_one_softmax_over_all_of_a_questions_windows():
+    torch = pytest.importorskip("torch")
+    from rag.reader.train import shared_norm_loss
+
+    gen = torch.Generator().manual_seed(0)
+    s, e = torch.randn(4, 10, generator=gen), torch.randn(4, 10, generator=gen)
+    # question 0: its answer in window 0 (tokens 5-6) and again in window 1 (tokens 3-4); window 2 is
+    # its no-answer window (shorter: 8 tokens). Question 1's only window holds no answer.
+    batch = [_window(0, 10, 5, 6), _window(0, 10, 3, 4), _window(0, 8), _window(1, 9)]
+
+    def term(logits, gold):
+        pool = torch.cat([logits[0, 3:9], logits[1, 3:9], logits[2, 3:7]])
+        return torch.logsumexp(pool, 0) - torch.logsumexp(torch.stack([logits[0, gold[0]], logits[1, gold[1]]]), 0)
+
+    want = (term(s, (5, 3)) + term(e, (6, 4))) / 2
+    assert torch.allclose(shared_norm_loss(s, e, batch), want)
+    # question 1 adds nothing, and a batch where no window holds an answer is zero but still differentiable
+    assert torch.allclose(shared_norm_loss(s, e, batch[:3]), want)
+    s2 = s.clone().requires_grad_(True)
+    none = shared_norm_loss(s2, e, [_window(1, 9), _window(2, 10)])
+    none.backward()
+    assert none.item() == 0.0 and s2.grad is not None
+    # raising a no-answer window's context tokens raises the loss: the windows compete
+    worse = s.clone()
+    worse[2, 3:7] += 3.0
+    assert shared_norm_loss(worse, e, batch) > shared_norm_loss(s, e, batch)
+    # ... while <s>, the question and the closing </s> are not in the pool
+    outside = s.clone()
+    outside[2, :3] += 3.0
+    outside[2, 7] += 3.0
+    assert torch.allclose(shared_norm_loss(outside, e, batch), want)
+    # with margins, each window is read relative to its own <s>: shifting a whole window changes nothing,
+    # raising only its <s> makes its tokens weaker candidates
+    shifted = s.clone()
+    shifted[2] += 5.0
+    assert torch.allclose(shared_norm_loss(shifted, e, batch, margins=True), shared_norm_loss(s, e, batch, margins=True))
+    assert not torch.allclose(shared_norm_loss(shifted, e, batch), want)
+    quiet = s.clone()
+    quiet[2, 0] += 3.0
+    assert shared_norm_loss(quiet, e, batch, margins=True) < shared_norm_loss(s, e, batch, margins=True)
+
+
+def test_question_batches_keep_each_questions_windows_together():
+    import random
+
+    pytest.importorskip("torch")
+    from rag.reader.train import _question_batches
+
+    windows = [_window(i % 7, 10 + i % 5) for i in range(40)] + [_window(99, 12) for _ in range(20)]
+    for rng in (None, random.Random(1)):
+        batches = _question_batches(windows, 16, rng)
+        assert sorted(id(w) for b in batches for w in b) == sorted(id(w) for w in windows)
+        where = {w.example: i for i, b in enumerate(batches) for w in b}
+        assert all(where[w.example] == i for i, b in enumerate(batches) for w in b)
+        # at most the batch size, except a question that alone has more windows (question 99: 20)
+        assert all(len(b) <= 16 or {w.example for w in b} == {99} for b in batches)
+
+
+@needs_data
+def test_a_shared_normalisation_run_trains_on_whole_questions(e5: E5File):
+    torch = pytest.importorskip("torch")
+    _, _, plain, shared = _tiny_pair(e5, 1, shared_norm=1.0)
+    assert np.isfinite(shared.history[-1]["loss"])
+    # the extra term (and the batches of whole questions) move the trained head
+    assert not torch.equal(shared.state["qa.weight"], plain.state["qa.weight"])

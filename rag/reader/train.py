@@ -12,7 +12,6 @@ exported to ONNX (fp32 and int8) and a model card with metrics and sha256 is wri
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -107,6 +106,14 @@ class TrainConfig:
     teachers: tuple[str, ...] = ()
     distill: float = 0.0
     temperature: float = 2.0
+    # Shared normalisation (Clark & Gardner 2018): batches hold whole questions (each question's
+    # windows together), and beside the per-window loss a term with this weight scores one softmax
+    # over the context tokens of all of a question's windows, so that span scores are comparable
+    # across the passages the service reads side by side. 0 = off (per-window loss only).
+    shared_norm: float = 0.0
+    # With ``shared_norm``: pool each window's context logits minus its own ``<s>`` logit, the
+    # margins the run time compares across windows, instead of the raw logits.
+    shared_norm_margins: bool = False
 
 
 def _batches(windows: Sequence[Window], size: int, rng: random.Random | None) -> list[list[Window]]:
@@ -117,6 +124,28 @@ def _batches(windows: Sequence[Window], size: int, rng: random.Random | None) ->
         chunk = size * 8
         order = [i for a in range(0, len(order), chunk) for i in rng.sample(order[a : a + chunk], len(order[a : a + chunk]))]
     batches = [[windows[i] for i in order[a : a + size]] for a in range(0, len(order), size)]
+    if rng is not None:
+        rng.shuffle(batches)
+    return batches
+
+
+def _question_batches(windows: Sequence[Window], size: int, rng: random.Random | None) -> list[list[Window]]:
+    """Batches of whole questions: each question's windows go into one batch (``size`` windows
+    at most, unless one question alone has more), questions of similar length together, shuffled
+    when ``rng`` is given. The shared normalisation needs a question's windows side by side."""
+    groups: dict[int, list[Window]] = {}
+    for w in windows:
+        groups.setdefault(w.example, []).append(w)
+    order = sorted(groups.values(), key=lambda g: max(len(w.ids) for w in g))
+    if rng is not None:  # shuffle within buckets of similar length, as _batches does
+        chunk = size * 4
+        order = [g for a in range(0, len(order), chunk) for g in rng.sample(order[a : a + chunk], len(order[a : a + chunk]))]
+    batches: list[list[Window]] = []
+    for group in order:
+        if batches and len(batches[-1]) + len(group) <= size:
+            batches[-1].extend(group)
+        else:
+            batches.append(list(group))
     if rng is not None:
         rng.shuffle(batches)
     return batches
@@ -272,6 +301,31 @@ def span_loss(
         + torch.nn.functional.cross_entropy(end_logits, ye, reduction="none")
     ) / 2
     return (each * weight).sum() / len(weight)
+
+
+def shared_norm_loss(start_logits: torch.Tensor, end_logits: torch.Tensor, batch: Sequence[Window], margins: bool = False) -> torch.Tensor:
+    """Shared normalisation (Clark & Gardner 2018): for each question of the batch with a window
+    holding its answer, minus the log of the probability mass on the gold start (and end) under
+    one softmax over the context tokens of all its windows in the batch (``<s>``, the question and
+    padding excluded); the mean over questions and both ends. A question whose answer no window
+    holds adds nothing. Zero (with a gradient) for a batch without one. With ``margins``, each
+    window's logits are taken minus its own ``<s>`` logit first (the run time's margins)."""
+    rows: dict[int, list[int]] = {}
+    for j, w in enumerate(batch):
+        rows.setdefault(w.example, []).append(j)
+    terms = []
+    for js in rows.values():
+        gold = [j for j in js if batch[j].start > 0]
+        if not gold:
+            continue
+        for raw, label in ((start_logits, "start"), (end_logits, "end")):
+            logits = raw - raw[:, :1] if margins else raw
+            pool = torch.cat([logits[j, batch[j].context_start : len(batch[j].ids) - 1] for j in js])
+            hit = torch.stack([logits[j, getattr(batch[j], label)] for j in gold])
+            terms.append(torch.logsumexp(pool, 0) - torch.logsumexp(hit, 0))
+    if not terms:
+        return start_logits.sum() * 0.0
+    return torch.stack(terms).mean()
 
 
 def distill_loss(
@@ -473,7 +527,10 @@ def fit(
         log(f"{len(cfg.teachers)} teachers read the training windows in {(time.time() - t_teach) / 60:.1f} min")
     rng = random.Random(cfg.seed)
     stages = _stages(train_w, train_ex, cfg)
-    steps = [math.ceil(len(w) / cfg.batch_size) for _, w in stages]
+    # Whole-question batches are packed after the shuffle, so an epoch's count can differ from
+    # this unshuffled one by a batch or two; the schedule then ends a little early or late.
+    batcher = _question_batches if cfg.shared_norm > 0 else _batches
+    steps = [len(batcher(w, cfg.batch_size, None)) for _, w in stages]
     total = sum(steps)
     first = sum(n for (e, _), n in zip(stages, steps, strict=True) if isinstance(e, str))  # the cloze stage's
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -487,7 +544,7 @@ def fit(
     for epoch, windows in stages:
         model.train()
         losses = []
-        for batch in _batches(windows, cfg.batch_size, rng):
+        for batch in batcher(windows, cfg.batch_size, rng):
             ys = torch.tensor([w.start for w in batch], device=device)
             ye = torch.tensor([w.end for w in batch], device=device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
@@ -496,6 +553,8 @@ def fit(
             if targets is not None:
                 soft = distill_loss(s.float(), e.float(), targets.batch(batch, s.shape[1], device), cfg.temperature)
                 loss = (1 - cfg.distill) * loss + cfg.distill * soft
+            if cfg.shared_norm > 0:
+                loss = loss + cfg.shared_norm * shared_norm_loss(s.float(), e.float(), batch, cfg.shared_norm_margins)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
