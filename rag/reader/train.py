@@ -313,13 +313,14 @@ def shared_norm_loss(start_logits: torch.Tensor, end_logits: torch.Tensor, batch
     rows: dict[int, list[int]] = {}
     for j, w in enumerate(batch):
         rows.setdefault(w.example, []).append(j)
+    if margins:  # once per batch, not per question
+        start_logits, end_logits = start_logits - start_logits[:, :1], end_logits - end_logits[:, :1]
     terms = []
     for js in rows.values():
         gold = [j for j in js if batch[j].start > 0]
         if not gold:
             continue
-        for raw, label in ((start_logits, "start"), (end_logits, "end")):
-            logits = raw - raw[:, :1] if margins else raw
+        for logits, label in ((start_logits, "start"), (end_logits, "end")):
             pool = torch.cat([logits[j, batch[j].context_start : len(batch[j].ids) - 1] for j in js])
             hit = torch.stack([logits[j, getattr(batch[j], label)] for j in gold])
             terms.append(torch.logsumexp(pool, 0) - torch.logsumexp(hit, 0))
