@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rag.answering import NO_ANSWER
-from rag.config import Settings, get_settings
+from rag.config import Settings, comma_list, get_settings
 from rag.index import Index, IndexProblem
 
 if TYPE_CHECKING:
@@ -492,13 +492,13 @@ def bench(
             raise typer.BadParameter(f"{path} does not exist", param_hint="--corpus")
     if sizes:
         try:
-            overrides["growth_sizes"] = tuple(int(x) for x in sizes.split(",") if x.strip())
+            overrides["growth_sizes"] = tuple(int(x) for x in comma_list(sizes))
         except ValueError as exc:
             raise typer.BadParameter(f"{sizes!r}: give whole numbers of chunks, comma-separated", param_hint="--sizes") from exc
         if not overrides["growth_sizes"] or min(overrides["growth_sizes"]) < 1:
             raise typer.BadParameter("sizes must be at least 1 chunk", param_hint="--sizes")
     if sections:
-        overrides["sections"] = tuple(x.strip() for x in sections.split(",") if x.strip())
+        overrides["sections"] = tuple(comma_list(sections))
         known = BenchConfig().sections
         unknown = [x for x in overrides["sections"] if x not in known]
         if unknown or not overrides["sections"]:

@@ -143,6 +143,11 @@ class Prepared:
 Preparer = Callable[[list[tuple[Document, str]], dict[str, float]], list[Prepared]]
 
 
+def chunking_record(settings: Settings) -> dict[str, int]:
+    """How chunks are cut, as a manifest records it: documents chunked another way are chunked again."""
+    return {"tokens": settings.chunk_tokens, "overlap": settings.chunk_overlap}
+
+
 def prepare_document(doc: Document, h: str, chunker: Chunker) -> Prepared:
     """Sentences and chunks of one document (no vectors yet); the only chunking code path."""
     sentences = document_sentences(doc)
@@ -272,7 +277,7 @@ class Indexer:
         # A document is unchanged only if it was chunked as it would be now: after a change of
         # RAG_CHUNK_TOKENS/OVERLAP every document is chunked again (as the sharded writer does),
         # else the manifest would claim one chunking over chunks of two.
-        chunking = {"tokens": self.settings.chunk_tokens, "overlap": self.settings.chunk_overlap}
+        chunking = chunking_record(self.settings)
         recorded = old.manifest.get("chunking") if old is not None else None
         same_chunking = old is not None and recorded in (None, chunking)  # None: a manifest that predates the record
         if old is not None and not same_chunking:
@@ -386,7 +391,7 @@ class Indexer:
                 "model_id": self.embedder.model_id,
                 "dim": dim,
                 "faiss_index": kind,
-                "chunking": {"tokens": self.settings.chunk_tokens, "overlap": self.settings.chunk_overlap},
+                "chunking": chunking_record(self.settings),
                 "counts": {"documents": len(docs), "chunks": len(chunks), "sentences": len(sentences)},
                 "documents": {d.doc_id: d.content_hash for d in docs},
                 "files": {str(f.relative_to(tmp)): sha256_file(f) for f in files},

@@ -57,6 +57,7 @@ from rag.ingest import (
     Prepared,
     Preparer,
     Progress,
+    chunking_record,
     content_hash,
     writer_lock,
 )
@@ -523,7 +524,7 @@ class ShardedIndexer:
             routed: list[list[Document]] = [[] for _ in range(n)]
             todo: list[tuple[Document, str]] = []
             reusable: dict[str, Index] = {} if rebuild else {doc_id: src for src in sources for doc_id in src.doc_ids}
-            chunking = {"tokens": self.settings.chunk_tokens, "overlap": self.settings.chunk_overlap}
+            chunking = chunking_record(self.settings)
             reused: dict[tuple[str, str], Index] = {}  # read from the source when its shard is written
             for d in incoming.values():
                 routed[shard_of(d.doc_id, n)].append(d)

@@ -378,6 +378,8 @@ def test_admin_add_ask_delete_cycle(make_client, rag: RAG) -> None:
         [{"id": "dup", "text": "One."}, {"id": "dup", "text": "Two."}],
         {"id": "../../health", "text": "Its source link would resolve to /health."},
         {"id": "faq/./hours", "text": "A dot segment."},
+        {"id": "two\nlines", "text": "A newline would split the citation lines."},
+        {"id": "c1\u0085control", "text": "A C1 control character."},
     ],
 )
 def test_admin_rejects_bad_documents_and_writes_nothing(make_client, payload) -> None:
