@@ -99,6 +99,27 @@ def summarise(runs: Sequence[dict]) -> list[dict]:
     return out
 
 
+def pooled(result: dict, epoch: int | str | None = None) -> dict[str, dict[str, float]]:
+    """Out-of-fold F1/EM per source over all held-out questions together (each fold weighed by
+    its questions, not one vote a fold as ``summarise``), at ``epoch`` (default: the last one
+    every fold reached): {source: {"questions": n, "f1": ..., "em": ...}}, "all" included."""
+    runs = result["runs"]
+    if epoch is None:
+        epoch = runs[0]["history"][min(len(r["history"]) for r in runs) - 1]["epoch"]
+    sums: dict[str, list[float]] = {}
+    for r in runs:
+        row = next((h for h in r["history"] if h["epoch"] == epoch), None)
+        if row is None:
+            raise ValueError(f"fold {r['fold']} did not reach epoch {epoch}")
+        for source, m in _sources(row).items():
+            n = r["held_out_questions"] if source == "all" else m["n"]
+            acc = sums.setdefault(source, [0, 0.0, 0.0])
+            acc[0] += n
+            acc[1] += m["f1"] * n
+            acc[2] += m["em"] * n
+    return {s: {"questions": n, "f1": f / n, "em": e / n} for s, (n, f, e) in sums.items() if n}
+
+
 def report(result: dict) -> str:
     """The summary as a Markdown table (mean ± sd over the folds, gold paragraph given)."""
     summary = result["summary"]
