@@ -620,6 +620,15 @@ def train_reader(
     shared_norm_margins: Annotated[
         bool, typer.Option(help="With --shared-norm: pool each window's margins (logits minus its own <s> logit), not raw logits.")
     ] = False,
+    cross_lingual: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=10.0,
+            help="Weight of a cross-lingual consistency term: an English XQuAD question's span distribution pulled towards the "
+            "same question's in Arabic over the same window (batches then hold both). 0 = off.",
+        ),
+    ] = 0.0,
     threads: Annotated[int, typer.Option(min=1)] = 2,
     device: Annotated[
         str,
@@ -746,6 +755,7 @@ def train_reader(
         temperature=temperature,
         shared_norm=shared_norm,
         shared_norm_margins=shared_norm_margins,
+        cross_lingual=cross_lingual,
         threads=threads,
         device=device,
         bf16=bf16,

@@ -530,3 +530,89 @@ def test_a_shared_normalisation_run_trains_on_whole_questions(e5: E5File):
     assert np.isfinite(shared.history[-1]["loss"])
     # the extra term (and the batches of whole questions) move the trained head
     assert not torch.equal(shared.state["qa.weight"], plain.state["qa.weight"])
+
+
+def _read(example: int, question: int, context: list[int], start: int = 0, end: int = 0):
+    """A window of ``question`` tokens then ``context`` (token ids; each token's offsets its index)."""
+    from rag.reader.data import Window
+
+    ids = np.asarray([0, *([7] * question), 2, 2, *context, 2], np.int64)
+    offs = np.stack([np.arange(len(context)), np.arange(len(context)) + 1], axis=1)
+    return Window(ids, start, end, example, question + 3, offs)
+
+
+def test_the_cross_lingual_term_pulls_the_english_reading_towards_the_arabic_one_over_the_same_slice():
+    torch = pytest.importorskip("torch")
+    from rag.reader.train import cross_lingual_loss
+
+    gen = torch.Generator().manual_seed(0)
+    ctx = [11, 12, 13, 14, 15]
+    # example 1 (English) is example 0's twin; the Arabic question is 2 tokens long, the English one 4,
+    # so the same context tokens sit at other positions. Example 2's window reads another slice.
+    batch = [_read(0, 2, ctx), _read(1, 4, ctx), _read(1, 4, [11, 12, 13, 14, 16]), _read(2, 2, ctx)]
+    s = torch.randn(4, 13, generator=gen, requires_grad=True)
+    e = torch.randn(4, 13, generator=gen)
+
+    def kl(logits, mine, theirs):
+        p = torch.softmax(logits[0, theirs], -1)
+        return (p * (p.log() - torch.log_softmax(logits[1, mine], -1))).sum()
+
+    arabic, english = [0, *range(5, 10)], [0, *range(7, 12)]
+    want = (kl(s, english, arabic) + kl(e, english, arabic)) / 2
+    got = cross_lingual_loss(s, e, batch, {1: 0})
+    assert torch.allclose(got, want)
+    got.backward()
+    # the Arabic reading is the teacher: no gradient reaches it, nor the window of another slice
+    assert s.grad is not None and s.grad[0].abs().sum() == 0 and s.grad[2].abs().sum() == 0 and s.grad[1].abs().sum() > 0
+    # the question's own tokens and the closing </s> are outside the compared distributions
+    moved = s.detach().clone()
+    moved[1, 1:5] += 4.0
+    moved[1, 12] += 4.0
+    assert torch.allclose(cross_lingual_loss(moved, e, batch, {1: 0}), want)
+    # the same reading in both languages costs nothing; no twin in the batch is zero but differentiable
+    same = s.detach().clone()
+    same[1, english] = same[0, arabic]
+    e_same = e.clone()
+    e_same[1, english] = e_same[0, arabic]
+    assert cross_lingual_loss(same, e_same, batch, {1: 0}).abs() < 1e-6
+    lone = s.detach().clone().requires_grad_(True)
+    zero = cross_lingual_loss(lone, e, batch[1:], {1: 0})
+    zero.backward()
+    assert zero.item() == 0.0 and lone.grad is not None
+
+
+@needs_data
+def test_each_english_xquad_question_over_arabic_finds_its_arabic_twin():
+    from rag.reader.train import language_twins
+
+    train = reader_corpus(DATA)["train"]
+    twins = language_twins(train)
+    english = [i for i, e in enumerate(train) if e.source == "xquad-en-ar"]
+    assert english and set(twins) == set(english)
+    for i, j in twins.items():
+        assert train[j].source == "xquad-ar" and train[j].qid == train[i].qid and train[j].context == train[i].context
+        assert train[j].question != train[i].question
+
+
+@needs_data
+def test_a_cross_lingual_run_batches_both_languages_together_and_trains(e5: E5File):
+    torch = pytest.importorskip("torch")
+    from rag.reader.train import TrainConfig, _question_batches, fit, language_twins
+
+    train = reader_corpus(DATA)["train"]
+    arabic = [e for e in train if e.source == "xquad-ar"][:3]
+    pick = arabic + [e for e in train if e.source == "xquad-en-ar" and e.qid in {a.qid for a in arabic}]
+    assert len(language_twins(pick)) == 3
+    cfg = TrainConfig(epochs=1, batch_size=4, max_len=96, negatives=0.5, threads=1, freeze_layers=10)
+    plain = fit(pick, [], cfg, weights=e5, log=lambda m: None)
+    logged: list[str] = []
+    mixed = fit(pick, [], replace(cfg, cross_lingual=1.0), weights=e5, log=logged.append)
+    assert any("3 English questions with their Arabic twin" in m for m in logged)
+    assert np.isfinite(mixed.history[-1]["loss"])
+    assert not torch.equal(mixed.state["qa.weight"], plain.state["qa.weight"])
+    # the batcher's grouping: a question's windows in both languages share a batch
+    windows = [_read(i % 6, 2, [11, 12]) for i in range(30)]
+    pair = {0: 0, 3: 0, 1: 1, 4: 1}
+    for b in _question_batches(windows, 8, None, key=lambda w: pair.get(w.example, w.example)):
+        ex = {w.example for w in b}
+        assert (0 in ex) == (3 in ex) and (1 in ex) == (4 in ex)

@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,12 @@ class TrainConfig:
     # With ``shared_norm``: pool each window's context logits minus its own ``<s>`` logit, the
     # margins the run time compares across windows, instead of the raw logits.
     shared_norm_margins: bool = False
+    # Cross-lingual consistency (as xTune, Zheng et al. 2021, with the Arabic reading as the
+    # teacher): XQuAD asks each question in Arabic and in English over the same Arabic paragraph.
+    # Batches hold both, and beside the gold labels the English question's start/end distribution
+    # over a window is pulled, with this weight, towards the Arabic question's over the same
+    # context slice (KL, the Arabic side not differentiated). 0 = off.
+    cross_lingual: float = 0.0
 
 
 def _batches(windows: Sequence[Window], size: int, rng: random.Random | None) -> list[list[Window]]:
@@ -129,13 +136,17 @@ def _batches(windows: Sequence[Window], size: int, rng: random.Random | None) ->
     return batches
 
 
-def _question_batches(windows: Sequence[Window], size: int, rng: random.Random | None) -> list[list[Window]]:
+def _question_batches(
+    windows: Sequence[Window], size: int, rng: random.Random | None, key: Callable[[Window], Hashable] | None = None
+) -> list[list[Window]]:
     """Batches of whole questions: each question's windows go into one batch (``size`` windows
     at most, unless one question alone has more), questions of similar length together, shuffled
-    when ``rng`` is given. The shared normalisation needs a question's windows side by side."""
-    groups: dict[int, list[Window]] = {}
+    when ``rng`` is given. The shared normalisation needs a question's windows side by side, the
+    cross-lingual consistency a question's two languages (``key``: the key that keeps windows
+    together; default their question)."""
+    groups: dict[Hashable, list[Window]] = {}
     for w in windows:
-        groups.setdefault(w.example, []).append(w)
+        groups.setdefault(w.example if key is None else key(w), []).append(w)
     order = sorted(groups.values(), key=lambda g: max(len(w.ids) for w in g))
     if rng is not None:  # shuffle within buckets of similar length, as _batches does
         chunk = size * 4
@@ -324,6 +335,54 @@ def shared_norm_loss(start_logits: torch.Tensor, end_logits: torch.Tensor, batch
             pool = torch.cat([logits[j, batch[j].context_start : len(batch[j].ids) - 1] for j in js])
             hit = torch.stack([logits[j, getattr(batch[j], label)] for j in gold])
             terms.append(torch.logsumexp(pool, 0) - torch.logsumexp(hit, 0))
+    if not terms:
+        return start_logits.sum() * 0.0
+    return torch.stack(terms).mean()
+
+
+def language_twins(examples: Sequence[QAExample]) -> dict[int, int]:
+    """Index of each English XQuAD question over an Arabic paragraph -> index of the same
+    question asked in Arabic over the same paragraph (XQuAD's ids are shared across languages)."""
+    arabic = {(e.qid, e.context): i for i, e in enumerate(examples) if e.source == "xquad-ar"}
+    out = {}
+    for i, e in enumerate(examples):
+        if e.source == "xquad-en-ar" and (e.qid, e.context) in arabic:
+            out[i] = arabic[(e.qid, e.context)]
+    return out
+
+
+def _same_slice(a: Window, b: Window) -> bool:
+    """Whether two windows read the same context tokens (whatever question precedes them)."""
+    return (
+        len(a.offsets) == len(b.offsets)
+        and np.array_equal(a.offsets, b.offsets)
+        and np.array_equal(a.ids[a.context_start : len(a.ids) - 1], b.ids[b.context_start : len(b.ids) - 1])
+    )
+
+
+def cross_lingual_loss(
+    start_logits: torch.Tensor, end_logits: torch.Tensor, batch: Sequence[Window], twins: dict[int, int]
+) -> torch.Tensor:
+    """For each window of an English question (``twins``: its example -> the Arabic question's)
+    whose Arabic twin reads the same context slice in this batch: the KL divergence of the English
+    start (and end) distribution over ``<s>`` and the context tokens from the Arabic one over the
+    same tokens, the Arabic side detached (the teacher). The mean over such windows and both ends;
+    zero (with a gradient) when the batch has none."""
+    rows: dict[int, list[int]] = {}
+    for j, w in enumerate(batch):
+        rows.setdefault(w.example, []).append(j)
+    terms = []
+    for j, w in enumerate(batch):
+        twin = twins.get(w.example)
+        k = next((k for k in rows.get(twin, []) if _same_slice(w, batch[k])), None) if twin is not None else None
+        if k is None:
+            continue
+        mine = [0, *range(w.context_start, len(w.ids) - 1)]
+        theirs = [0, *range(batch[k].context_start, len(batch[k].ids) - 1)]
+        for logits in (start_logits, end_logits):
+            student = torch.log_softmax(logits[j, mine], dim=-1)
+            teacher = torch.softmax(logits[k, theirs].detach(), dim=-1)
+            terms.append(torch.nn.functional.kl_div(student, teacher, reduction="sum"))
     if not terms:
         return start_logits.sum() * 0.0
     return torch.stack(terms).mean()
@@ -530,7 +589,14 @@ def fit(
     stages = _stages(train_w, train_ex, cfg)
     # Whole-question batches are packed after the shuffle, so an epoch's count can differ from
     # this unshuffled one by a batch or two; the schedule then ends a little early or late.
-    batcher = _question_batches if cfg.shared_norm > 0 else _batches
+    twins = language_twins(train_ex) if cfg.cross_lingual > 0 else {}
+    batcher: Callable[[Sequence[Window], int, random.Random | None], list[list[Window]]] = _batches
+    if cfg.cross_lingual > 0:
+        log(f"cross-lingual consistency: {len(twins)} English questions with their Arabic twin")
+        pair = {i: min(i, t) for i, t in twins.items()} | {t: min(i, t) for i, t in twins.items()}
+        batcher = partial(_question_batches, key=lambda w: pair.get(w.example, w.example))
+    elif cfg.shared_norm > 0:
+        batcher = _question_batches
     steps = [len(batcher(w, cfg.batch_size, None)) for _, w in stages]
     total = sum(steps)
     first = sum(n for (e, _), n in zip(stages, steps, strict=True) if isinstance(e, str))  # the cloze stage's
@@ -556,6 +622,8 @@ def fit(
                 loss = (1 - cfg.distill) * loss + cfg.distill * soft
             if cfg.shared_norm > 0:
                 loss = loss + cfg.shared_norm * shared_norm_loss(s.float(), e.float(), batch, cfg.shared_norm_margins)
+            if cfg.cross_lingual > 0:
+                loss = loss + cfg.cross_lingual * cross_lingual_loss(s.float(), e.float(), batch, twins)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
