@@ -629,6 +629,14 @@ def train_reader(
             "same question's in Arabic over the same window (batches then hold both). 0 = off.",
         ),
     ] = 0.0,
+    dropout: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.5,
+            help="Dropout in the trained layers while training (attention and each sublayer's output; BERT's is 0.1). 0 = off.",
+        ),
+    ] = 0.0,
     threads: Annotated[int, typer.Option(min=1)] = 2,
     device: Annotated[
         str,
@@ -756,6 +764,7 @@ def train_reader(
         shared_norm=shared_norm,
         shared_norm_margins=shared_norm_margins,
         cross_lingual=cross_lingual,
+        dropout=dropout,
         threads=threads,
         device=device,
         bf16=bf16,

@@ -616,3 +616,30 @@ def test_a_cross_lingual_run_batches_both_languages_together_and_trains(e5: E5Fi
     for b in _question_batches(windows, 8, None, key=lambda w: pair.get(w.example, w.example)):
         ex = {w.example for w in b}
         assert (0 in ex) == (3 in ex) and (1 in ex) == (4 in ex)
+
+
+def test_dropout_acts_in_training_only_and_never_in_the_cached_frozen_layers(e5: E5File):
+    torch = pytest.importorskip("torch")
+    from rag.reader.data import Window
+    from rag.reader.model import SpanReaderModel, word_table
+    from rag.reader.train import LowerCache
+
+    plain, dropped = SpanReaderModel.from_e5(e5), SpanReaderModel.from_e5(e5, dropout=0.1)
+    table = word_table(e5)
+    ids = torch.tensor([[0, 500, 600, 2, 2, 700, 800, 900, 2]])
+    x, mask = table[ids], torch.ones_like(ids)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        a, b = dropped(x, mask)[0], dropped(x, mask)[0]
+        assert not torch.equal(a, b)  # training mode: two reads differ
+        dropped.eval()
+        plain.eval()
+        assert torch.equal(dropped(x, mask)[0], plain(x, mask)[0])  # eval: the plain model exactly
+    # the cache of the frozen layers is computed without dropout, even from a model in training mode
+    dropped.train()
+    window = Window(ids[0].numpy(), 0, 0, 0, 5, np.zeros((3, 2), np.int64))
+    cache = LowerCache(dropped, table, [window], pad=1, layers=6)
+    assert dropped.training
+    with torch.no_grad():
+        want = plain.encode(x, mask, stop=6)[0]
+    assert torch.allclose(cache.states[id(window)], want)

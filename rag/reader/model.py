@@ -18,9 +18,13 @@ from rag.reader.weights import E5File
 
 
 class Layer(nn.Module):
-    def __init__(self, hidden: int, heads: int, ffn: int, eps: float):
+    def __init__(self, hidden: int, heads: int, ffn: int, eps: float, dropout: float = 0.0):
         super().__init__()
         self.heads = heads
+        # BERT's dropout (attention probabilities, and each sublayer's output before its residual
+        # sum): active in training mode only, so exported and run-time graphs are the same
+        self.dropout = dropout
+        self.drop = nn.Dropout(dropout)
         self.q = nn.Linear(hidden, hidden)
         self.k = nn.Linear(hidden, hidden)
         self.v = nn.Linear(hidden, hidden)
@@ -37,20 +41,30 @@ class Layer(nn.Module):
         def split(y: torch.Tensor) -> torch.Tensor:
             return y.view(b, t, self.heads, hd).transpose(1, 2)
 
-        att = nn.functional.scaled_dot_product_attention(split(self.q(x)), split(self.k(x)), split(self.v(x)), attn_mask=bias)
-        x = self.aln(x + self.ao(att.transpose(1, 2).reshape(b, t, h)))
-        return self.oln(x + self.fo(nn.functional.gelu(self.fi(x))))
+        p = self.dropout if self.training else 0.0
+        att = nn.functional.scaled_dot_product_attention(split(self.q(x)), split(self.k(x)), split(self.v(x)), attn_mask=bias, dropout_p=p)
+        x = self.aln(x + self.drop(self.ao(att.transpose(1, 2).reshape(b, t, h))))
+        return self.oln(x + self.drop(self.fo(nn.functional.gelu(self.fi(x)))))
 
 
 class SpanReaderModel(nn.Module):
     """inputs_embeds (B, T, H) float, attention_mask (B, T) int -> start, end logits (B, T)."""
 
-    def __init__(self, hidden: int = 384, layers: int = 12, heads: int = 12, ffn: int = 1536, positions: int = 512, eps: float = 1e-12):
+    def __init__(
+        self,
+        hidden: int = 384,
+        layers: int = 12,
+        heads: int = 12,
+        ffn: int = 1536,
+        positions: int = 512,
+        eps: float = 1e-12,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.pos = nn.Parameter(torch.zeros(positions, hidden))
         self.token_type = nn.Parameter(torch.zeros(hidden))
         self.eln = nn.LayerNorm(hidden, eps=eps)
-        self.layers = nn.ModuleList(Layer(hidden, heads, ffn, eps) for _ in range(layers))
+        self.layers = nn.ModuleList(Layer(hidden, heads, ffn, eps, dropout) for _ in range(layers))
         self.qa = nn.Linear(hidden, 2)
 
     def encode(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, stop: int | None = None) -> torch.Tensor:
@@ -75,10 +89,11 @@ class SpanReaderModel(nn.Module):
         return self.head(self.encode(inputs_embeds, attention_mask), attention_mask)
 
     @classmethod
-    def from_e5(cls, weights: E5File) -> SpanReaderModel:
-        """The reader initialised from multilingual-e5-small (the head starts near zero)."""
+    def from_e5(cls, weights: E5File, dropout: float = 0.0) -> SpanReaderModel:
+        """The reader initialised from multilingual-e5-small (the head starts near zero), with
+        ``dropout`` in its layers while training (e5 and BERT were pre-trained with 0.1)."""
         c = weights.config
-        model = cls(c.hidden, c.layers, c.heads, c.ffn, c.max_positions, c.eps)
+        model = cls(c.hidden, c.layers, c.heads, c.ffn, c.max_positions, c.eps, dropout)
         sd: dict[str, torch.Tensor] = {
             "pos": torch.from_numpy(weights.floats("emb.pos").reshape(c.max_positions, c.hidden)),
             "token_type": torch.from_numpy(weights.floats("emb.type").reshape(-1, c.hidden)[0].copy()),
