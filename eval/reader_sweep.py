@@ -52,7 +52,21 @@ def train(out: Path, name: str, flags: list[str], seed: int, args: argparse.Name
     if (folder / "cv.json").is_file():
         return
     folder.mkdir(parents=True, exist_ok=True)
-    cmd = ["rag", "train-reader", "--data", str(args.data), "--out", str(folder), "--folds", str(args.folds), "--seed", str(seed)]
+    # this interpreter's rag (the one running the sweep), whether or not its bin folder is on PATH
+    cmd = [
+        sys.executable,
+        "-m",
+        "rag.cli",
+        "train-reader",
+        "--data",
+        str(args.data),
+        "--out",
+        str(folder),
+        "--folds",
+        str(args.folds),
+        "--seed",
+        str(seed),
+    ]
     cmd += [*shlex.split(args.common), *flags]
     print(f"{name} seed {seed}: {shlex.join(cmd)}", flush=True)
     with (folder / "train.log").open("w", encoding="utf-8") as log:
