@@ -23,7 +23,6 @@ class Layer(nn.Module):
         self.heads = heads
         # BERT's dropout (attention probabilities, and each sublayer's output before its residual
         # sum): active in training mode only, so exported and run-time graphs are the same
-        self.dropout = dropout
         self.drop = nn.Dropout(dropout)
         self.q = nn.Linear(hidden, hidden)
         self.k = nn.Linear(hidden, hidden)
@@ -41,7 +40,7 @@ class Layer(nn.Module):
         def split(y: torch.Tensor) -> torch.Tensor:
             return y.view(b, t, self.heads, hd).transpose(1, 2)
 
-        p = self.dropout if self.training else 0.0
+        p = self.drop.p if self.training else 0.0  # SDPA's own dropout on the attention weights
         att = nn.functional.scaled_dot_product_attention(split(self.q(x)), split(self.k(x)), split(self.v(x)), attn_mask=bias, dropout_p=p)
         x = self.aln(x + self.drop(self.ao(att.transpose(1, 2).reshape(b, t, h))))
         return self.oln(x + self.drop(self.fo(nn.functional.gelu(self.fi(x)))))
