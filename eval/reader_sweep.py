@@ -86,14 +86,21 @@ def collect(out: Path, recipes: list[tuple[str, list[str]]], seeds: list[int]) -
     return found
 
 
+# A paired difference smaller than this (0.05 F1 points, which the report prints as 0.0) counts
+# as neither a win nor a loss.
+TIE = 0.0005
+
+
 def report(found: dict[str, dict[int, dict[str, dict[str, float]]]], recipes: list[tuple[str, list[str]]], metric: str = "f1") -> str:
     """Per recipe and source: the mean and spread over seeds, and against the baseline the mean
-    paired difference over the seeds both have, with how many of them it wins."""
+    paired difference over the seeds both have, with how many of them it wins and loses: a
+    difference that prints as 0.0 points (under 0.05) is a tie, neither."""
     base = recipes[0][0]
     sources = sorted({s for runs in found.values() for scores in runs.values() for s in scores}, key=lambda s: (s != "all", s))
     lines = [
         f"Out of fold, {metric.upper()} over each run's held-out questions; mean ± sd over seeds; "
-        f"against `{base}`: mean paired difference (seeds won / seeds paired).",
+        f"against `{base}`: mean paired difference in points (seeds won, lost, of those paired; "
+        f"under {100 * TIE:.2f} points is a tie).",
         "",
         "| recipe | flags | seeds | " + " | ".join(sources) + " |",
         "|---|---|---:|" + "---:|" * len(sources),
@@ -110,7 +117,8 @@ def report(found: dict[str, dict[int, dict[str, dict[str, float]]]], recipes: li
             paired = [s for s in sorted(runs) if s in found.get(base, {}) and source in runs[s] and source in found[base][s]]
             if name != base and paired:
                 diffs = [runs[s][source][metric] - found[base][s][source][metric] for s in paired]
-                cell += f" ({100 * statistics.fmean(diffs):+.1f}, {sum(d > 0 for d in diffs)}/{len(diffs)})"
+                won, lost = sum(d >= TIE for d in diffs), sum(d <= -TIE for d in diffs)
+                cell += f" ({100 * statistics.fmean(diffs):+.1f}; won {won}, lost {lost} of {len(diffs)})"
             cells.append(cell)
         lines.append(f"| {name} | `{shlex.join(flags)}` | {len(runs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

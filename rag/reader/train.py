@@ -18,7 +18,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -31,6 +31,8 @@ from rag.reader.model import SpanReaderModel, word_table
 from rag.reader.spans import best_span
 from rag.reader.tokenizer import ReaderTokenizer
 from rag.reader.weights import E5File
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -127,13 +129,17 @@ class TrainConfig:
     cross_lingual: float = 0.0
 
 
+def _bucket_shuffle(items: list[T], chunk: int, rng: random.Random) -> list[T]:
+    """``items`` (sorted by length) shuffled within consecutive buckets of ``chunk``, so that a
+    batch cut from the result still holds items of similar length."""
+    return [x for a in range(0, len(items), chunk) for x in rng.sample(items[a : a + chunk], len(items[a : a + chunk]))]
+
+
 def _batches(windows: Sequence[Window], size: int, rng: random.Random | None) -> list[list[Window]]:
     """Batches of similar length (less padding on CPU), shuffled when ``rng`` is given."""
     order = sorted(range(len(windows)), key=lambda i: len(windows[i].ids))
-    if rng is not None:
-        # shuffle within buckets of 8 batches, then the batches themselves
-        chunk = size * 8
-        order = [i for a in range(0, len(order), chunk) for i in rng.sample(order[a : a + chunk], len(order[a : a + chunk]))]
+    if rng is not None:  # shuffle within buckets of 8 batches, then the batches themselves
+        order = _bucket_shuffle(order, size * 8, rng)
     batches = [[windows[i] for i in order[a : a + size]] for a in range(0, len(order), size)]
     if rng is not None:
         rng.shuffle(batches)
@@ -153,8 +159,7 @@ def _question_batches(
         groups.setdefault(w.example if key is None else key(w), []).append(w)
     order = sorted(groups.values(), key=lambda g: max(len(w.ids) for w in g))
     if rng is not None:  # shuffle within buckets of similar length, as _batches does
-        chunk = size * 4
-        order = [g for a in range(0, len(order), chunk) for g in rng.sample(order[a : a + chunk], len(order[a : a + chunk]))]
+        order = _bucket_shuffle(order, size * 4, rng)
     batches: list[list[Window]] = []
     for group in order:
         if batches and len(batches[-1]) + len(group) <= size:
