@@ -637,6 +637,15 @@ def train_reader(
             help="Dropout in the trained layers while training (attention and each sublayer's output; BERT's is 0.1). 0 = off.",
         ),
     ] = 0.0,
+    layer_decay: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            max=1.0,
+            help="Layer-wise learning-rate decay: each trained encoder layer learns at this times the rate of the layer above "
+            "(the span head and the top layer at --lr). 1 = one rate for all.",
+        ),
+    ] = 1.0,
     threads: Annotated[int, typer.Option(min=1)] = 2,
     device: Annotated[
         str,
@@ -765,6 +774,7 @@ def train_reader(
         shared_norm_margins=shared_norm_margins,
         cross_lingual=cross_lingual,
         dropout=dropout,
+        layer_decay=layer_decay,
         threads=threads,
         device=device,
         bf16=bf16,

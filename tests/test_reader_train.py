@@ -643,3 +643,29 @@ def test_dropout_acts_in_training_only_and_never_in_the_cached_frozen_layers(e5:
     with torch.no_grad():
         want = plain.encode(x, mask, stop=6)[0]
     assert torch.allclose(cache.states[id(window)], want)
+
+
+def test_layer_decay_gives_each_trained_layer_its_own_rate_below_the_top(e5: E5File):
+    pytest.importorskip("torch")
+    from rag.reader.model import SpanReaderModel
+    from rag.reader.train import TrainConfig, _param_groups
+
+    model = SpanReaderModel.from_e5(e5)
+    for p in [model.pos, model.token_type, *model.eln.parameters(), *model.layers[:4].parameters()]:
+        p.requires_grad_(False)
+    trained = {id(p): n for n, p in model.named_parameters() if p.requires_grad}
+
+    def rates(cfg: TrainConfig) -> dict[str, tuple[float, float]]:
+        groups = _param_groups(model, cfg)
+        seen = [id(p) for g in groups for p in g["params"]]
+        assert sorted(seen) == sorted(trained)  # every trained parameter once, no frozen one
+        return {trained[id(p)]: (g["lr"], g["weight_decay"]) for g in groups for p in g["params"]}
+
+    flat = rates(TrainConfig(lr=1e-4, weight_decay=0.01))
+    assert {lr for lr, _ in flat.values()} == {1e-4}
+    assert flat["qa.weight"][1] == 0.01 and flat["qa.bias"][1] == 0.0  # decay on matrices only
+    decayed = rates(TrainConfig(lr=1e-4, weight_decay=0.01, layer_decay=0.5))
+    layer = {i: {lr for n, (lr, _) in decayed.items() if n.startswith(f"layers.{i}.")} for i in range(4, 12)}
+    assert layer[11] == {1e-4} and layer[10] == {5e-5} and len(layer[4]) == 1 and layer[4].pop() == pytest.approx(1e-4 * 0.5**7)
+    assert decayed["qa.weight"] == (1e-4, 0.01)
+    assert {n: wd for n, (_, wd) in decayed.items()} == {n: wd for n, (_, wd) in flat.items()}

@@ -127,6 +127,24 @@ class TrainConfig:
     # over a window is pulled, with this weight, towards the Arabic question's over the same
     # context slice (KL, the Arabic side not differentiated). 0 = off.
     cross_lingual: float = 0.0
+    # Layer-wise learning-rate decay (as ELECTRA and BEiT fine-tune): each trained encoder layer
+    # learns at ``layer_decay`` times the rate of the layer above it, the span head and the top
+    # layer at ``lr``, so the layers nearest the pre-trained features move least. 1 = one rate.
+    layer_decay: float = 1.0
+
+
+def _param_groups(model: SpanReaderModel, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """AdamW's groups of the trainable parameters: weight decay on matrices only, and a learning
+    rate of ``cfg.lr`` times ``cfg.layer_decay`` to the power of the layer's depth below the top
+    encoder layer (the span head and the top layer at ``cfg.lr``)."""
+    top = len(model.layers) - 1
+    groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            depth = top - int(name.split(".")[1]) if name.startswith("layers.") else 0
+            key = (cfg.weight_decay if p.ndim >= 2 else 0.0, cfg.lr * cfg.layer_decay**depth)
+            groups.setdefault(key, []).append(p)
+    return [{"params": ps, "weight_decay": wd, "lr": lr} for (wd, lr), ps in groups.items()]
 
 
 def _bucket_shuffle(items: list[T], chunk: int, rng: random.Random) -> list[T]:
@@ -582,11 +600,8 @@ def fit(
         frozen += list(layer.parameters())
     for p in frozen:
         p.requires_grad_(False)
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    params = [p for _, p in named]
-    decay = [p for n, p in named if p.ndim >= 2]
-    no_decay = [p for n, p in named if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr)
     t_cache = time.time()
     train_cache = LowerCache(model, table, train_w, tok.pad, cfg.freeze_layers)
     dev_cache = LowerCache(model, table, dev_w, tok.pad, cfg.freeze_layers)
