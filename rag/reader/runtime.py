@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rag.answering import missing_numbers
-from rag.index import sha256_file
+from rag.checksum import sha256_file
 from rag.reader.spans import MAX_ANSWER_TOKENS, best_spans_by_group
 from rag.reader.tokenizer import Encoded, ReaderTokenizer
 from rag.reader.weights import E5File

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from rag.index import sha256_file
+from rag.checksum import sha256_file
 from rag.reader.cloze import SOURCE as CLOZE_SOURCE
 from rag.reader.cloze import cloze_examples
 from rag.reader.data import QAExample, Window, build_windows, hard_paragraphs, reader_corpus
