@@ -683,13 +683,20 @@ def test_training_imports_without_the_service_libraries():
     assert done.stdout.strip() == "ok"
 
 
-def test_training_refuses_text_whose_tokens_a_pruned_base_model_lacks(e5: E5File, tmp_path: Path):
-    pytest.importorskip("torch")
+def test_a_pruned_base_model_trains_exactly_as_the_original_or_refuses(e5: E5File, tmp_path: Path):
+    torch = pytest.importorskip("torch")
     from rag.reader.train import TrainConfig, fit
     from rag.reader.weights import prune_words
 
-    train = reader_corpus(DATA)["train"][:2]
-    prune_words(e5, [], tmp_path / "bare.bin")  # the special tokens alone
+    train = reader_corpus(DATA)["train"][:4]
     cfg = TrainConfig(epochs=1, batch_size=2, max_len=96, threads=1, freeze_layers=11)
+    tok = ReaderTokenizer(e5.vocab)
+    used = {int(i) for e in train for text in (e.question, e.context) for i in tok.encode(text).ids}
+    prune_words(e5, used, tmp_path / "pruned.bin")
+    full = fit(train, [], cfg, weights=e5, log=lambda m: None)
+    pruned = fit(train, [], cfg, weights=E5File(tmp_path / "pruned.bin"), log=lambda m: None)
+    assert full.state.keys() == pruned.state.keys()
+    assert all(torch.equal(full.state[k], pruned.state[k]) for k in full.state)
+    prune_words(e5, [], tmp_path / "bare.bin")  # the special tokens alone
     with pytest.raises(ValueError, match="tokens of the training text have no word embedding"):
         fit(train, [], cfg, weights=E5File(tmp_path / "bare.bin"), log=lambda m: None)
