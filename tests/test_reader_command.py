@@ -58,15 +58,23 @@ def test_a_machine_without_the_service_libraries_sweeps_from_the_pack(tmp_path: 
     pack = _device_pack()
     sizes = pack.pack(DATA, tmp_path / "pack")
     assert 10_000 < sizes["rows_kept"] < sizes["vocab"] // 5 and sizes["e5.bin.xz"] < 20 * 2**20
-    e5, data = pack.unpack(tmp_path / "pack", tmp_path / "dev")
-    assert (data / "xquad" / "LICENSE-CC-BY-SA-4.0.txt").is_file() and (data / "arcd" / "arcd.train.json").is_file()
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(f"import sys\nsys.modules.update(dict.fromkeys({ABSENT!r}))\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    unpacked = subprocess.run(
+        [sys.executable, str(ROOT / "eval" / "device_pack.py"), "--out", str(tmp_path / "pack"), "--unpack", str(tmp_path / "dev")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert unpacked.returncode == 0, unpacked.stderr[-2000:]
+    e5, data = tmp_path / "dev" / "e5.bin", tmp_path / "dev" / "data"
+    assert unpacked.stdout.split() == ["--e5-file", str(e5), "--data", str(data)]
+    assert (data / "xquad" / "LICENSE-CC-BY-SA-4.0.txt").is_file() and (data / "arcd" / "arcd.train.json").is_file()
     common = "--epochs 1 --limit 12 --freeze-layers 10 --threads 1"
     args = ["--data", str(data), "--e5-file", str(e5), "--jobs", "2", "--recipe", "base=", "--recipe", "lr2=--lr 2e-4"]
     args += ["--seeds", "13", "--folds", "2", "--common", common, "--out", str(tmp_path / "sweep")]
-    env = {**os.environ, "PYTHONPATH": str(site)}
     done = subprocess.run(
         [sys.executable, str(ROOT / "eval" / "reader_sweep.py"), *args], capture_output=True, text=True, env=env, timeout=600
     )
