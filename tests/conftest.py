@@ -1,11 +1,16 @@
 """Shared fixtures: the real e5 embedder, a small synthetic Arabic/English index and an index
-of the real corpus, each built once per session (the slow parts of the suite)."""
+of the real corpus, each built once per session (the slow parts of the suite); and a loader for
+the scripts of eval/ and benchmarks/, which are not packages."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -66,6 +71,23 @@ MIXED_DOCS = [
     ),
     SMALL_DOCS[2],
 ]
+
+
+@pytest.fixture(scope="session")
+def load_script() -> Callable[[str], ModuleType]:
+    """Import a script by its path from the checkout root (``"eval/reader_sweep.py"``) as a
+    module named after its file."""
+
+    def load(relative: str) -> ModuleType:
+        path = ROOT / relative
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        assert spec is not None and spec.loader is not None, path
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up by name
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture(scope="session")

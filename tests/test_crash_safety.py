@@ -7,7 +7,6 @@ file of any kind stops the service from starting, with ``rag verify`` naming the
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import shutil
@@ -30,22 +29,12 @@ from rag.schema import Document
 
 pytestmark = pytest.mark.slow  # real processes, real model, real indexes
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_harness():
-    spec = importlib.util.spec_from_file_location("crash_harness", ROOT / "benchmarks" / "crash_harness.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
 
 # --- SIGKILL at many points ---------------------------------------------------------------------
 
 
-def test_sigkill_anywhere_in_a_build_or_update_loses_nothing(tmp_path, e5) -> None:
-    harness = _load_harness()
+def test_sigkill_anywhere_in_a_build_or_update_loses_nothing(tmp_path, e5, load_script) -> None:
+    harness = load_script("benchmarks/crash_harness.py")
     lines: list[str] = []
     h = harness.Harness(tmp_path, embedder=e5, log=lines.append)
     result = h.run(time_points=4, exact_points=harness.QUICK_EXACT)

@@ -3,15 +3,9 @@ measurement of e5's same-language gap on a small parallel set."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "eval" / "language_gap.py"
 
 PAIRS = [
     (
@@ -58,16 +52,13 @@ def files(tmp_path):
     return ar, en
 
 
-def _module():
-    spec = importlib.util.spec_from_file_location("language_gap", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["language_gap"] = module  # dataclasses look their module up while building
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def gap(load_script):
+    return load_script("eval/language_gap.py")
 
 
-def test_parallel_items_pair_the_answer_sentences(files):
-    items = _module().parallel_items(*files, split="all")
+def test_parallel_items_pair_the_answer_sentences(gap, files):
+    items = gap.parallel_items(*files, split="all")
     assert [(i.sentence_ar, i.sentence_en) for i in items] == [
         ("ووصل المسبار إلى مدار المريخ في فبراير 2021.", "The probe reached Mars orbit in February 2021."),
         ("ويقام مهرجان ليوا للرطب في الصيف.", "The Liwa date festival is held in summer."),
@@ -76,13 +67,13 @@ def test_parallel_items_pair_the_answer_sentences(files):
     assert items[0].question_en == "When did the probe reach Mars orbit?"
 
 
-def test_no_parallel_questions_is_an_error(e5, files):
+def test_no_parallel_questions_is_an_error(gap, e5, files):
     with pytest.raises(ValueError):
-        _module().measure(e5, [])
+        gap.measure(e5, [])
 
 
-def test_e5_prefers_the_question_language(e5, files):
-    result = _module().measure(e5, _module().parallel_items(*files, split="all"))
+def test_e5_prefers_the_question_language(gap, e5, files):
+    result = gap.measure(e5, gap.parallel_items(*files, split="all"))
     assert result["en"]["n"] == result["ar"]["n"] == 3
     # the same sentence scores higher in the question's own language, for both languages
     assert result["en"]["gap"] > 0.02 and result["ar"]["gap"] > 0.02

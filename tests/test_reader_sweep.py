@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -15,12 +14,9 @@ DATA = ROOT.parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not (DATA / "xquad").is_dir(), reason="../shared/data is not beside the checkout")
 
 
-def _sweep():
-    spec = importlib.util.spec_from_file_location("reader_sweep", ROOT / "eval" / "reader_sweep.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def sweep(load_script):
+    return load_script("eval/reader_sweep.py")
 
 
 def _cv(folds: list[tuple[int, float, int, float]]) -> dict:
@@ -62,8 +58,7 @@ def test_the_shipped_cross_validation_pools_to_the_figures_results_reports():
     assert round(got["xquad-en-ar"]["f1"], 3) == 0.330 and round(got["arcd"]["f1"], 3) == 0.523
 
 
-def test_recipes_are_named_flags():
-    sweep = _sweep()
+def test_recipes_are_named_flags(sweep):
     assert sweep.parse_recipe("base=") == ("base", [])
     assert sweep.parse_recipe('xl=--cross-lingual 1 --note "a b"') == ("xl", ["--cross-lingual", "1", "--note", "a b"])
     for bad in ("no-equals", "=--seed 1", "a/b=--x", "../up="):
@@ -71,8 +66,7 @@ def test_recipes_are_named_flags():
             sweep.parse_recipe(bad)
 
 
-def test_seeds_are_whole_numbers_and_jobs_at_least_one(tmp_path: Path, capsys):
-    sweep = _sweep()
+def test_seeds_are_whole_numbers_and_jobs_at_least_one(sweep, tmp_path: Path, capsys):
     assert sweep.seed_list("13, 14,,15") == [13, 14, 15]
     with pytest.raises(argparse.ArgumentTypeError, match="whole numbers"):
         sweep.seed_list("13,x")
@@ -82,8 +76,7 @@ def test_seeds_are_whole_numbers_and_jobs_at_least_one(tmp_path: Path, capsys):
     assert not any(tmp_path.iterdir())
 
 
-def test_the_report_pairs_each_recipe_with_the_baseline_seed_by_seed(tmp_path: Path):
-    sweep = _sweep()
+def test_the_report_pairs_each_recipe_with_the_baseline_seed_by_seed(sweep, tmp_path: Path):
     recipes = [("base", []), ("lever", ["--x", "1"]), ("missing", [])]
     runs = {
         ("base", 13): [(10, 0.50, 10, 0.30)],
@@ -109,9 +102,8 @@ def test_the_report_pairs_each_recipe_with_the_baseline_seed_by_seed(tmp_path: P
 
 @pytest.mark.slow
 @needs_data
-def test_a_sweep_trains_each_recipe_once_per_seed_and_resumes(tmp_path: Path, monkeypatch):
+def test_a_sweep_trains_each_recipe_once_per_seed_and_resumes(sweep, tmp_path: Path, monkeypatch):
     pytest.importorskip("torch")
-    sweep = _sweep()
     common = "--epochs 1 --limit 12 --freeze-layers 10 --threads 1"
     args = ["--recipe", "base=", "--recipe", "xl=--cross-lingual 1", "--seeds", "13", "--folds", "2", "--common", common]
     assert sweep.main([*args, "--jobs", "2", "--out", str(tmp_path)]) == 0  # both runs at once

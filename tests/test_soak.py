@@ -5,28 +5,15 @@ result is in ``eval/RELIABILITY.md``."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.slow  # a server process under load for ~45 s
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def _load_soak():
-    spec = importlib.util.spec_from_file_location("soak", ROOT / "benchmarks" / "soak.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_short_soak_has_no_errors_and_bounded_memory(corpus_index, tmp_path) -> None:
-    soak = _load_soak()
+def test_short_soak_has_no_errors_and_bounded_memory(corpus_index, tmp_path, load_script) -> None:
+    soak = load_script("benchmarks/soak.py")
     index = tmp_path / "index"
     shutil.copytree(corpus_index, index)
     server = soak.Server.start(index, tmp_path)
