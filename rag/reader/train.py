@@ -157,7 +157,11 @@ def missing_tokens(table: torch.Tensor, windows: Sequence[Window]) -> int:
 def _bucket_shuffle(items: list[T], chunk: int, rng: random.Random) -> list[T]:
     """``items`` (sorted by length) shuffled within consecutive buckets of ``chunk``, so that a
     batch cut from the result still holds items of similar length."""
-    return [x for a in range(0, len(items), chunk) for x in rng.sample(items[a : a + chunk], len(items[a : a + chunk]))]
+    shuffled: list[T] = []
+    for a in range(0, len(items), chunk):
+        bucket = items[a : a + chunk]
+        shuffled.extend(rng.sample(bucket, len(bucket)))
+    return shuffled
 
 
 def _batches(windows: Sequence[Window], size: int, rng: random.Random | None) -> list[list[Window]]:
