@@ -53,9 +53,12 @@ def test_the_shipped_cross_validation_pools_to_the_figures_results_reports():
     from rag.reader.crossval import pooled
 
     got = pooled(json.loads((ROOT / "models" / "reader" / "cv.json").read_text(encoding="utf-8")))
-    # eval/RESULTS.md, "Checked: the order of the training examples": fold order, seed 13, 1,569 questions
-    assert got["all"]["questions"] == 1569 and round(got["all"]["f1"], 3) == 0.428
-    assert round(got["xquad-en-ar"]["f1"], 3) == 0.330 and round(got["arcd"]["f1"], 3) == 0.523
+    # eval/RESULTS.md, "Tried: a soup of two models trained at 2e-4": the shipped recipe, seed 13, 1,569 questions
+    assert got["all"]["questions"] == 1569 and round(got["all"]["f1"], 3) == 0.454
+    assert round(got["xquad-en-ar"]["f1"], 3) == 0.384 and round(got["arcd"]["f1"], 3) == 0.523
+    # and its seed 14 ("Update 7": 0.455 the mean of the two)
+    second = pooled(json.loads((ROOT / "models" / "reader" / "cv-seed14.json").read_text(encoding="utf-8")))
+    assert round((got["all"]["f1"] + second["all"]["f1"]) / 2, 3) == 0.455
 
 
 def test_recipes_are_named_flags(sweep):
