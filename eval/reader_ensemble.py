@@ -12,6 +12,10 @@ Dev questions (never the test splits): our QA set's dev split over the default c
 and ARCD's dev articles (``rag.reader.data.arcd_split``, not used in training) over an index of
 all ARCD paragraphs, asked once as is and once with the gold paragraph left out of the ranking
 (the near miss: the same article's other paragraphs remain), which gives unanswerable rows.
+A model trained with ``--xquad-dev`` has not read a tenth of XQuAD's training articles either
+(``rag.reader.data.xquad_dev_article``): their questions, in Arabic and in English over the same
+Arabic paragraphs, join the fit the same way (over an index of XQuAD's paragraphs), so the fit
+sees English questions over Arabic Wikipedia paragraphs. A model trained on them is never fitted on them.
 
     rag ingest                                    # the default corpus index, if not built yet
     python eval/reader_ensemble.py [--write]      # ~3 minutes; ARCD's index is cached in --cache
@@ -46,8 +50,9 @@ from rag.config import Settings  # noqa: E402
 from rag.evaluation.harness import QAItem, SquadSet, load_jsonl, load_squad, select  # noqa: E402
 from rag.evaluation.metrics import contains_answer, f1_score  # noqa: E402
 from rag.pipeline import RAG  # noqa: E402
-from rag.reader.data import arcd_split  # noqa: E402
-from rag.reader.ensemble import Weights, choose, out_of_fold  # noqa: E402
+from rag.reader.data import arcd_split, xquad_dev_article  # noqa: E402
+from rag.reader.ensemble import Weights, choose, out_of_fold, selection_quality  # noqa: E402
+from rag.reader.package import carry_fit, package  # noqa: E402
 from rag.reader.runtime import MANIFEST, SpanReader, default_model_dir, shared_scorer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,8 +97,6 @@ def _cached_index(rag: RAG, settings: Settings, squad: SquadSet, folder: Path) -
 
 def report_out_of_fold(args: argparse.Namespace, fit: Weights) -> None:
     """Each fold model reads its held-out articles; ``fit`` against a fit chosen on the other folds."""
-    from rag.reader.package import package
-
     settings = Settings(index=args.index, cache_size=0, reader="sentence")
     qa = RAG(settings)
     data = args.arcd.parents[1]
@@ -141,6 +144,17 @@ def main() -> None:
         help=f"also write the fit into this model's {MANIFEST}: the same recipe trained on dev too, whose fit_from is --model",
     )
     ap.add_argument("--folds", type=Path, help="check --model's fit out of fold on the fold models in this folder (writes nothing)")
+    ap.add_argument(
+        "--against",
+        type=Path,
+        help="a reader.json whose pipeline weights are scored on the same dev rows beside the new fit (the fit in use, say)",
+    )
+    ap.add_argument(
+        "--repoint",
+        action="store_true",
+        help="with --carry-to: carry the fit to a model whose fit_from is another model of its recipe trained without dev, "
+        "and make --model its fit_from (a fit on a larger dev split)",
+    )
     args = ap.parse_args()
 
     model = json.loads((args.model / MANIFEST).read_text(encoding="utf-8"))
@@ -154,7 +168,7 @@ def main() -> None:
     if args.carry_to is not None:
         source = model.get("sha256")
         target = json.loads((args.carry_to / MANIFEST).read_text(encoding="utf-8"))
-        if (target.get("fit_from") or {}).get("sha256") != source:
+        if (target.get("fit_from") or {}).get("sha256") != source and not args.repoint:
             sys.exit(f"{args.carry_to} does not carry {args.model}'s fit (its fit_from is not {source}): refusing to carry this fit to it")
 
     trained_on_dev = args.write and model.get("fit_from")
@@ -176,9 +190,32 @@ def main() -> None:
     dev = [it for it in squad.items if it.doc_id and arcd_split(titles[it.doc_id]) == "dev"]
     sets["arcd_dev"] = collect(arcd, reader, dev)
     sets["arcd_dev_near_miss"] = collect(arcd, reader, dev, near_miss=True)
+    answerable, near_misses = ["qa_dev", "arcd_dev"], ["arcd_dev_near_miss"]
+    if (model.get("history") or {}).get("config", {}).get("xquad_dev"):
+        data = args.arcd.parents[1] / "xquad"
+        xquad_ar = load_squad(data / "xquad.ar.json")
+        xquad_en = load_squad(data / "xquad.ar.json", data / "xquad.en.json")  # English questions, Arabic paragraphs
+        xquad = _cached_index(qa, settings, xquad_ar, args.cache.with_name("xquad-index"))
+        titles = {d.doc_id: d.title for d in xquad_ar.documents}
+        for name, squad_set in (("xquad_dev_ar", xquad_ar), ("xquad_dev_en", xquad_en)):
+            items = [it for it in squad_set.items if it.doc_id and xquad_dev_article(titles[it.doc_id])]
+            sets[name] = collect(xquad, reader, items)
+            sets[f"{name}_near_miss"] = collect(xquad, reader, items, near_miss=True)
+            answerable.append(name)
+            near_misses.append(f"{name}_near_miss")
 
-    # Selection is judged on the answerable sets; abstention on all rows.
-    w, calibration, threshold, report = choose([sets["qa_dev"], sets["arcd_dev"]], extra=sets["arcd_dev_near_miss"])
+    # Selection is judged on the answerable sets (each counts the same); abstention on all rows.
+    w, calibration, threshold, report = choose([sets[n] for n in answerable], extra=[r for n in near_misses for r in sets[n]])
+    if args.against is not None:
+        used = json.loads(args.against.read_text(encoding="utf-8")).get("pipeline") or {}
+        old = Weights(used.get("rank_weight", 0.0), used.get("sentence_weight", 0.0), 0.0, used.get("mass_weight", 0.0))
+        report["against"] = {
+            "manifest": str(args.against),
+            "weights": [old.rank, old.sentence, old.mass],
+            "quality": sum(selection_quality(sets[n], old) for n in answerable) / len(answerable),
+            "by_set": {n: selection_quality(sets[n], old) for n in answerable},
+        }
+        report["by_set"] = {n: selection_quality(sets[n], w) for n in answerable}
     fit = {
         "rank_weight": w.rank,
         "sentence_weight": w.sentence,
@@ -190,7 +227,11 @@ def main() -> None:
         "command": " ".join(["python eval/reader_ensemble.py", *sys.argv[1:]]),
     }
     print(json.dumps({"fit": fit, "report": report}, indent=1, ensure_ascii=False))
-    targets = ([args.model] if args.write else []) + ([args.carry_to] if args.carry_to is not None else [])
+    if args.carry_to is not None and args.repoint:  # the target now carries --model's fit whole
+        print(
+            f"wrote the pipeline fit, calibration and fit_from of {args.model} into {carry_fit(args.carry_to, args.model / MANIFEST, fit)}"
+        )
+    targets = ([args.model] if args.write else []) + ([args.carry_to] if args.carry_to is not None and not args.repoint else [])
     for folder in targets:
         path = folder / MANIFEST
         manifest = json.loads(path.read_text(encoding="utf-8"))

@@ -139,6 +139,54 @@ def test_the_fit_script_carries_a_fit_only_to_the_model_that_carries_it(tmp_path
     )
     assert done.returncode != 0 and "aaa111" in done.stderr and "refusing" in done.stderr
     assert "pipeline" not in json.loads((target / "reader.json").read_text(encoding="utf-8"))
+    # --repoint lifts the refusal (a fit on a larger dev split): the run then goes on to read the
+    # source model, which here is no model, so it fails there and the target is still not written
+    done = subprocess.run(
+        [sys.executable, str(script), "--model", str(source), "--carry-to", str(target), "--repoint", "--index", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0 and "refusing" not in done.stderr
+    assert "pipeline" not in json.loads((target / "reader.json").read_text(encoding="utf-8"))
+
+
+def test_carry_fit_repoints_an_all_data_model_at_the_model_its_new_fit_comes_from(tmp_path):
+    from rag.reader.package import carry_fit
+
+    # the all-data model carried the fit of "old"; a fit made later on "new" (the same recipe with a
+    # larger dev split) replaces the pipeline block, the calibration, the threshold and fit_from,
+    # and leaves everything about the model itself as it was
+    new, target = tmp_path / "new", tmp_path / "target"
+    new.mkdir(), target.mkdir()
+    (new / "reader.json").write_text(
+        json.dumps(
+            {
+                "model": "reader.int8.onnx",
+                "sha256": "new111",
+                "command": "rag train-reader --xquad-dev",
+                "calibration": [0.5, -1.0],
+                "threshold": 0.2,
+                "dev": {"int8": {"f1": 0.4}},
+            }
+        ),
+        encoding="utf-8",
+    )
+    before = {
+        "model": "reader.int8.onnx",
+        "sha256": "all999",
+        "calibration": [1.0, 0.0],
+        "threshold": 0.1,
+        "fit_from": {"sha256": "old000"},
+        "pipeline": {"rank_weight": 0.5},
+    }
+    (target / "reader.json").write_text(json.dumps(before), encoding="utf-8")
+    fit = {"rank_weight": 1.0, "sentence_weight": 2.0, "threshold": 0.35}
+    path = carry_fit(target, new / "reader.json", fit)
+    after = json.loads(path.read_text(encoding="utf-8"))
+    assert after["pipeline"] == fit and after["calibration"] == [0.5, -1.0] and after["threshold"] == 0.2
+    assert after["fit_from"] == {"sha256": "new111", "command": "rag train-reader --xquad-dev", "dev": {"int8": {"f1": 0.4}}}
+    assert {k: after[k] for k in ("model", "sha256")} == {"model": "reader.int8.onnx", "sha256": "all999"}
 
 
 def test_the_out_of_fold_check_writes_nothing(tmp_path):

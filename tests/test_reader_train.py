@@ -47,6 +47,23 @@ def test_splits_are_by_article_and_labels_decode_to_the_answer(e5: E5File):
 
 
 @needs_data
+def test_xquad_dev_moves_a_tenth_of_xquads_training_articles_to_dev_in_both_languages():
+    pytest.importorskip("torch")
+    from rag.reader.data import xquad_dev_article
+    from rag.reader.train import TrainConfig, training_corpus
+
+    plain = training_corpus(DATA, TrainConfig())
+    held = training_corpus(DATA, TrainConfig(xquad_dev=True))
+    moved = [e for e in held["dev"] if e.source.startswith("xquad")]
+    assert moved and {e.source for e in moved} == {"xquad-ar", "xquad-en-ar"}  # English questions over Arabic paragraphs too
+    assert all(xquad_dev_article(e.article) and xquad_split(e.article) == "train" for e in moved)
+    assert not {e.article for e in moved} & {e.article for e in held["train"]}
+    # nothing else moves: train loses exactly what dev gains, the test split is untouched
+    assert len(held["train"]) + len(moved) == len(plain["train"]) and held["dev"][: len(plain["dev"])] == plain["dev"]
+    assert held["test"] == plain["test"]
+
+
+@needs_data
 def test_train_export_and_package(tmp_path: Path, e5: E5File):
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")

@@ -213,6 +213,14 @@ def train_reader(
             "the calibration, threshold and pipeline fit come from --fit-from.",
         ),
     ] = False,
+    xquad_dev: Annotated[
+        bool,
+        typer.Option(
+            "--xquad-dev",
+            help="Hold a tenth of XQuAD's training articles out as dev (Arabic and English questions over Arabic paragraphs), "
+            "for the model the pipeline fit is chosen with (eval/reader_ensemble.py); --all-data trains on them anyway.",
+        ),
+    ] = False,
     fit_from: Annotated[
         Path,
         typer.Option("--fit-from", help="With --all-data: the reader.json of the same recipe trained without dev, whose dev fit is kept."),
@@ -310,6 +318,7 @@ def train_reader(
         stop_after=stop_after,
         limit=limit,
         all_data=all_data,
+        xquad_dev=xquad_dev,
     )
     command = _command_line(sys.argv)
     bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err)

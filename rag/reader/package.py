@@ -178,6 +178,22 @@ def _carried_fit(manifest_path: Path) -> dict[str, Any]:
     return carried
 
 
+def carry_fit(target_dir: Path, source_manifest: Path, pipeline: dict[str, Any]) -> Path:
+    """Give the model in ``target_dir`` (trained with ``--all-data``) what ``--fit-from
+    source_manifest`` would have carried (calibration, threshold, ``fit_from``) with ``pipeline``
+    as its pipeline fit: a fit made after it was trained, on a model of its recipe whose dev split
+    is larger (``--xquad-dev``). The model file is not touched. Returns the manifest's path."""
+    carried = _carried_fit(source_manifest)
+    path = target_dir / MANIFEST
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    calibration = carried["calibration"]
+    manifest.update(
+        calibration=[calibration[0], calibration[1]], threshold=carried["threshold"], fit_from=carried["fit_from"], pipeline=pipeline
+    )
+    path.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
 def _copy_licences(data_dir: Path, out_dir: Path) -> None:
     """The training data's licences travel with the model derived from them."""
     for src, name in (
