@@ -149,6 +149,7 @@ def main() -> None:
         type=Path,
         help="a reader.json whose pipeline weights are scored on the same dev rows beside the new fit (the fit in use, say)",
     )
+    ap.add_argument("--rows", type=Path, help="also write the collected dev rows (each question's candidates and signals) here, as JSON")
     ap.add_argument(
         "--repoint",
         action="store_true",
@@ -204,6 +205,8 @@ def main() -> None:
             answerable.append(name)
             near_misses.append(f"{name}_near_miss")
 
+    if args.rows is not None:  # for looking into where the chosen span goes wrong
+        args.rows.write_text(json.dumps(sets, ensure_ascii=False), encoding="utf-8")
     # Selection is judged on the answerable sets (each counts the same); abstention on all rows.
     w, calibration, threshold, report = choose([sets[n] for n in answerable], extra=[r for n in near_misses for r in sets[n]])
     if args.against is not None:
