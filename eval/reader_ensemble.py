@@ -87,6 +87,17 @@ def collect(rag: RAG, reader: SpanReader, items: list[QAItem], near_miss: bool =
     return rows
 
 
+# What may differ between the model a fit is chosen with and the model it is carried to: which
+# splits they train on, and how and where they were run.
+NOT_RECIPE = {"all_data", "xquad_dev", "threads", "device", "bf16", "max_minutes"}
+
+
+def recipe_differences(source: dict, target: dict) -> list[str]:
+    """The training settings (``history.config`` of two manifests) that differ, beyond ``NOT_RECIPE``."""
+    a, b = ((m.get("history") or {}).get("config") or {} for m in (source, target))
+    return sorted(k for k in a.keys() | b.keys() if k not in NOT_RECIPE and a.get(k) != b.get(k))
+
+
 def _cached_index(rag: RAG, settings: Settings, squad: SquadSet, folder: Path) -> RAG:
     """A RAG over ``squad``'s paragraphs, built into ``folder`` on first use."""
     other = RAG(settings.model_copy(update={"index": folder}), embedder=rag.embedder)
@@ -171,6 +182,10 @@ def main() -> None:
         target = json.loads((args.carry_to / MANIFEST).read_text(encoding="utf-8"))
         if (target.get("fit_from") or {}).get("sha256") != source and not args.repoint:
             sys.exit(f"{args.carry_to} does not carry {args.model}'s fit (its fit_from is not {source}): refusing to carry this fit to it")
+        if args.repoint and (differ := recipe_differences(model, target)):
+            sys.exit(
+                f"{args.carry_to} is not {args.model}'s recipe trained on all data ({', '.join(differ)} differ): refusing to carry this fit to it"
+            )
 
     trained_on_dev = args.write and model.get("fit_from")
     if trained_on_dev:

@@ -149,6 +149,21 @@ def test_the_fit_script_carries_a_fit_only_to_the_model_that_carries_it(tmp_path
     )
     assert done.returncode != 0 and "refusing" not in done.stderr
     assert "pipeline" not in json.loads((target / "reader.json").read_text(encoding="utf-8"))
+    # but not to a model of another recipe: the splits, threads and device may differ, the rest not
+    for folder, config in (
+        (source, {"lr": 2e-4, "soup": 2, "xquad_dev": True, "threads": 2}),
+        (target, {"lr": 1e-4, "soup": 2, "all_data": True}),
+    ):
+        manifest = json.loads((folder / "reader.json").read_text(encoding="utf-8"))
+        (folder / "reader.json").write_text(json.dumps({**manifest, "history": {"config": config}}), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script), "--model", str(source), "--carry-to", str(target), "--repoint"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0 and "refusing" in done.stderr and "(lr differ)" in done.stderr
+    assert "pipeline" not in json.loads((target / "reader.json").read_text(encoding="utf-8"))
 
 
 def test_carry_fit_repoints_an_all_data_model_at_the_model_its_new_fit_comes_from(tmp_path):
