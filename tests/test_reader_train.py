@@ -304,6 +304,24 @@ def test_cloze_windows_get_the_cloze_weight_and_real_ones_keep_theirs(e5: E5File
     assert weighted.history[0]["loss"] < plain.history[0]["loss"]
 
 
+@needs_data
+def test_english_questions_over_arabic_paragraphs_get_their_weight_and_the_rest_keep_one(e5: E5File):
+    torch = pytest.importorskip("torch")
+    from rag.reader.train import EN_AR_SOURCE, TrainConfig, training_corpus, window_weights
+
+    train = training_corpus(DATA, TrainConfig())["train"]
+    examples = [e for e in train if e.source == "xquad-ar"][:3] + [e for e in train if e.source == EN_AR_SOURCE][:3]
+    examples += [e for e in train if e.source == "arcd"][:2]
+    windows = build_windows(ReaderTokenizer(e5.vocab), examples, max_len=96, negatives=0.5, seed=1)
+    cfg = TrainConfig(en_ar_weight=2.0)
+    weight = window_weights(windows, examples, cfg, torch.device("cpu"))
+    assert weight is not None
+    is_en = [examples[w.example].source == EN_AR_SOURCE for w in windows]
+    assert any(is_en) and not all(is_en)  # no-answer windows of those questions weigh the same as their answer windows
+    assert weight.tolist() == pytest.approx([2.0 if e else 1.0 for e in is_en])
+    assert window_weights(windows, examples, TrainConfig(), torch.device("cpu")) is None  # the recipe's exact arithmetic
+
+
 def test_the_weight_average_is_the_bias_corrected_mean_of_the_iterates_and_swaps_back():
     torch = pytest.importorskip("torch")
     from rag.reader.train import WeightAverage

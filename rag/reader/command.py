@@ -74,6 +74,14 @@ def train_reader(
             help="Weight of a cloze question in the loss, against 1 for a real question (with --cloze).",
         ),
     ] = 1.0,
+    en_ar_weight: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            max=10.0,
+            help="Weight in the loss of an English question over an Arabic paragraph (XQuAD's parallel questions), against 1 for the others.",
+        ),
+    ] = 1.0,
     cloze_epochs: Annotated[
         int,
         typer.Option(
@@ -298,6 +306,7 @@ def train_reader(
         hard_negatives=hard_negatives,
         cloze=cloze,
         cloze_weight=cloze_weight,
+        en_ar_weight=en_ar_weight,
         cloze_epochs=cloze_epochs,
         ema=ema,
         freeze_layers=freeze_layers,
