@@ -108,12 +108,15 @@ def squad_examples(path: Path, source: str, split_of, questions_from: Path | Non
     return out
 
 
+EN_AR_SOURCE = "xquad-en-ar"  # the source of XQuAD's English questions over its Arabic paragraphs
+
+
 def reader_corpus(data_dir: Path) -> dict[str, list[QAExample]]:
     """All examples from ``data_dir`` (the shared data folder) by split."""
     xq = data_dir / "xquad"
     parts = [
         squad_examples(xq / "xquad.ar.json", "xquad-ar", xquad_split),
-        squad_examples(xq / "xquad.ar.json", "xquad-en-ar", xquad_split, questions_from=xq / "xquad.en.json"),
+        squad_examples(xq / "xquad.ar.json", EN_AR_SOURCE, xquad_split, questions_from=xq / "xquad.en.json"),
         squad_examples(xq / "xquad.en.json", "xquad-en", xquad_split),
         squad_examples(data_dir / "arcd" / "arcd.train.json", "arcd", arcd_split),
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -190,7 +191,9 @@ def carry_fit(target_dir: Path, source_manifest: Path, pipeline: dict[str, Any])
     manifest.update(
         calibration=[calibration[0], calibration[1]], threshold=carried["threshold"], fit_from=carried["fit_from"], pipeline=pipeline
     )
-    path.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp = path.with_name(path.name + ".tmp")  # the shipped manifest is never left half-written
+    tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
     return path
 
 
