@@ -92,9 +92,20 @@ def collect(rag: RAG, reader: SpanReader, items: list[QAItem], near_miss: bool =
 NOT_RECIPE = {"all_data", "xquad_dev", "threads", "device", "bf16", "max_minutes"}
 
 
+def training_config(manifest: dict) -> dict:
+    """The ``TrainConfig`` a manifest's model was trained with (empty for a model that does not say)."""
+    return (manifest.get("history") or {}).get("config") or {}
+
+
+def selection_weights(manifest: dict) -> Weights:
+    """The span-selection weights of a manifest's pipeline fit (all 0, the margin alone, without one)."""
+    pipeline = manifest.get("pipeline") or {}
+    return Weights(pipeline.get("rank_weight", 0.0), pipeline.get("sentence_weight", 0.0), 0.0, pipeline.get("mass_weight", 0.0))
+
+
 def recipe_differences(source: dict, target: dict) -> list[str]:
     """The training settings (``history.config`` of two manifests) that differ, beyond ``NOT_RECIPE``."""
-    a, b = ((m.get("history") or {}).get("config") or {} for m in (source, target))
+    a, b = training_config(source), training_config(target)
     return sorted(k for k in a.keys() | b.keys() if k not in NOT_RECIPE and a.get(k) != b.get(k))
 
 
@@ -173,9 +184,7 @@ def main() -> None:
     if args.folds is not None:
         if args.write or args.carry_to is not None:
             sys.exit("--folds only reports how --model's fit does out of fold: it writes nothing (drop --write and --carry-to)")
-        pipeline = model.get("pipeline") or {}
-        shipped = Weights(pipeline.get("rank_weight", 0.0), pipeline.get("sentence_weight", 0.0), 0.0, pipeline.get("mass_weight", 0.0))
-        report_out_of_fold(args, shipped)
+        report_out_of_fold(args, selection_weights(model))
         return
     if args.carry_to is not None:
         source = model.get("sha256")
@@ -207,7 +216,7 @@ def main() -> None:
     sets["arcd_dev"] = collect(arcd, reader, dev)
     sets["arcd_dev_near_miss"] = collect(arcd, reader, dev, near_miss=True)
     answerable, near_misses = ["qa_dev", "arcd_dev"], ["arcd_dev_near_miss"]
-    if (model.get("history") or {}).get("config", {}).get("xquad_dev"):
+    if training_config(model).get("xquad_dev"):
         data = args.arcd.parents[1] / "xquad"
         xquad_ar = load_squad(data / "xquad.ar.json")
         xquad_en = load_squad(data / "xquad.ar.json", data / "xquad.en.json")  # English questions, Arabic paragraphs
@@ -225,13 +234,13 @@ def main() -> None:
     # Selection is judged on the answerable sets (each counts the same); abstention on all rows.
     w, calibration, threshold, report = choose([sets[n] for n in answerable], extra=[r for n in near_misses for r in sets[n]])
     if args.against is not None:
-        used = json.loads(args.against.read_text(encoding="utf-8")).get("pipeline") or {}
-        old = Weights(used.get("rank_weight", 0.0), used.get("sentence_weight", 0.0), 0.0, used.get("mass_weight", 0.0))
+        old = selection_weights(json.loads(args.against.read_text(encoding="utf-8")))
+        by_set = {n: selection_quality(sets[n], old) for n in answerable}
         report["against"] = {
             "manifest": str(args.against),
             "weights": [old.rank, old.sentence, old.mass],
-            "quality": sum(selection_quality(sets[n], old) for n in answerable) / len(answerable),
-            "by_set": {n: selection_quality(sets[n], old) for n in answerable},
+            "quality": sum(by_set.values()) / len(by_set),
+            "by_set": by_set,
         }
         report["by_set"] = {n: selection_quality(sets[n], w) for n in answerable}
     fit = {

@@ -307,7 +307,8 @@ def test_cloze_windows_get_the_cloze_weight_and_real_ones_keep_theirs(e5: E5File
 @needs_data
 def test_english_questions_over_arabic_paragraphs_get_their_weight_and_the_rest_keep_one(e5: E5File):
     torch = pytest.importorskip("torch")
-    from rag.reader.train import EN_AR_SOURCE, TrainConfig, training_corpus, window_weights
+    from rag.reader.data import EN_AR_SOURCE
+    from rag.reader.train import TrainConfig, training_corpus, window_weights
 
     train = training_corpus(DATA, TrainConfig())["train"]
     examples = [e for e in train if e.source == "xquad-ar"][:3] + [e for e in train if e.source == EN_AR_SOURCE][:3]
