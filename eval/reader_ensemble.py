@@ -52,7 +52,7 @@ from rag.evaluation.metrics import contains_answer, f1_score  # noqa: E402
 from rag.pipeline import RAG  # noqa: E402
 from rag.reader.data import arcd_split, xquad_dev_article  # noqa: E402
 from rag.reader.ensemble import Weights, choose, out_of_fold, selection_quality  # noqa: E402
-from rag.reader.package import carry_fit, package  # noqa: E402
+from rag.reader.package import carry_fit, package, save_manifest  # noqa: E402
 from rag.reader.runtime import MANIFEST, SpanReader, default_model_dir, shared_scorer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -263,7 +263,7 @@ def main() -> None:
         path = folder / MANIFEST
         manifest = json.loads(path.read_text(encoding="utf-8"))
         manifest["pipeline"] = fit
-        path.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        save_manifest(path, manifest)
         print(f"wrote the pipeline fit into {path}")
 
 

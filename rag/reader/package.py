@@ -191,10 +191,19 @@ def carry_fit(target_dir: Path, source_manifest: Path, pipeline: dict[str, Any])
     manifest.update(
         calibration=[calibration[0], calibration[1]], threshold=carried["threshold"], fit_from=carried["fit_from"], pipeline=pipeline
     )
-    tmp = path.with_name(path.name + ".tmp")  # the shipped manifest is never left half-written
-    tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    save_manifest(path, manifest)
     return path
+
+
+def save_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    """Write a model's manifest whole or not at all (tmp file + rename): the service refuses a
+    model whose manifest it cannot read, so a crash mid-write must leave the old one."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _copy_licences(data_dir: Path, out_dir: Path) -> None:
@@ -383,4 +392,4 @@ def _write_manifest(out_dir: Path, model: str, calibration: tuple[float, float],
     }
     if not all(math.isfinite(x) for x in calibration):
         raise ValueError(f"calibration failed: {calibration}")
-    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    save_manifest(out_dir / MANIFEST, manifest)
