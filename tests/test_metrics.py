@@ -185,6 +185,33 @@ def test_contains_answer_token_boundaries() -> None:
     assert contains_answer("قال إنّ الحكومةَ وافقت", ["الحكومة"]) == 1.0
 
 
+def test_contains_answer_finds_a_gold_behind_a_proclitic() -> None:
+    # A name in a list: "، وسيفات يرلي، الرئيس التنفيذي" holds the answer "سيفات يرلي".
+    assert contains_answer("وتافي رويفاس، وسيفات يرلي، الرئيس التنفيذي", ["سيفات يرلي"]) == 1.0
+    assert contains_answer("تجمعاً لمدراء الحكومة الإلكترونية", ["مدراء الحكومة الإلكترونية"]) == 1.0
+    assert contains_answer("قدمت الدعم للحكومة الاتحادية", ["الحكومة الاتحادية"]) == 1.0  # ل + ال
+    assert contains_answer("أقيم بالمدينة المنورة", ["المدينة المنورة"]) == 1.0  # ب + ال
+    # Only the first word may carry it, and only one: the rest still match token for token.
+    assert contains_answer("وسيفات ويرلي", ["سيفات يرلي"]) == 0.0
+    assert contains_answer("وبسيفات يرلي", ["سيفات يرلي"]) == 0.0
+    # Not for a first word under three letters ("ورد" is a word, not و + "رد"), nor inside a word.
+    assert contains_answer("قطف الورد", ["رد"]) == 0.0
+    assert contains_answer("ورد في التقرير", ["رد"]) == 0.0
+    assert contains_answer("مستشفيات يرلي", ["سيفات يرلي"]) == 0.0
+    # Latin words take no Arabic proclitic.
+    assert contains_answer("ballroom", ["all"]) == 0.0
+
+
+def test_contains_answer_splits_words_glued_by_punctuation() -> None:
+    assert contains_answer("دبي، 1 أبريل 2022/PRNewswire/ — عُقد", ["PRNewswire"]) == 1.0
+    assert contains_answer("دبي، 1 أبريل 2022/PRNewswire/ — عُقد", ["1 أبريل 2022"]) == 1.0
+    # Both readings still hold for golds with punctuation of their own.
+    assert contains_answer("born in the U.S. in 1990", ["U.S."]) == 1.0
+    assert contains_answer("born in the US in 1990", ["U.S."]) == 1.0
+    # Still whole tokens: "20" is not in "2020/21".
+    assert contains_answer("في موسم 2020/21", ["20"]) == 0.0
+
+
 def test_contains_answer_any_gold_and_empty() -> None:
     assert contains_answer("born in Cairo", ["Alexandria", "Cairo"]) == 1.0
     assert contains_answer("born in Cairo", "Cairo") == 1.0
