@@ -112,6 +112,11 @@ class E5File:
     def names(self) -> list[str]:
         return list(self._dir)
 
+    def location(self, name: str) -> tuple[int, int]:
+        """Where tensor ``name`` lies in the file: (byte offset, byte length)."""
+        _, off, nbytes = self._dir[name]
+        return off, nbytes
+
     def _raw(self, name: str) -> tuple[int, memoryview]:
         dtype, off, nbytes = self._dir[name]
         return dtype, memoryview(self._map)[off : off + nbytes]
@@ -153,11 +158,11 @@ def prune_words(weights: E5File, keep: Iterable[int], out: Path) -> int:
     rows = np.zeros(weights.config.vocab, bool)
     rows[np.fromiter(keep, np.int64)] = True
     rows[[v.bos, v.eos, v.pad, v.unk]] = True
-    _, off, nbytes = weights._dir["emb.word"]
-    table = np.frombuffer(weights._map, _BLOCK, nbytes // _BLOCK.itemsize, off).reshape(weights.config.vocab, -1).copy()
+    off, nbytes = weights.location("emb.word")
+    data = bytearray(weights.path.read_bytes())
+    table = np.frombuffer(data, _BLOCK, nbytes // _BLOCK.itemsize, off).reshape(weights.config.vocab, -1).copy()
     table["d"][~rows] = np.float16("nan")
     table["qs"][~rows] = 0
-    data = bytearray(weights._map)
     data[off : off + nbytes] = table.tobytes()
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_bytes(data)
