@@ -34,7 +34,7 @@ import numpy as np
 
 from rag.focus import question_type
 from rag.schema import Answer, Passage
-from rag.text import detect_language, normalize, tokenize
+from rag.text import detect_language, msa_question, normalize, tokenize
 
 if TYPE_CHECKING:
     from rag.config import Settings
@@ -51,6 +51,7 @@ class Query:
     text: str  # as asked
     language: str  # "ar" | "en"
     normalized: str  # rag.text.normalize of the whitespace-collapsed text (matching only)
+    reading: str  # what the span reader and the question type read: rag.text.msa_question of the text
     terms: tuple[str, ...]  # BM25 tokens, in question order (a repeated word counts again)
     kind: str | None  # rag.focus.question_type: "date" | "number" | "person" | "place" | None
     numbers: frozenset[str]  # digit strings in the normalised text ("2040")
@@ -69,15 +70,19 @@ class Query:
 
 
 def analyse(question: str, embedder: Embedder | None = None, language: str | None = None) -> Query:
-    """Analyse ``question`` once: language (detected unless given), normalised text, terms,
-    question type and numbers; with an ``embedder`` also its vector."""
+    """Analyse ``question`` once: language (detected unless given), normalised text, the text
+    the reader reads, terms, question type and numbers; with an ``embedder`` also its vector."""
     normalized = normalize(" ".join(question.split()))
+    # dialect question words in their MSA form, as the reader was trained (وين -> أين); the
+    # embedder, BM25 and everything shown keep the user's words
+    reading = msa_question(question)
     query = Query(
         text=question,
         language=language or detect_language(question),
         normalized=normalized,
+        reading=reading,
         terms=tuple(tokenize(question)),
-        kind=question_type(question),
+        kind=question_type(reading),
         numbers=frozenset(_DIGITS.findall(normalized)),
     )
     return query.embedded(embedder) if embedder is not None else query

@@ -99,6 +99,75 @@ def text_for_embedding(text: str) -> str:
     return text.translate(_EMBED_DROP)
 
 
+# Interrogatives of the spoken dialects (Levantine, Gulf, Iraqi, Egyptian, Maghrebi) and their
+# Modern Standard Arabic form, keyed by their ``normalize``d spelling. The span reader learnt from
+# MSA questions only (XQuAD, ARCD): asked with these words, 152 dev questions read 9.5 F1 points
+# worse with the gold paragraph given (eval/RESULTS.md, "Update 9").
+_DIALECT_QUESTION_WORDS = {
+    **dict.fromkeys(("وين", "فين"), "أين"),
+    **dict.fromkeys(("منين", "منوين"), "من أين"),
+    **dict.fromkeys(("مين", "منو", "مينو"), "من"),
+    **dict.fromkeys(("ايمتي", "امتي", "ايمتا", "امتا"), "متى"),
+    **dict.fromkeys(("شو", "ايش", "ايه", "شنو", "شنهو", "شنهي"), "ما"),
+    **dict.fromkeys(("ليش", "ليه", "علاش", "لويش"), "لماذا"),
+    **dict.fromkeys(("ازاي", "شلون", "كيفاش"), "كيف"),
+    **dict.fromkeys(("قديش", "اديش"), "كم"),
+    **dict.fromkeys(("انهي", "انهو"), "أي"),
+}
+# Words that are ordinary MSA (or names) elsewhere in a sentence, so only read as a question word
+# where a question word stands: first in the question. (متين "solid", كام "Cam", وش "face".)
+_DIALECT_FIRST_ONLY = {"متين": "متى", "كام": "كم", "وش": "ما"}
+_DIALECT_RELATIVE = {"اللي": "الذي"}  # "إلى" also normalises to الي, so only this spelling
+_QUESTION_WORD_SPAN = 3  # a question word stands among the first words, or last ("القمة وين؟")
+_PROCLITIC = "وفبل"  # "ومين", "لمين", "بكام"
+_AR_WORD = re.compile("[\u0621-\u065f\u0670-\u06d3]+")
+
+
+_MSA_QUESTION_WORDS = frozenset(normalize(w) for w in "من ما ماذا متى أين كيف كم لماذا هل أي لم".split())
+
+
+def _question_key(word: str) -> str:
+    """``normalize``d, but a word ending in ta marbuta keeps it apart: MSA "أية" (which) must not
+    read as Egyptian "ايه" (what)."""
+    key = normalize(word)
+    return key[:-1] + "ة" if _DIACRITICS.sub("", word).rstrip(_TATWEEL).endswith("ة") else key
+
+
+def msa_question(text: str) -> str:
+    """An Arabic question with its dialect question words in their MSA form ("وين انعقد المؤتمر؟"
+    -> "أين انعقد المؤتمر؟"), for the models that read the question; shown and stored text keep
+    the user's words. A word counts only where a question word stands: last, in a question with
+    no other question word among its first three words, where it moves to the front as in MSA
+    ("القمة بتنعقد وين؟" -> "أين القمة بتنعقد؟"); or among the first three words (one proclitic
+    allowed: و ف ب ل; متين, كام and وش, ordinary words elsewhere, first only). The dialect
+    relative اللي becomes الذي anywhere. Everything else is kept character for character."""
+    words = list(_AR_WORD.finditer(text))
+    keys = [_question_key(m.group()) for m in words]
+    out, last, fronted = [], 0, ""
+    for i, (m, key) in enumerate(zip(words, keys, strict=True)):
+        msa = _DIALECT_RELATIVE.get(key)
+        if msa is None and 0 < i == len(words) - 1 and key in _DIALECT_QUESTION_WORDS:
+            others = keys[: min(i, _QUESTION_WORD_SPAN)]
+            if not any(k in _MSA_QUESTION_WORDS or k in _DIALECT_QUESTION_WORDS or k in _DIALECT_FIRST_ONLY for k in others):
+                fronted = _DIALECT_QUESTION_WORDS[key]
+                out.append(text[last : m.start()].rstrip())
+                last = m.end()
+                continue
+        if msa is None and i < _QUESTION_WORD_SPAN:
+            table = {**_DIALECT_QUESTION_WORDS, **_DIALECT_FIRST_ONLY} if i == 0 else _DIALECT_QUESTION_WORDS
+            msa = table.get(key)
+            if msa is None and len(key) > 2 and key[0] in _PROCLITIC and key[1:] in table:
+                msa = m.group()[0] + table[key[1:]]
+        if msa is not None:
+            out.append(text[last : m.start()] + msa)
+            last = m.end()
+    result = "".join(out) + text[last:]
+    if fronted:
+        lead = len(result) - len(result.lstrip())
+        result = result[:lead] + fronted + " " + result[lead:]
+    return result
+
+
 def normalize_with_offsets(text: str) -> tuple[str, list[int]]:
     """``normalize`` plus, for each normalised character, its index in the original text.
 

@@ -128,6 +128,29 @@ def test_answers_cite_exact_offsets_with_their_sentence(span_rag):
     assert 0.0 <= ans.score <= 1.0
 
 
+def test_the_reader_reads_dialect_question_words_in_msa(corpus_index, e5, scorer):
+    from rag.pipeline import RAG
+
+    class Recording:
+        """The shipped scorer, noting the question text each call reads."""
+
+        def __init__(self) -> None:
+            self.read: list[str] = []
+
+        def __getattr__(self, name):
+            return getattr(scorer, name)
+
+        def score(self, question, *args, **kwargs):
+            self.read.append(question)
+            return scorer.score(question, *args, **kwargs)
+
+    recording = Recording()
+    rag = RAG(Settings(index=corpus_index, cache_size=0), embedder=e5, reader=SpanReader(recording))  # type: ignore[arg-type]
+    result = rag.ask("مين الرئيس التنفيذي لشركة TMRW؟")
+    assert recording.read == ["من الرئيس التنفيذي لشركة TMRW؟"]
+    assert result.question == "مين الرئيس التنفيذي لشركة TMRW؟"  # shown as asked
+
+
 def test_abstains_off_the_corpus(span_rag):
     result = span_rag.ask("What is the recipe for a chocolate cake?")
     assert result.answer is None and not result.answerable

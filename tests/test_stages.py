@@ -65,6 +65,14 @@ def test_query_is_analysed_once_with_everything_stages_need():
     assert analyse("When is it?").vector is None  # no embedder, no vector
 
 
+def test_the_reader_and_the_question_type_read_dialect_question_words_in_msa():
+    q = analyse("مين رئيس مجلس ادارة AuVe Tech؟")
+    assert q.text == "مين رئيس مجلس ادارة AuVe Tech؟"  # shown and embedded as asked
+    assert q.reading == "من رئيس مجلس ادارة AuVe Tech؟" and q.kind == "person"
+    assert analyse("ايمتى تنعقد القمة؟").kind == "date" and analyse("وين انعقد المؤتمر؟").kind == "place"
+    assert analyse("When is it?").reading == "When is it?"
+
+
 def test_cache_key_ignores_spacing_only():
     a, b = analyse("متى  تعقد القمة؟"), analyse(" متى تعقد\tالقمة؟")
     assert a.cache_key == b.cache_key

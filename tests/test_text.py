@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from rag.text import (
     detect_language,
+    msa_question,
     normalize,
     normalize_with_offsets,
     sentence_spans,
@@ -262,6 +263,48 @@ def test_text_for_embedding_keeps_spelling_digits_and_latin():
     # unlike normalize: hamza forms, ta marbuta, alef maqsura, digits and case stay as written
     text = "أكّد إبراهيم في مدرسة مستشفى ٢٠٢٤ TMRW"
     assert text_for_embedding(text) == "أكد إبراهيم في مدرسة مستشفى ٢٠٢٤ TMRW"
+
+
+# --- what the span reader reads: dialect question words in their MSA form -----------------------
+
+
+@pytest.mark.parametrize(
+    ("asked", "read"),
+    [
+        ("وين انعقد مؤتمر مصر للتميز الحكومي 2018؟", "أين انعقد مؤتمر مصر للتميز الحكومي 2018؟"),  # Levantine, Gulf
+        ("فين اتعقد المؤتمر؟", "أين اتعقد المؤتمر؟"),  # Egyptian
+        ("مين رئيس مجلس ادارة AuVe Tech؟", "من رئيس مجلس ادارة AuVe Tech؟"),
+        ("ايمتى تنعقد القمة؟", "متى تنعقد القمة؟"),
+        ("إمتى تنعقد القمة؟", "متى تنعقد القمة؟"),  # any alef spelling
+        ("شو المواضيع اللي يركز عليها المنتدى؟", "ما المواضيع الذي يركز عليها المنتدى؟"),  # and the relative, anywhere
+        ("ليش أطلقت الإمارات البرنامج؟", "لماذا أطلقت الإمارات البرنامج؟"),
+        ("قديش عدد المتحدثين؟", "كم عدد المتحدثين؟"),
+        ("بالتعاون مع مين استضافت الإمارات الورشة؟", "بالتعاون مع من استضافت الإمارات الورشة؟"),  # third word
+        ("ومين أدار الجلسة؟", "ومن أدار الجلسة؟"),  # a proclitic stays on
+        ("بكام التذكرة؟", "بكم التذكرة؟"),  # كام first only, with its proclitic
+        ("القمة بتنعقد وين؟", "أين القمة بتنعقد؟"),  # last: to the front, as in MSA
+        ("اسمه ايه؟", "ما اسمه؟"),
+    ],
+)
+def test_msa_question_reads_dialect_question_words_in_msa(asked, read):
+    assert msa_question(asked) == read
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "أية شركة أهدت المجموعة؟",  # MSA "which" (ta marbuta), not Egyptian ايه "what"
+        "بأي سورة وآية من القرآن يستدل المسلمون؟",
+        "من هو جون وين؟",  # a name, last, after a question word
+        "كيف يصبح الجسر متين؟",  # متين "solid" is a question word (Iraqi "when") only first
+        "ما هو دور كام في الفيلم؟",
+        "متى تنعقد القمة؟",
+        "When does the summit take place?",
+        "",
+    ],
+)
+def test_msa_question_leaves_msa_and_names_alone(question):
+    assert msa_question(question) == question
 
 
 # --- a colon-introduced list is one sentence ------------------------------------------------------

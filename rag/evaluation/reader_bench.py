@@ -51,7 +51,7 @@ def bench_reader(settings: Settings, questions: Sequence[str], repeats: int = 3,
             runs.append(time.perf_counter() - t0)
         stage_s.append(sorted(runs)[len(runs) // 2])
         # the windows the stage itself reads (the sentence answering may be handed more passages)
-        wins = reader.scorer.windows(query.text, [p.text for p in passages[: reader.span_passages]])
+        wins = reader.scorer.windows(query.reading, [p.text for p in passages[: reader.span_passages]])
         windows += len(wins)
         ids = [w[1] for w in wins]
         t = max(len(x) for x in ids)

@@ -405,7 +405,7 @@ class SpanReader:
         """The best span of each sentence of the top passages, with the pipeline signals (in
         rank order)."""
         top = list(passages[: self.span_passages])
-        found = self.scorer.score(query.text, [p.text for p in top], [passage_sentences(p, index) for p in top])
+        found = self.scorer.score(query.reading, [p.text for p in top], [passage_sentences(p, index) for p in top])
         pick, logit = None, 0.0
         if self.sentence is not None:
             reading = self.sentence.read(query, passages, index)
