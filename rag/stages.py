@@ -34,7 +34,7 @@ import numpy as np
 
 from rag.focus import question_type
 from rag.schema import Answer, Passage
-from rag.text import detect_language, msa_question, normalize, text_for_embedding, tokenize
+from rag.text import detect_language, normalize, question_for_reader, tokenize
 
 if TYPE_CHECKING:
     from rag.config import Settings
@@ -51,7 +51,7 @@ class Query:
     text: str  # as asked
     language: str  # "ar" | "en"
     normalized: str  # rag.text.normalize of the whitespace-collapsed text (matching only)
-    reading: str  # what the span reader and the question type read: msa_question, then text_for_embedding
+    reading: str  # what the span reader and the question type read: rag.text.question_for_reader
     terms: tuple[str, ...]  # BM25 tokens, in question order (a repeated word counts again)
     kind: str | None  # rag.focus.question_type: "date" | "number" | "person" | "place" | None
     numbers: frozenset[str]  # digit strings in the normalised text ("2040")
@@ -73,14 +73,13 @@ def analyse(question: str, embedder: Embedder | None = None, language: str | Non
     """Analyse ``question`` once: language (detected unless given), normalised text, the text
     the reader reads, terms, question type and numbers; with an ``embedder`` also its vector."""
     normalized = normalize(" ".join(question.split()))
-    # dialect question words in their MSA form, as the reader was trained (وين -> أين), without
-    # diacritics and tatweel, as the embedder reads it (on dev, heavy diacritics cost the reader 29
-    # F1 points and tatweel 7; eval/RESULTS.md "Update 9"); BM25 and everything shown keep the
-    # user's text
-    reading = text_for_embedding(msa_question(question))
+    language = language or detect_language(question)
+    # the reader learnt from well-formed MSA questions; BM25 and everything shown keep the user's
+    # text, and the embedder drops only diacritics and tatweel (rag.text.text_for_embedding)
+    reading = question_for_reader(question, language)
     query = Query(
         text=question,
-        language=language or detect_language(question),
+        language=language,
         normalized=normalized,
         reading=reading,
         terms=tuple(tokenize(question)),

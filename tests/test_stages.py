@@ -71,6 +71,8 @@ def test_the_reader_and_the_question_type_read_dialect_question_words_in_msa():
     assert q.reading == "من رئيس مجلس ادارة AuVe Tech؟" and q.kind == "person"
     assert analyse("ايمتى تنعقد القمة؟").kind == "date" and analyse("وين انعقد المؤتمر؟").kind == "place"
     assert analyse("When is it?").reading == "When is it?"
+    assert analyse("who is the CEO of TMRW ").reading == "who is the CEO of TMRW?"  # a chat question, asked
+    assert analyse("كم عدد المتحدثين").reading == "كم عدد المتحدثين؟"
     # and without the marks the embedder drops too: the reader learnt from plain spelling
     assert analyse("مِين رئيــس المَجلِس؟").reading == "من رئيس المجلس؟"
 

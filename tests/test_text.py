@@ -13,6 +13,7 @@ from rag.text import (
     msa_question,
     normalize,
     normalize_with_offsets,
+    question_for_reader,
     sentence_spans,
     text_for_embedding,
     tokenize,
@@ -305,6 +306,14 @@ def test_msa_question_reads_dialect_question_words_in_msa(asked, read):
 )
 def test_msa_question_leaves_msa_and_names_alone(question):
     assert msa_question(question) == question
+
+
+def test_question_for_reader_is_a_well_formed_msa_question():
+    assert question_for_reader("وين انعقد المؤتمــر", "ar") == "أين انعقد المؤتمر؟"
+    assert question_for_reader("  مَن أدار الجلسة؟ ", "ar") == "من أدار الجلسة؟"
+    assert question_for_reader("who chaired the session", "en") == "who chaired the session?"
+    assert question_for_reader("Who chaired the session?", "en") == "Who chaired the session?"
+    assert question_for_reader("", "en") == ""
 
 
 # --- a colon-introduced list is one sentence ------------------------------------------------------
