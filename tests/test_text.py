@@ -313,6 +313,8 @@ def test_question_for_reader_is_a_well_formed_msa_question():
     assert question_for_reader("  مَن أدار الجلسة؟ ", "ar") == "من أدار الجلسة؟"
     assert question_for_reader("who chaired the session", "en") == "who chaired the session?"
     assert question_for_reader("Who chaired the session?", "en") == "Who chaired the session?"
+    assert question_for_reader("كم عدد الزوار عام ٢٠١٤?", "ar") == "كم عدد الزوار عام 2014؟"  # digits, mark
+    assert question_for_reader("How many visitors came in ۲۰۱۴?", "en") == "How many visitors came in 2014?"
     assert question_for_reader("", "en") == ""
 
 
