@@ -53,7 +53,7 @@ class Query:
     normalized: str  # rag.text.normalize of the whitespace-collapsed text (matching only)
     reading: str  # what the span reader and the question type read: rag.text.question_for_reader
     terms: tuple[str, ...]  # BM25 tokens, in question order (a repeated word counts again)
-    kind: str | None  # rag.focus.question_type: "date" | "number" | "person" | "place" | None
+    kind: str | None  # rag.focus.question_type of reading: "date" | "number" | "person" | "place" | None
     numbers: frozenset[str]  # digit strings in the normalised text ("2040")
     vector: np.ndarray | None = field(default=None, compare=False, repr=False)  # the query embedding
 
