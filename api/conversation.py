@@ -28,7 +28,7 @@ from rag.answering import NO_ANSWER
 from rag.embedding import truncate_to_tokens
 from rag.loading import is_web_url
 from rag.schema import AskResult
-from rag.text import detect_language, normalize, tokenize
+from rag.text import detect_language, msa_question, normalize, tokenize
 
 FOLLOW_UP_MAX_WORDS = 2
 # Whether a turn is a follow-up is decided on its beginning: a turn with more than two content
@@ -64,7 +64,7 @@ def message_text(message: ChatMessage) -> str:
 def _starts_with_continuation(text: str) -> bool:
     if _EN_LEADS.match(text):
         return True
-    m = _FIRST_WORD.search(text)
+    m = _FIRST_WORD.search(msa_question(text))  # "ووين انعقد؟" reads "وأين انعقد؟"
     if m is None:
         return False
     word = normalize(m.group())

@@ -133,14 +133,22 @@ def _question_key(word: str) -> str:
     return key[:-1] + "ة" if _DIACRITICS.sub("", word).rstrip(_TATWEEL).endswith("ة") else key
 
 
+_AFTER_QUESTION_MARK = re.compile("(?<=[?؟])")
+
+
 def msa_question(text: str) -> str:
     """An Arabic question with its dialect question words in their MSA form ("وين انعقد المؤتمر؟"
     -> "أين انعقد المؤتمر؟"), for the models that read the question; shown and stored text keep
-    the user's words. A word counts only where a question word stands: last, in a question with
-    no other question word among its first three words, where it moves to the front as in MSA
-    ("القمة بتنعقد وين؟" -> "أين القمة بتنعقد؟"); or among the first three words (one proclitic
-    allowed: و ف ب ل; متين, كام and وش, ordinary words elsewhere, first only). The dialect
-    relative اللي becomes الذي anywhere. Everything else is kept character for character."""
+    the user's words. Each question of the text (up to its question mark: a chat follow-up reads
+    "topic? follow-up?") is read alone. A word counts only where a question word stands: last, in
+    a question with no other question word among its first three words, where it moves to the
+    front as in MSA ("القمة بتنعقد وين؟" -> "أين القمة بتنعقد؟"); or among the first three words
+    (one proclitic allowed: و ف ب ل; متين, كام and وش, ordinary words elsewhere, first only). The
+    dialect relative اللي becomes الذي anywhere. Everything else is kept character for character."""
+    return "".join(_msa_clause(part) for part in _AFTER_QUESTION_MARK.split(text))
+
+
+def _msa_clause(text: str) -> str:
     words = list(_AR_WORD.finditer(text))
     keys = [_question_key(m.group()) for m in words]
     out, last, fronted = [], 0, ""

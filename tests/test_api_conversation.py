@@ -41,6 +41,8 @@ def assistant(text: str) -> ChatMessage:
         "فأين تقام؟",
         "و ماذا عن الجلسات؟",
         "متى؟",
+        "ومين أدار الجلسة الافتتاحية في المنتدى؟",  # dialect question words read as their MSA form
+        "وإمتى انعقد المنتدى الحكومي العالمي؟",
     ],
 )
 def test_follow_ups(text: str) -> None:

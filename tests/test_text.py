@@ -285,6 +285,7 @@ def test_text_for_embedding_keeps_spelling_digits_and_latin():
         ("بكام التذكرة؟", "بكم التذكرة؟"),  # كام first only, with its proclitic
         ("القمة بتنعقد وين؟", "أين القمة بتنعقد؟"),  # last: to the front, as in MSA
         ("اسمه ايه؟", "ما اسمه؟"),
+        ("كم عدد المتحدثين في المنتدى؟ ووين انعقد؟", "كم عدد المتحدثين في المنتدى؟ وأين انعقد؟"),  # each question alone
     ],
 )
 def test_msa_question_reads_dialect_question_words_in_msa(asked, read):
