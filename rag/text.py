@@ -117,6 +117,7 @@ _DIALECT_QUESTION_WORDS = {
 # Words that are ordinary MSA (or names) elsewhere in a sentence, so only read as a question word
 # where a question word stands: first in the question. (متين "solid", كام "Cam", وش "face".)
 _DIALECT_FIRST_ONLY = {"متين": "متى", "كام": "كم", "وش": "ما"}
+_DIALECT_FIRST_WORDS = {**_DIALECT_QUESTION_WORDS, **_DIALECT_FIRST_ONLY}
 _DIALECT_RELATIVE = {"اللي": "الذي"}  # "إلى" also normalises to الي, so only this spelling
 _QUESTION_WORD_SPAN = 3  # a question word stands among the first words, or last ("القمة وين؟")
 _PROCLITIC = "وفبل"  # "ومين", "لمين", "بكام"
@@ -156,13 +157,13 @@ def _msa_clause(text: str) -> str:
         msa = _DIALECT_RELATIVE.get(key)
         if msa is None and 0 < i == len(words) - 1 and key in _DIALECT_QUESTION_WORDS:
             others = keys[: min(i, _QUESTION_WORD_SPAN)]
-            if not any(k in _MSA_QUESTION_WORDS or k in _DIALECT_QUESTION_WORDS or k in _DIALECT_FIRST_ONLY for k in others):
+            if not any(k in _MSA_QUESTION_WORDS or k in _DIALECT_FIRST_WORDS for k in others):
                 fronted = _DIALECT_QUESTION_WORDS[key]
                 out.append(text[last : m.start()].rstrip())
                 last = m.end()
                 continue
         if msa is None and i < _QUESTION_WORD_SPAN:
-            table = {**_DIALECT_QUESTION_WORDS, **_DIALECT_FIRST_ONLY} if i == 0 else _DIALECT_QUESTION_WORDS
+            table = _DIALECT_FIRST_WORDS if i == 0 else _DIALECT_QUESTION_WORDS
             msa = table.get(key)
             if msa is None and len(key) > 2 and key[0] in _PROCLITIC and key[1:] in table:
                 msa = m.group()[0] + table[key[1:]]
@@ -191,8 +192,8 @@ def question_for_reader(text: str, language: str) -> str:
     reading = text_for_embedding(msa_question(text)).strip().translate(_READER_DIGITS)
     if reading and reading[-1] not in _QUESTION_MARKS:
         reading += "؟" if language == "ar" else "?"
-    elif reading and language == "ar":
-        reading = reading[:-1] + "؟"  # "?" typed on a Latin keyboard
+    elif language == "ar" and reading.endswith("?"):
+        reading = reading[:-1] + "؟"  # typed on a Latin keyboard
     return reading
 
 
