@@ -28,7 +28,7 @@ from rag.answering import NO_ANSWER
 from rag.embedding import truncate_to_tokens
 from rag.loading import is_web_url
 from rag.schema import AskResult
-from rag.text import detect_language, msa_question, normalize, tokenize
+from rag.text import MSA_QUESTION_WORDS, detect_language, msa_question, normalize, tokenize
 
 FOLLOW_UP_MAX_WORDS = 2
 # Whether a turn is a follow-up is decided on its beginning: a turn with more than two content
@@ -36,9 +36,8 @@ FOLLOW_UP_MAX_WORDS = 2
 _FOLLOW_UP_SCAN_CHARS = 400
 
 _EN_LEADS = re.compile(r"^\s*(and|also|but|what about|how about)\b", re.IGNORECASE)
-_AR_QUESTION_WORDS = frozenset(
-    normalize(w) for w in ["متى", "كم", "أين", "ما", "ماذا", "من", "هل", "كيف", "لماذا", "أي", "أيضا", "ماذا", "عن", "لمن"]
-)
+# MSA question words and the words that continue a question ("وعن الجلسات؟", "وأيضا")
+_AR_QUESTION_WORDS = MSA_QUESTION_WORDS | {normalize(w) for w in ("أيضا", "عن", "لمن")}
 _FIRST_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 SOURCES = {"ar": "المصادر:", "en": "Sources:"}

@@ -124,7 +124,8 @@ _PROCLITIC = "وفبل"  # "ومين", "لمين", "بكام"
 _AR_WORD = re.compile("[\u0621-\u065f\u0670-\u06d3]+")
 
 
-_MSA_QUESTION_WORDS = frozenset(normalize(w) for w in "من ما ماذا متى أين كيف كم لماذا هل أي لم".split())
+# MSA question words, ``normalize``d (also what makes a chat turn a follow-up: api.conversation)
+MSA_QUESTION_WORDS = frozenset(normalize(w) for w in "من ما ماذا متى أين كيف كم لماذا هل أي".split())
 
 
 def _question_key(word: str) -> str:
@@ -157,7 +158,7 @@ def _msa_clause(text: str) -> str:
         msa = _DIALECT_RELATIVE.get(key)
         if msa is None and 0 < i == len(words) - 1 and key in _DIALECT_QUESTION_WORDS:
             others = keys[: min(i, _QUESTION_WORD_SPAN)]
-            if not any(k in _MSA_QUESTION_WORDS or k in _DIALECT_FIRST_WORDS for k in others):
+            if not any(k in MSA_QUESTION_WORDS or k in _DIALECT_FIRST_WORDS for k in others):
                 fronted = _DIALECT_QUESTION_WORDS[key]
                 out.append(text[last : m.start()].rstrip())
                 last = m.end()
@@ -178,8 +179,8 @@ def _msa_clause(text: str) -> str:
 
 
 _QUESTION_MARKS = "?؟"
-# Arabic-Indic and Persian digits as the training questions write them
-_READER_DIGITS = str.maketrans({chr(0x0660 + i): str(i) for i in range(10)} | {chr(0x06F0 + i): str(i) for i in range(10)})
+# Arabic-Indic and Persian digits as the training questions write them (normalize's digit map alone)
+_READER_DIGITS = str.maketrans({c: d for c, d in _CHAR_MAP.items() if d.isdigit()})
 
 
 def question_for_reader(text: str, language: str) -> str:
