@@ -9,6 +9,9 @@ user turn is the question. It is a *follow-up* when an earlier user turn exists 
 
 A follow-up is sent to retrieval prefixed with the most recent earlier user turn that was not
 itself a follow-up (the topic), e.g. "How many speakers at the forum? and when was it held?".
+The span reader reads the turn's question first and then what the topic was about, "and when
+was it held speakers at the forum?" (``rag.text.follow_up_for_reader``): given the joined text it
+answered the topic's question again ("28" for "when was it held?").
 Only the topic's beginning is kept, ``RAG_CHAT_TOPIC_TOKENS`` model tokens (default 48): earlier
 turns are not checked like the question itself, and without a bound a long one made every
 follow-up as slow as embedding it (a 6 KB turn held a worker for 39 s).
@@ -28,6 +31,7 @@ from rag.answering import NO_ANSWER
 from rag.embedding import truncate_to_tokens
 from rag.loading import is_web_url
 from rag.schema import AskResult
+from rag.stages import Query, analyse
 from rag.text import MSA_QUESTION_WORDS, detect_language, msa_question, normalize, tokenize
 
 FOLLOW_UP_MAX_WORDS = 2
@@ -48,6 +52,10 @@ class Resolved:
     question: str  # what retrieval gets
     turn: str  # the last user turn as written
     topic: str | None  # the earlier turn prepended to a follow-up, None for a standalone question
+
+    def query(self) -> Query:
+        """The analysed question (not embedded: ``RAG.ask`` does that, off the event loop)."""
+        return analyse(self.turn, topic=self.topic)
 
 
 def message_text(message: ChatMessage) -> str:

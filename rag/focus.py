@@ -44,9 +44,14 @@ _DATE = re.compile(
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*(?:\s+(?:الف|الاف|مليون|ملايين|مليار|thousand|million|billion))?(?:\s+[^\s\d،,.؛:()]+)?")
 
 
+# A follow-up's و/ف glued to its question word ("ومتى عقد؟", "وفي أي عام؟") hides it from the rules
+# anchored at the start; normalised forms (متي, اين, اي)
+_LEADING_CONJUNCTION_Q = re.compile(r"^(\W*)[وف](?=(?:متي|كم|من|اين|ما|ماذا|في اي)\b)")
+
+
 def question_type(question: str) -> str | None:
     """``"date" | "number" | "person" | "place"`` or None for other questions."""
-    q = normalize(question)
+    q = _LEADING_CONJUNCTION_Q.sub("", normalize(question), count=1)
     for kind, pattern in _TYPE_RULES:
         if pattern.search(q):
             return kind

@@ -181,10 +181,10 @@ class RAG:
         self.refresh()
         return self.snapshot
 
-    def analyse(self, question: str, *, language: str | None = None) -> Query:
+    def analyse(self, question: str, *, language: str | None = None, topic: str | None = None) -> Query:
         """``question`` analysed and embedded, ready for ``ask``/``search`` (and reusable across
-        systems that share this embedder, as ``rag eval`` does)."""
-        return analyse(question, self.embedder, language)
+        systems that share this embedder, as ``rag eval`` does); ``topic``: see ``stages.analyse``."""
+        return analyse(question, self.embedder, language, topic=topic)
 
     def _query(self, question: str | Query, language: str | None) -> Query:
         if isinstance(question, Query):

@@ -34,7 +34,7 @@ import numpy as np
 
 from rag.focus import question_type
 from rag.schema import Answer, Passage
-from rag.text import detect_language, normalize, question_for_reader, tokenize
+from rag.text import detect_language, follow_up_for_reader, normalize, question_for_reader, tokenize
 
 if TYPE_CHECKING:
     from rag.config import Settings
@@ -58,9 +58,10 @@ class Query:
     vector: np.ndarray | None = field(default=None, compare=False, repr=False)  # the query embedding
 
     @property
-    def cache_key(self) -> tuple[str, str]:
-        """Equal for questions that differ only in spacing (and that every stage treats alike)."""
-        return self.normalized, self.language
+    def cache_key(self) -> tuple[str, str, str]:
+        """Equal for questions that differ only in spacing (and that every stage treats alike). The
+        reading is part of it: a chat follow-up reads differently from the same text asked alone."""
+        return self.normalized, self.language, " ".join(self.reading.split())
 
     def embedded(self, embedder: Embedder) -> Query:
         """This query with its embedding (computed here, once; a no-op when it has one)."""
@@ -69,21 +70,29 @@ class Query:
         return replace(self, vector=embedder.embed_queries([self.text])[0])
 
 
-def analyse(question: str, embedder: Embedder | None = None, language: str | None = None) -> Query:
+def analyse(question: str, embedder: Embedder | None = None, language: str | None = None, *, topic: str | None = None) -> Query:
     """Analyse ``question`` once: language (detected unless given), normalised text, the text
-    the reader reads, terms, question type and numbers; with an ``embedder`` also its vector."""
+    the reader reads, terms, question type and numbers; with an ``embedder`` also its vector.
+
+    With ``topic`` (the earlier question a chat follow-up continues), ``question`` is the
+    follow-up turn: retrieval and everything shown read "topic question", the reader reads the
+    turn's question with what the topic was about (``rag.text.follow_up_for_reader``)."""
+    turn = question
+    if topic:
+        question = f"{topic} {turn}"
     normalized = normalize(" ".join(question.split()))
     language = language or detect_language(question)
     # the reader learnt from well-formed MSA questions; BM25 and everything shown keep the user's
     # text, and the embedder drops only diacritics and tatweel (rag.text.text_for_embedding)
-    reading = question_for_reader(question, language)
+    reading = follow_up_for_reader(turn, topic, language) if topic else question_for_reader(question, language)
     query = Query(
         text=question,
         language=language,
         normalized=normalized,
         reading=reading,
         terms=tuple(tokenize(question)),
-        kind=question_type(reading),
+        # a follow-up asks what its turn asks ("ومتى؟" after "كم عدد...؟"); "وماذا عن الأردن؟" what its topic did
+        kind=(question_type(question_for_reader(turn, language)) or question_type(topic)) if topic else question_type(reading),
         numbers=frozenset(_DIGITS.findall(normalized)),
     )
     return query.embedded(embedder) if embedder is not None else query

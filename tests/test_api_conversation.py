@@ -151,3 +151,24 @@ def test_a_follow_ups_topic_is_cut_to_its_token_budget(e5) -> None:
 def test_a_long_turn_is_never_a_follow_up_however_it_ends() -> None:
     assert not is_follow_up("Who is the CEO of TMRW " + "x " * 100_000)
     assert is_follow_up("and " + "when " * 100_000)  # a continuation word leads
+
+
+def test_a_follow_ups_query_reads_its_own_question_first() -> None:
+    r = resolve_question([user(AR_Q), assistant("28 [1]"), user("ومتى عقد؟")])
+    assert r is not None and r.topic == AR_Q
+    q = r.query()
+    assert q.text == r.question == f"{AR_Q} ومتى عقد؟" and q.vector is None  # RAG.ask embeds it
+    assert q.reading.startswith("ومتى عقد ") and q.kind == "date"
+    alone = resolve_question([user("ومتى عقد؟")])
+    assert alone is not None and alone.query().reading == "ومتى عقد؟"
+
+
+def test_the_reader_answers_the_follow_up_not_its_topic_again(corpus_rag, e5) -> None:
+    """The shipped span reader over the default corpus: reading the joined text it gave the
+    topic's answer (28 speakers) to "and when was it held?"."""
+    r = resolve_question([user(AR_Q), assistant("28 [1]"), user("ومتى عقد؟")], e5.token_count, 48)
+    assert r is not None
+    answer = corpus_rag.ask(r.query()).answer
+    assert answer is not None and "فبراير" in answer.text
+    joined = corpus_rag.ask(r.question).answer
+    assert joined is None or "فبراير" not in joined.text

@@ -35,6 +35,12 @@ def extract_focus(question: str, sentence: str, start: int):
         ("Where is the summit held?", "place"),
         ("ما هي أهداف القمة؟", None),
         ("What is the motto of Expo 2020?", None),
+        # a follow-up's و/ف glued to the question word: "and when", "and who", "so where"
+        ("ومتى عقدت؟", "date"),
+        ("وفي أي عام تأسست؟", "date"),
+        ("ومن أدار الجلسة؟", "person"),
+        ("فأين تقام؟", "place"),
+        ("وزير الخارجية؟", None),  # a word that merely starts with و
     ],
 )
 def test_question_type(question, kind):

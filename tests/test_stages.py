@@ -77,6 +77,25 @@ def test_the_reader_and_the_question_type_read_dialect_question_words_in_msa():
     assert analyse("مِين رئيــس المَجلِس؟").reading == "من رئيس المجلس؟"
 
 
+def test_a_follow_up_is_retrieved_joined_to_its_topic_and_read_with_its_own_question_first():
+    topic = "كم عدد المتحدثين في منتدى تبادل الخبرات الحكومية؟"
+    follow_up, joined = analyse("ومتى عقد؟", topic=topic), analyse(f"{topic} ومتى عقد؟")
+    # retrieval and everything shown see the joined text, as before
+    assert (follow_up.text, follow_up.terms, follow_up.normalized, follow_up.language) == (
+        joined.text,
+        joined.terms,
+        joined.normalized,
+        "ar",
+    )
+    assert follow_up.reading == "ومتى عقد عدد المتحدثين في منتدى تبادل الخبرات الحكومية؟"
+    assert joined.reading.startswith("كم عدد")  # the topic's question first: the reader answered "28"
+    assert (follow_up.kind, joined.kind) == ("date", "number")  # the turn's question type
+    assert follow_up.cache_key != joined.cache_key  # one text, two readings: never one cached answer
+    # a turn without a question type ("and what about Jordan?") asks what its topic asked
+    assert analyse("وماذا عن الأردن؟", topic="متى وقعت الإمارات اتفاقية التعاون مع مصر؟").kind == "date"
+    assert analyse("ومتى عقد؟", topic="") == analyse("ومتى عقد؟")
+
+
 def test_cache_key_ignores_spacing_only():
     a, b = analyse("متى  تعقد القمة؟"), analyse(" متى تعقد\tالقمة؟")
     assert a.cache_key == b.cache_key

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from rag.text import (
     detect_language,
+    follow_up_for_reader,
     msa_question,
     normalize,
     normalize_with_offsets,
@@ -317,6 +318,18 @@ def test_question_for_reader_is_a_well_formed_msa_question():
     assert question_for_reader("كم عدد الزوار عام ٢٠١٤?", "ar") == "كم عدد الزوار عام 2014؟"  # digits, mark
     assert question_for_reader("How many visitors came in ۲۰۱۴?", "en") == "How many visitors came in 2014?"
     assert question_for_reader("", "en") == ""
+
+
+def test_a_follow_up_reads_its_own_question_then_what_the_topic_was_about():
+    # the topic's question word and stop words go: the reader answered them instead of the turn's
+    assert follow_up_for_reader("وأين انعقد؟", "كم عدد المتحدثين في المنتدى؟", "ar") == "وأين انعقد عدد المتحدثين في المنتدى؟"
+    assert (
+        follow_up_for_reader("and when was it held", "How many speakers at the forum?", "en")
+        == "and when was it held speakers at the forum?"
+    )
+    # both parts read as question_for_reader reads a question: dialect, marks, digits
+    assert follow_up_for_reader("ووين انعقد?", "إيمتى عقدت قمة ٢٠١٨؟", "ar") == "وأين انعقد عقدت قمة 2018؟"
+    assert follow_up_for_reader("وأين؟", "ما هو؟", "ar") == "وأين؟"  # a topic of stop words adds nothing
 
 
 # --- a colon-introduced list is one sentence ------------------------------------------------------

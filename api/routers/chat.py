@@ -96,7 +96,7 @@ async def chat_completions(request: Request, response: Response, body: Annotated
         log_fields(request, topic_chars=len(resolved.topic))
     rag = get_rag(request)
     # the sources' URLs must come from the version that produced the answer
-    result, snap = await run_cpu(request, on_live_version, rag, rag.ask, resolved.question, body.top_k)
+    result, snap = await run_cpu(request, on_live_version, rag, rag.ask, resolved.query(), body.top_k)
     index = snap.index
     language = reply_language(resolved.turn)
     urls = {}
