@@ -16,6 +16,8 @@ Only the topic's beginning is kept, ``RAG_CHAT_TOPIC_TOKENS`` model tokens (defa
 turns are not checked like the question itself, and without a bound a long one made every
 follow-up as slow as embedding it (a 6 KB turn held a worker for 39 s).
 Everything else (system prompts, assistant turns) is ignored: the answer is extractive.
+``POST /ask`` applies the same rule to its ``question`` after its ``previous`` questions
+(``resolve_turns``); the widget sends those.
 """
 
 from __future__ import annotations
@@ -53,9 +55,9 @@ class Resolved:
     turn: str  # the last user turn as written
     topic: str | None  # the earlier turn prepended to a follow-up, None for a standalone question
 
-    def query(self) -> Query:
+    def query(self, language: str | None = None) -> Query:
         """The analysed question (not embedded: ``RAG.ask`` does that, off the event loop)."""
-        return analyse(self.turn, topic=self.topic)
+        return analyse(self.turn, language=language, topic=self.topic)
 
 
 def message_text(message: ChatMessage) -> str:
@@ -89,7 +91,13 @@ def resolve_question(
 ) -> Resolved | None:
     """The question to retrieve for, or None when there is no user turn with text. With
     ``count_tokens`` (the embedder's), a follow-up's topic is cut to ``topic_tokens`` tokens."""
-    turns = [t.strip() for t in (message_text(m) for m in messages if m.role == "user") if t.strip()]
+    return resolve_turns([message_text(m) for m in messages if m.role == "user"], count_tokens, topic_tokens)
+
+
+def resolve_turns(turns: list[str], count_tokens: Callable[[str], int] | None = None, topic_tokens: int = 48) -> Resolved | None:
+    """``resolve_question`` for the user's questions alone, oldest first (``POST /ask``'s
+    ``previous`` then its ``question``); empty ones are skipped."""
+    turns = [t.strip() for t in turns if t.strip()]
     if not turns:
         return None
     last, earlier = turns[-1], turns[:-1]

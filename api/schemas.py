@@ -28,6 +28,7 @@ from rag.feedback import MAX_COMMENT_CHARS
 from rag.loading import doc_id_problem, url_problem
 
 MAX_TOP_K = 50
+MAX_PREVIOUS = 20  # earlier questions of a conversation /ask looks at (the widget sends its last 8)
 
 AR_QUESTION = "كم عدد المتحدثين في منتدى تبادل الخبرات الحكومية؟"
 EN_QUESTION = "How many speakers take part in the Government Experience Exchange Forum?"
@@ -86,11 +87,22 @@ class AskRequest(BaseModel):
     question: str = Field(strict=True, description="The question, Arabic or English (not empty; length limited by RAG_MAX_QUESTION_CHARS).")
     top_k: int | None = Field(None, ge=1, le=MAX_TOP_K, strict=True, description="Passages to cite (default RAG_TOP_K).")
     language: Literal["ar", "en"] | None = Field(None, description="Question language; detected when omitted.")
+    previous: list[Annotated[str, Field(strict=True)]] = Field(
+        default_factory=list,
+        max_length=MAX_PREVIOUS,
+        description=(
+            "The user's earlier questions in this conversation, oldest first. When `question` is a follow-up"
+            ' ("and when was it held?", "ومتى عقد؟"), it is answered as the chat endpoint answers one: retrieved'
+            " together with the last earlier question that is not itself a follow-up; the answer's `question` is then"
+            " that question and this one, joined."
+        ),
+    )
 
 
 ASK_EXAMPLES = {
     "arabic": {"summary": "Arabic question", "value": {"question": AR_QUESTION, "top_k": 3}},
     "english": {"summary": "English question", "value": {"question": EN_QUESTION, "language": "en"}},
+    "follow-up": {"summary": "A follow-up question", "value": {"question": "ومتى عقد؟", "previous": [AR_QUESTION]}},
 }
 
 

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from rag.index import Index
 
 _DIGITS = re.compile(r"\d+")
+_LETTER = re.compile(r"[^\W\d_]")
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,8 @@ def analyse(question: str, embedder: Embedder | None = None, language: str | Non
     if topic:
         question = f"{topic} {turn}"
     normalized = normalize(" ".join(question.split()))
-    language = language or detect_language(question)
+    # a follow-up is in the language the user writes now (as the chat reply is), unless it has no letters ("2019?")
+    language = language or detect_language(turn if _LETTER.search(turn) else question)
     # the reader learnt from well-formed MSA questions; BM25 and everything shown keep the user's
     # text, and the embedder drops only diacritics and tatweel (rag.text.text_for_embedding)
     reading = follow_up_for_reader(turn, topic, language) if topic else question_for_reader(question, language)

@@ -180,6 +180,23 @@ def test_ask_arabic_is_exactly_the_library_result(client: TestClient, rag: RAG) 
     assert r.headers["x-index-version"] == str(body["index_version"])
 
 
+def test_ask_answers_a_follow_up_with_its_earlier_question_as_the_chat_endpoint_does(client: TestClient, rag: RAG) -> None:
+    body = client.post("/ask", json={"question": "ومتى عقد؟", "previous": [EN_UNANSWERABLE, AR_Q, "وأين؟"]}).json()
+    assert body["question"] == f"{AR_Q} ومتى عقد؟"  # the last earlier question that is not a follow-up itself
+    assert body["answerable"] and body["answer"]["doc_id"] == FORUM
+    assert "فبراير" in body["answer"]["text"] and body["answer"]["focus"]["kind"] == "date"  # the turn's question, not "28"
+    chat = client.post(
+        "/v1/chat/completions",
+        json={"model": "m", "messages": [{"role": "user", "content": AR_Q}, {"role": "user", "content": "ومتى عقد؟"}]},
+    ).json()
+    assert chat["rag"]["answer"] == body["answer"]
+    # a question that is not a follow-up is answered alone, whatever came before
+    alone = client.post("/ask", json={"question": AR_Q, "previous": [EN_UNANSWERABLE]}).json()
+    expected = rag.ask(AR_Q).to_dict()
+    alone.pop("timings_ms"), expected.pop("timings_ms")
+    assert alone == expected
+
+
 def test_ask_unanswerable_abstains(client: TestClient) -> None:
     body = client.post("/ask", json={"question": EN_UNANSWERABLE, "language": "en"}).json()
     assert body["answerable"] is False and body["answer"] is None and body["language"] == "en"
@@ -201,6 +218,9 @@ def test_ask_unanswerable_abstains(client: TestClient) -> None:
         ({"question": AR_Q, "top_k": 2.5}, 422, "validation_error"),
         ({"question": AR_Q, "language": "fr"}, 422, "validation_error"),
         ({"question": "\ud800 lone surrogate"}, 422, "validation_error"),
+        ({"question": AR_Q, "previous": AR_Q}, 422, "validation_error"),  # a list of strings
+        ({"question": AR_Q, "previous": [AR_Q, 7]}, 422, "validation_error"),
+        ({"question": AR_Q, "previous": [AR_Q] * 21}, 422, "validation_error"),  # over MAX_PREVIOUS
     ],
 )
 def test_ask_rejects_bad_input(make_client, payload, status: int, type_: str) -> None:

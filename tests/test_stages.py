@@ -94,6 +94,9 @@ def test_a_follow_up_is_retrieved_joined_to_its_topic_and_read_with_its_own_ques
     # a turn without a question type ("and what about Jordan?") asks what its topic asked
     assert analyse("وماذا عن الأردن؟", topic="متى وقعت الإمارات اتفاقية التعاون مع مصر؟").kind == "date"
     assert analyse("ومتى عقد؟", topic="") == analyse("ومتى عقد؟")
+    # in the language the user writes now; a turn without letters takes the topic's
+    assert analyse("and when was it held?", topic=topic).language == "en"
+    assert analyse("2019?", topic="When was the summit held?").language == "en"
 
 
 def test_cache_key_ignores_spacing_only():

@@ -646,6 +646,27 @@ def test_short_answer_first_with_the_span_reader(browser: Browser, span_server: 
             expect(page.locator("rag-helpdesk .source .passage mark")).to_have_text(a["text"])
 
 
+def test_a_follow_up_is_asked_with_the_conversations_earlier_questions(browser: Browser, span_server: str) -> None:
+    """A helpdesk user's "ومتى عقد؟" after the speakers question: the widget sends the earlier
+    questions along, so the service answers when the forum is held, not "28" again; a new
+    conversation starts without them."""
+    follow_up = "ومتى عقد؟"
+    expected = httpx.post(span_server + "/ask", json={"question": follow_up, "previous": [AR_QUESTION]}, timeout=120).json()
+    assert expected["answer"] is not None and "فبراير" in expected["answer"]["text"]
+    with demo_page(browser, span_server) as page:
+        sent: list[dict] = []
+        page.on(
+            "request", lambda r: sent.append(json.loads(r.post_data or "{}")) if r.method == "POST" and r.url.endswith("/ask") else None
+        )
+        open_panel(page)
+        ask(page, AR_QUESTION)
+        reply = ask(page, follow_up, 2)
+        expect(reply.locator(".answer-short")).to_have_text(expected["answer"]["text"])
+        page.locator("rag-helpdesk .icon-btn.new").click()
+        ask(page, follow_up)
+    assert sent == [{"question": AR_QUESTION}, {"question": follow_up, "previous": [AR_QUESTION]}, {"question": follow_up}]
+
+
 def test_source_view_keeps_the_way_back_in_sight_and_its_labels_follow_the_answer(page: Page, server: str) -> None:
     """Items 4 and 9: the "Back" bar stays visible (sticky) when the marked span is far down,
     and an English answer's source view on the Arabic page has English labels."""

@@ -6,7 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
-from api.deps import checked_question, get_rag, on_live_version, run_cpu
+from api.access_log import log_fields
+from api.conversation import resolve_turns
+from api.deps import app_settings, checked_question, get_rag, on_live_version, run_cpu
 from api.schemas import (
     ASK_EXAMPLES,
     MAX_TOP_K,
@@ -16,6 +18,7 @@ from api.schemas import (
     error_responses,
 )
 from api.security import require_client
+from rag.stages import Query as AnalysedQuestion
 
 router = APIRouter(
     tags=["query"],
@@ -35,7 +38,13 @@ async def ask(request: Request, response: Response, body: Annotated[AskRequest, 
     when the documents do not hold the answer. Header ``X-Index-Version``: the index it came from."""
     question = checked_question(request, body.question)
     rag = get_rag(request)
-    result = await run_cpu(request, rag.ask, question, body.top_k, language=body.language)
+    asked: str | AnalysedQuestion = question
+    if body.previous:  # a follow-up is read as the chat endpoint reads one (api.conversation)
+        resolved = resolve_turns([*body.previous, question], rag.embedder.token_count, app_settings(request).chat_topic_tokens)
+        if resolved is not None and resolved.topic is not None:
+            log_fields(request, follow_up=True, topic_chars=len(resolved.topic))
+            asked = resolved.query(body.language)
+    result = await run_cpu(request, rag.ask, asked, body.top_k, language=body.language)
     response.headers["X-Index-Version"] = str(result.index_version)
     return result.to_dict()
 

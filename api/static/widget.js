@@ -30,6 +30,7 @@
   const SCRIPT = document.currentScript;
   const OPTIONS = ["api", "lang", "title", "accent", "position", "apiKey"];
   const HISTORY_LIMIT = 40; // messages kept in sessionStorage
+  const PREVIOUS_LIMIT = 8; // earlier questions sent with a question, for follow-ups ("and when?")
   const TIMEOUT_MS = 30000;
   const SNIPPET_BEFORE = 50; // code points shown before the answer span in a citation
   const SNIPPET_MAX = 170; // code points of a citation snippet: about three lines in the panel
@@ -658,6 +659,14 @@ textarea { flex: 1; resize: none; font: inherit; color: inherit; border: 1px sol
       this._save();
     }
 
+    /** The questions asked before `question` in this conversation, oldest first: /ask answers a
+     * follow-up ("ومتى عقد؟") together with the last of them that is not one itself. */
+    _previousQuestions(question) {
+      const asked = this._history.filter((x) => x.role === "user").map((x) => String(x.text || ""));
+      if (asked.length && asked[asked.length - 1] === question) asked.pop(); // remembered just before asking
+      return asked.slice(-PREVIOUS_LIMIT);
+    }
+
     /** Forget the conversation (and stop waiting for a question on its way). */
     clear() {
       this._generation++;
@@ -707,7 +716,9 @@ textarea { flex: 1; resize: none; font: inherit; color: inherit; border: 1px sol
       this.$status.textContent = this._t.thinking;
       let item;
       try {
-        const result = await this._request("POST", "/ask", { question }, { signal: ctrl.signal });
+        const previous = this._previousQuestions(question);
+        const body = previous.length ? { question, previous } : { question };
+        const result = await this._request("POST", "/ask", body, { signal: ctrl.signal });
         item = { role: "bot", result };
       } catch (err) {
         item = { role: "bot", question, failed: failure(err) };
