@@ -51,7 +51,7 @@ _LEADING_CONJUNCTION_Q = re.compile(r"^(\W*)[وف](?=(?:متي|كم|من|اين|
 
 def question_type(question: str) -> str | None:
     """``"date" | "number" | "person" | "place"`` or None for other questions."""
-    q = _LEADING_CONJUNCTION_Q.sub("", normalize(question), count=1)
+    q = _LEADING_CONJUNCTION_Q.sub(r"\1", normalize(question), count=1)
     for kind, pattern in _TYPE_RULES:
         if pattern.search(q):
             return kind
