@@ -31,6 +31,7 @@ import numpy as np
 from rag import dense
 from rag.checksum import sha256_file
 from rag.lexical import BM25Index, LexicalIndex
+from rag.lexicon import Lexicon
 from rag.store import Store
 from rag.text import detect_language
 
@@ -173,6 +174,7 @@ class Index:
         self.sentence_vectors = np.load(p / "sentences.npy", mmap_mode="r")
         self.dense: dense.DenseIndex = dense.load(p / "dense.faiss", vectors=self.chunk_vectors)  # exact re-scoring for ivfpq
         self.bm25: LexicalIndex = BM25Index.load(p / "bm25")
+        self.lexicon: Lexicon | None = Lexicon.load(p, self.manifest["model_id"])  # English questions' Arabic BM25 terms
 
     # --- identity ------------------------------------------------------------------------
     @property
@@ -274,6 +276,8 @@ class Index:
             errs.append(f"FAISS holds {self.dense.ntotal} vectors for {n} chunks")
         if self.bm25.n_docs != n:
             errs.append(f"BM25 holds {self.bm25.n_docs} rows for {n} chunks")
+        if self.lexicon is not None and self.lexicon.vectors.shape[1:] != (self.dim,):
+            errs.append(f"lexicon vectors have shape {self.lexicon.vectors.shape}, expected (words, {self.dim})")
         return errs
 
     def verify(self) -> list[str]:

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rag import dense
+from rag import dense, lexicon
 from rag.chunking import Chunker, document_sentences
 from rag.config import Settings
 from rag.embedding import Embedder, embed_in_batches
@@ -383,6 +383,11 @@ class Indexer:
             np.save(tmp / "sentences.npy", sv.astype(np.float32))
             dense.save(dense.build(cv, kind), tmp / "dense.faiss")
             BM25Index.build([c.tokens.split() for c in chunks]).save(tmp / "bm25")
+            if self.settings.lexicon_words:
+                previous = old.lexicon if old is not None else None
+                lex = lexicon.build((d.text for d in docs), self.embedder, previous, self.settings.lexicon_words)
+                if lex is not None:
+                    lex.save(tmp)
             files = data_files(tmp)
             manifest = {
                 "format_version": FORMAT_VERSION,

@@ -62,6 +62,7 @@ from rag.ingest import (
     writer_lock,
 )
 from rag.lexical import BM25Index
+from rag.lexicon import Lexicon
 from rag.schema import Document
 from rag.text import tokenize
 
@@ -303,6 +304,7 @@ class ShardedIndex(Index):
             "counts": {k: sum(s.manifest["counts"][k] for s in self.shards) for k in ("documents", "chunks", "sentences")},
         }
         self._combine()
+        self.lexicon = Lexicon.merge([s.lexicon for s in self.shards if s.lexicon is not None])
         problems = self.consistency_errors()
         if problems:
             self.close()

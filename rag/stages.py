@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
 import numpy as np
 
+from rag import lexicon
 from rag.focus import question_type
 from rag.schema import Answer, Passage
 from rag.text import detect_language, follow_up_for_reader, normalize, question_for_reader, tokenize
@@ -57,6 +58,8 @@ class Query:
     kind: str | None  # rag.focus.question_type of reading: "date" | "number" | "person" | "place" | None
     numbers: frozenset[str]  # digit strings in the normalised text ("2040")
     vector: np.ndarray | None = field(default=None, compare=False, repr=False)  # the query embedding
+    words: tuple[str, ...] = ()  # English content words, looked up in the index's Arabic lexicon (rag.lexicon)
+    word_vectors: np.ndarray | None = field(default=None, compare=False, repr=False)  # their embeddings
 
     @property
     def cache_key(self) -> tuple[str, str, str]:
@@ -65,10 +68,13 @@ class Query:
         return self.normalized, self.language, " ".join(self.reading.split())
 
     def embedded(self, embedder: Embedder) -> Query:
-        """This query with its embedding (computed here, once; a no-op when it has one)."""
+        """This query with its embedding and, for an embedder with a lexicon, its words' (computed
+        here, once, in one call; a no-op when it has one)."""
         if self.vector is not None:
             return self
-        return replace(self, vector=embedder.embed_queries([self.text])[0])
+        words = self.words if lexicon.measured(embedder.model_id) else ()
+        vectors = embedder.embed_queries([self.text, *words])
+        return replace(self, vector=vectors[0], word_vectors=vectors[1:] if words else None)
 
 
 def analyse(question: str, embedder: Embedder | None = None, language: str | None = None, *, topic: str | None = None) -> Query:
@@ -96,6 +102,7 @@ def analyse(question: str, embedder: Embedder | None = None, language: str | Non
         # a follow-up asks what its turn asks ("ومتى؟" after "كم عدد...؟"); "وماذا عن الأردن؟" what its topic did
         kind=(question_type(question_for_reader(turn, language)) or question_type(topic)) if topic else question_type(reading),
         numbers=frozenset(_DIGITS.findall(normalized)),
+        words=lexicon.question_words(question) if language == "en" else (),
     )
     return query.embedded(embedder) if embedder is not None else query
 

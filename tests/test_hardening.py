@@ -24,6 +24,7 @@ from api.server import JsonH11Protocol, JsonHttpToolsProtocol, uvicorn_options
 from rag.config import Settings
 from rag.ingest import clean_stale_temporaries
 from rag.loading import documents_from_records
+from rag.lexicon import MAX_QUESTION_WORDS
 from rag.pipeline import RAG
 from rag.schema import Document
 
@@ -377,8 +378,9 @@ def test_a_chat_follow_up_with_a_200_kb_earlier_turn_reaches_the_model_bounded(s
     with TestClient(make_app(rag, chat_topic_tokens=48)) as c:
         r = c.post("/v1/chat/completions", json=body)
     assert r.status_code == 200, r.text
-    [asked] = spy.queries
+    asked, *words = spy.queries  # the question, then its English words for the lexicon, each alone
     assert asked.endswith(" and when?") and asked.startswith("How many palm trees")
+    assert 0 < len(words) <= MAX_QUESTION_WORDS and all(len(w.split()) == 1 for w in words)
     assert e5.token_count(asked) - e5.token_count("") <= 48 + e5.token_count("and when?")
 
 

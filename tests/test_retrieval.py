@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from rag.config import Settings
 from rag.retrieval import Candidates, FusionWeights, fuse
+from rag.text import tokenize
 
 # dense ranks rows 3, 1, 2; BM25 ranks rows 2, 5.
 CANDIDATES = Candidates(
@@ -60,6 +63,9 @@ def test_fusion_of_nothing_is_empty():
 
 def test_fusion_weights_by_language():
     assert WEIGHTS.bm25("ar") == 1.0 and WEIGHTS.bm25("en") == 0.3
+    assert WEIGHTS.bm25("en", translated=True) == 0.6 and WEIGHTS.bm25("ar", translated=True) == 1.0
+    translated = Candidates(CANDIDATES.dense_rows, CANDIDATES.dense_scores, CANDIDATES.bm25_rows, CANDIDATES.bm25_scores, True)
+    assert [s for _, s, _, _ in fuse(translated, WEIGHTS, "en", "hybrid")][0] == pytest.approx(1 / 63 + 0.6 / 61)
 
 
 # --- on a real small index ----------------------------------------------------------------------
@@ -100,6 +106,22 @@ def systems(small_index, e5, small_rag):
 def test_the_right_passage_ranks_first(systems, query, doc_id, mode):
     passages = systems[mode].search(query, 3)
     assert passages[0].doc_id == doc_id, [p.doc_id for p in passages]
+
+
+def test_an_english_question_searches_bm25_with_its_words_arabic_neighbours(small_rag, systems):
+    from rag.retrieval import bm25_terms
+
+    index = small_rag.live().index
+    query = small_rag.analyse("When is the festival held?")
+    terms, translated = bm25_terms(index, query)
+    assert translated and terms[: len(query.terms)] == list(query.terms)
+    assert tokenize("مهرجان")[0] in terms  # "festival" -> مهرجان, a word of the Arabic document
+    # through BM25 alone the Arabic document is found; the English words match nothing there
+    assert systems["bm25"].search(query, 3)[0].doc_id == "ar_palms"
+    assert systems["bm25"].search(replace(query, word_vectors=None), 3) == []
+    assert bm25_terms(index, small_rag.analyse("كم عدد أشجار النخيل؟")) == (list(small_rag.analyse("كم عدد أشجار النخيل؟").terms), False)
+    bare = replace(query, word_vectors=None)  # analysed without the embedder
+    assert bm25_terms(index, bare) == (list(query.terms), False)
 
 
 def test_bm25_mode_finds_arabic_word_forms(systems):
