@@ -23,8 +23,8 @@ from api.app import create_app, exposure_warnings
 from api.server import JsonH11Protocol, JsonHttpToolsProtocol, uvicorn_options
 from rag.config import Settings
 from rag.ingest import clean_stale_temporaries
-from rag.loading import documents_from_records
 from rag.lexicon import MAX_QUESTION_WORDS
+from rag.loading import documents_from_records
 from rag.pipeline import RAG
 from rag.schema import Document
 
