@@ -57,13 +57,14 @@ class Lexicon:
     """The index's Arabic words, their BM25 tokens and their unit embeddings."""
 
     words: tuple[str, ...]
-    vectors: np.ndarray  # (len(words), dim), float16, rows of unit norm
+    vectors: np.ndarray  # (len(words), dim), rows of unit norm; float32 in memory (a matrix product per query), float16 on disk
     min_cosine: float
     tokens: tuple[str, ...] = ()  # the BM25 token of each word (tokenize's), derived when not given
 
     def __post_init__(self) -> None:
         if len(self.vectors) != len(self.words):
             raise ValueError(f"lexicon has {len(self.words)} words but {len(self.vectors)} vectors")
+        object.__setattr__(self, "vectors", np.ascontiguousarray(self.vectors, np.float32))
         if not self.tokens:
             object.__setattr__(self, "tokens", tuple((tokenize(w) or [""])[0] for w in self.words))
 
@@ -75,7 +76,7 @@ class Lexicon:
         each once, in order."""
         if not len(self) or word_vectors is None or not len(word_vectors):
             return []
-        sims = np.asarray(word_vectors, np.float32) @ self.vectors.T.astype(np.float32)
+        sims = np.asarray(word_vectors, np.float32) @ self.vectors.T
         k = min(k, len(self))
         out: list[str] = []
         for row in sims:
@@ -136,5 +137,5 @@ def build(texts: Iterable[str], embedder: Embedder, previous: Lexicon | None, li
         new_vectors.update(zip(batch, np.asarray(embedder.embed_queries(batch), np.float16), strict=True))
     dim = embedder.dim
     rows = [previous.vectors[known[w]] if previous is not None and w in known else new_vectors[w] for w in words]
-    vectors = np.stack(rows).astype(np.float16) if rows else np.zeros((0, dim), np.float16)
+    vectors = np.stack(rows) if rows else np.zeros((0, dim), np.float16)
     return Lexicon(tuple(words), vectors, MIN_COSINE[embedder.model_id])

@@ -62,7 +62,7 @@ def test_translate_takes_the_nearest_words_above_the_threshold_once() -> None:
 
 def test_english_words_find_their_arabic_translations_with_e5(e5) -> None:
     lex = build(TEXTS, e5, None, 1000)
-    assert lex is not None and lex.vectors.dtype == np.float16 and lex.vectors.shape == (len(lex), e5.dim)
+    assert lex is not None and lex.vectors.dtype == np.float32 and lex.vectors.shape == (len(lex), e5.dim)
     words = ["population", "city", "elections", "university"]
     got = [lex.translate(e5.embed_queries([w])) for w in words]
     for english, arabic, terms in zip(words, ["السكان", "المدينة", "الانتخابات", "الجامعة"], got, strict=True):
@@ -79,6 +79,7 @@ def test_a_new_version_embeds_only_its_new_words(e5, tmp_path: Path) -> None:
     row = second.words.index("السكان")
     assert np.array_equal(second.vectors[row], first.vectors[first.words.index("السكان")])
     second.save(tmp_path)
+    assert np.load(tmp_path / "lexicon.npy").dtype == np.float16  # half the bytes on disk
     loaded = Lexicon.load(tmp_path, e5.model_id)
     assert loaded is not None and loaded.words == second.words and np.array_equal(loaded.vectors, second.vectors)
     assert Lexicon.load(tmp_path, "some/other-model") is None  # not measured for it
