@@ -41,6 +41,27 @@ _ARABIC_WORD = re.compile(r"[\u0621-\u064a]{2,}")
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 
 
+_WORD_CACHE_SIZE = 20_000
+_word_cache: dict[tuple[str, str], np.ndarray] = {}  # (model id, word) -> unit vector; English words repeat across questions
+
+
+def embed_with_words(embedder: Embedder, text: str, words: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The embedding of ``text`` and of each of ``words`` (None without words), in one model call;
+    word vectors are cached per embedder (a word costs about a third of a short question)."""
+    known = {w: _word_cache.get((embedder.model_id, w)) for w in words}
+    missing = [w for w, v in known.items() if v is None]
+    vectors = embedder.embed_queries([text, *missing])
+    fresh = dict(zip(missing, vectors[1:], strict=True))
+    if len(_word_cache) + len(fresh) > _WORD_CACHE_SIZE:
+        _word_cache.clear()  # a bound, not an eviction policy: 20k distinct English words is rare
+    for w, v in fresh.items():
+        _word_cache[(embedder.model_id, w)] = v
+    if not words:
+        return vectors[0], None
+    found = {w: v for w, v in known.items() if v is not None} | fresh
+    return vectors[0], np.stack([found[w] for w in words])
+
+
 def measured(model_id: str) -> bool:
     """Whether a lexicon is built and used for this embedder."""
     return model_id in MIN_COSINE

@@ -73,8 +73,8 @@ class Query:
         if self.vector is not None:
             return self
         words = self.words if lexicon.measured(embedder.model_id) else ()
-        vectors = embedder.embed_queries([self.text, *words])
-        return replace(self, vector=vectors[0], word_vectors=vectors[1:] if words else None)
+        vector, word_vectors = lexicon.embed_with_words(embedder, self.text, words)
+        return replace(self, vector=vector, word_vectors=word_vectors)
 
 
 def analyse(question: str, embedder: Embedder | None = None, language: str | None = None, *, topic: str | None = None) -> Query:

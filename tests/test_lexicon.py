@@ -123,3 +123,15 @@ def test_adding_a_document_extends_the_lexicon_and_keeps_the_old_vectors(small_i
     none = Settings(index=small_index_copy, lexicon_words=0)
     Indexer(small_index_copy, e5, none).ingest([Document("ar_x", "س", "نص قصير آخر عن الصحراء.")])
     assert Index.open(small_index_copy).lexicon is None  # RAG_LEXICON_WORDS=0: no lexicon, English BM25 as before
+
+
+def test_a_word_is_embedded_once_with_its_first_question(e5) -> None:
+    counting = CountingEmbedder(e5)
+    counting.model_id = e5.model_id + "#counting"  # a cache of its own
+    vector, words = lexicon.embed_with_words(counting, "Where is the festival held?", ("festival", "held"))
+    assert counting.embedded == 3 and words is not None and words.shape == (2, e5.dim)
+    assert np.allclose(vector, e5.embed_queries(["Where is the festival held?"])[0])
+    assert np.allclose(words[0], e5.embed_queries(["festival"])[0])
+    again, words2 = lexicon.embed_with_words(counting, "When is the festival?", ("festival",))
+    assert counting.embedded == 4 and words2 is not None and np.array_equal(words2[0], words[0])  # only the question
+    assert lexicon.embed_with_words(counting, "Where?", ())[1] is None
