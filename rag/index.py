@@ -276,8 +276,8 @@ class Index:
             errs.append(f"FAISS holds {self.dense.ntotal} vectors for {n} chunks")
         if self.bm25.n_docs != n:
             errs.append(f"BM25 holds {self.bm25.n_docs} rows for {n} chunks")
-        if self.lexicon is not None and self.lexicon.vectors.shape[1:] != (self.dim,):
-            errs.append(f"lexicon vectors have shape {self.lexicon.vectors.shape}, expected (words, {self.dim})")
+        if self.lexicon is not None and self.lexicon.dim != self.dim:
+            errs.append(f"lexicon vectors have {self.lexicon.dim} dimensions, expected {self.dim}")
         return errs
 
     def verify(self) -> list[str]:

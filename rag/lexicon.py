@@ -20,10 +20,10 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import faiss
 import numpy as np
 
 from rag.text import tokenize
@@ -73,38 +73,48 @@ def question_words(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(w for w in words if tokenize(w)))[:MAX_QUESTION_WORDS]
 
 
-@dataclass(frozen=True)
 class Lexicon:
-    """The index's Arabic words, their BM25 tokens and their unit embeddings."""
+    """The index's Arabic words, their BM25 tokens and their unit embeddings.
 
-    words: tuple[str, ...]
-    vectors: np.ndarray  # (len(words), dim), rows of unit norm; float32 in memory (a matrix product per query), float16 on disk
-    min_cosine: float
-    tokens: tuple[str, ...] = ()  # the BM25 token of each word (tokenize's), derived when not given
+    The vectors live in a FAISS flat inner-product index (float32, 1.5 KB a word): for a
+    question's few words FAISS computes the products itself, where NumPy's matrix product
+    handed them to OpenBLAS threads that then spun against the reader's onnxruntime threads
+    (measured: the reader stage 95 -> 141 ms p50 on English questions, 2 cores)."""
 
-    def __post_init__(self) -> None:
-        if len(self.vectors) != len(self.words):
-            raise ValueError(f"lexicon has {len(self.words)} words but {len(self.vectors)} vectors")
-        object.__setattr__(self, "vectors", np.ascontiguousarray(self.vectors, np.float32))
-        if not self.tokens:
-            object.__setattr__(self, "tokens", tuple((tokenize(w) or [""])[0] for w in self.words))
+    def __init__(self, words: Sequence[str], vectors: np.ndarray, min_cosine: float, tokens: Sequence[str] | None = None):
+        if len(vectors) != len(words):
+            raise ValueError(f"lexicon has {len(words)} words but {len(vectors)} vectors")
+        self.words = tuple(words)
+        self.min_cosine = min_cosine
+        self.tokens = tuple(tokens) if tokens is not None else tuple((tokenize(w) or [""])[0] for w in self.words)
+        matrix = np.ascontiguousarray(vectors, np.float32)
+        self._index = faiss.IndexFlatIP(matrix.shape[1])
+        self._index.add(matrix)
 
     def __len__(self) -> int:
         return len(self.words)
 
-    def translate(self, word_vectors: np.ndarray, k: int = NEIGHBOURS) -> list[str]:
+    @property
+    def dim(self) -> int:
+        return int(self._index.d)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """A float32 copy of the vectors (for saving and merging, not per query)."""
+        return self._index.reconstruct_n(0, len(self)) if len(self) else np.zeros((0, self.dim), np.float32)
+
+    def translate(self, word_vectors: np.ndarray | None, k: int = NEIGHBOURS) -> list[str]:
         """BM25 tokens of the ``k`` nearest words of each query word (cosine >= ``min_cosine``),
-        each once, in order."""
+        each once, nearest first for each word."""
         if not len(self) or word_vectors is None or not len(word_vectors):
             return []
-        sims = np.asarray(word_vectors, np.float32) @ self.vectors.T
-        k = min(k, len(self))
-        out: list[str] = []
-        for row in sims:
-            top = np.argpartition(-row, k - 1)[:k]
-            for i in top[np.argsort(-row[top], kind="stable")]:
-                if row[i] >= self.min_cosine and self.tokens[i]:
-                    out.append(self.tokens[i])
+        sims, rows = self._index.search(np.ascontiguousarray(word_vectors, np.float32), min(k, len(self)))
+        out = [
+            self.tokens[i]
+            for row_sims, row_ids in zip(sims, rows, strict=True)
+            for s, i in zip(row_sims, row_ids, strict=True)
+            if i >= 0 and s >= self.min_cosine and self.tokens[i]
+        ]
         return list(dict.fromkeys(out))
 
     def save(self, directory: Path) -> None:
@@ -129,7 +139,8 @@ class Lexicon:
         for li, lex in enumerate(lexicons):
             for wi, w in enumerate(lex.words):
                 seen.setdefault(w, (li, wi))
-        vectors = np.stack([lexicons[li].vectors[wi] for li, wi in seen.values()]) if seen else lexicons[0].vectors[:0]
+        matrices = [lex.vectors for lex in lexicons]  # each copied once
+        vectors = np.stack([matrices[li][wi] for li, wi in seen.values()]) if seen else matrices[0]
         tokens = tuple(lexicons[li].tokens[wi] for li, wi in seen.values())
         return cls(tuple(seen), vectors, lexicons[0].min_cosine, tokens)
 
@@ -157,6 +168,7 @@ def build(texts: Iterable[str], embedder: Embedder, previous: Lexicon | None, li
         batch = fresh[i : i + _BATCH]
         new_vectors.update(zip(batch, np.asarray(embedder.embed_queries(batch), np.float16), strict=True))
     dim = embedder.dim
-    rows = [previous.vectors[known[w]] if previous is not None and w in known else new_vectors[w] for w in words]
+    kept = previous.vectors.astype(np.float16) if previous is not None else None  # copied once
+    rows = [kept[known[w]] if kept is not None and w in known else new_vectors[w] for w in words]
     vectors = np.stack(rows) if rows else np.zeros((0, dim), np.float16)
     return Lexicon(tuple(words), vectors, MIN_COSINE[embedder.model_id])
