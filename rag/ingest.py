@@ -209,10 +209,19 @@ def clean_stale_temporaries(root: Path) -> list[str]:
 class Indexer:
     """Builds and updates the index under ``root`` with one embedder."""
 
-    def __init__(self, root: Path | str, embedder: Embedder, settings: Settings, progress: Progress | None = None):
+    def __init__(
+        self,
+        root: Path | str,
+        embedder: Embedder,
+        settings: Settings,
+        progress: Progress | None = None,
+        known_words: lexicon.Lexicon | None = None,
+    ):
         self.root = Path(root)
         self.embedder = embedder
         self.settings = settings
+        # word vectors to reuse when there is no previous version here (a re-shard's sources)
+        self.known_words = known_words
         self.progress = progress or (lambda stage, done, total: None)
         self.chunker = Chunker(embedder.token_count, settings.chunk_tokens, settings.chunk_overlap)
 
@@ -384,7 +393,7 @@ class Indexer:
             dense.save(dense.build(cv, kind), tmp / "dense.faiss")
             BM25Index.build([c.tokens.split() for c in chunks]).save(tmp / "bm25")
             if self.settings.lexicon_words:
-                previous = old.lexicon if old is not None else None
+                previous = old.lexicon if old is not None and old.lexicon is not None else self.known_words
                 lex = lexicon.build((d.text for d in docs), self.embedder, previous, self.settings.lexicon_words)
                 if lex is not None:
                     lex.save(tmp)

@@ -451,8 +451,8 @@ class ShardedIndexer:
             return report
 
     # --- internals -----------------------------------------------------------------------
-    def _shard(self, name: str) -> Indexer:
-        return Indexer(self.root / name, self.embedder, self.settings)
+    def _shard(self, name: str, known_words: Lexicon | None = None) -> Indexer:
+        return Indexer(self.root / name, self.embedder, self.settings, known_words=known_words)
 
     def _hashes(self, entry: Mapping[str, Any]) -> dict[str, str]:
         """doc_id -> content hash of a shard version, read from its manifest alone."""
@@ -549,9 +549,10 @@ class ShardedIndexer:
                 ]
 
             entries: list[dict[str, Any]] = []
+            known_words = None if rebuild else Lexicon.merge([src.lexicon for src in sources if src.lexicon is not None])
             for s in range(n):
                 name = shard_dir(s, n)
-                written = self._shard(name).ingest(routed[s], rebuild=True, prepare=with_reused)
+                written = self._shard(name, known_words).ingest(routed[s], rebuild=True, prepare=with_reused)
                 entries.append({"dir": name, "version": written.version})
         finally:
             for src in sources:

@@ -135,3 +135,26 @@ def test_a_word_is_embedded_once_with_its_first_question(e5) -> None:
     again, words2 = lexicon.embed_with_words(counting, "When is the festival?", ("festival",))
     assert counting.embedded == 4 and words2 is not None and np.array_equal(words2[0], words[0])  # only the question
     assert lexicon.embed_with_words(counting, "Where?", ())[1] is None
+
+
+def test_resharding_reuses_the_word_vectors_and_the_shards_merge_their_lexicons(small_index_copy: Path, e5) -> None:
+    from rag.index import Index
+    from rag.sharding import ShardedIndexer, open_index
+
+    class Spy(CountingEmbedder):
+        def embed_passages(self, texts):
+            return self._e5.embed_passages(texts)
+
+        def token_count(self, text: str) -> int:
+            return self._e5.token_count(text)
+
+    plain = Index.open(small_index_copy).lexicon
+    assert plain is not None
+    spy = Spy(e5)
+    ShardedIndexer(small_index_copy, spy, Settings(index=small_index_copy), shards=2).ingest([])
+    assert spy.embedded == 0  # neither chunks nor words embedded again
+    sharded = open_index(small_index_copy)
+    assert sharded.lexicon is not None and set(sharded.lexicon.words) == set(plain.words)
+    row = sharded.lexicon.words.index("مهرجان")
+    assert np.array_equal(sharded.lexicon.vectors[row], plain.vectors[plain.words.index("مهرجان")])
+    sharded.close()
