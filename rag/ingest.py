@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -394,7 +395,8 @@ class Indexer:
             BM25Index.build([c.tokens.split() for c in chunks]).save(tmp / "bm25")
             if self.settings.lexicon_words:
                 previous = old.lexicon if old is not None and old.lexicon is not None else self.known_words
-                lex = lexicon.build((d.text for d in docs), self.embedder, previous, self.settings.lexicon_words)
+                words = partial(self.progress, "words")  # the progress bar's second stage
+                lex = lexicon.build((d.text for d in docs), self.embedder, previous, self.settings.lexicon_words, words)
                 if lex is not None:
                     lex.save(tmp)
             files = data_files(tmp)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -155,9 +155,12 @@ def arabic_words(texts: Iterable[str], limit: int) -> list[str]:
     return sorted(ranked[:limit])
 
 
-def build(texts: Iterable[str], embedder: Embedder, previous: Lexicon | None, limit: int) -> Lexicon | None:
+def build(
+    texts: Iterable[str], embedder: Embedder, previous: Lexicon | None, limit: int, progress: Callable[[int, int], None] | None = None
+) -> Lexicon | None:
     """The lexicon of ``texts`` for ``embedder`` (None for an embedder not measured for it);
-    words already in ``previous`` keep their vectors, only new ones are embedded."""
+    words already in ``previous`` keep their vectors, only new ones are embedded (``progress``:
+    words embedded so far, and in all)."""
     if not measured(embedder.model_id):
         return None
     words = arabic_words(texts, limit)
@@ -167,6 +170,8 @@ def build(texts: Iterable[str], embedder: Embedder, previous: Lexicon | None, li
     for i in range(0, len(fresh), _BATCH):
         batch = fresh[i : i + _BATCH]
         new_vectors.update(zip(batch, np.asarray(embedder.embed_queries(batch), np.float16), strict=True))
+        if progress is not None:
+            progress(len(new_vectors), len(fresh))
     dim = embedder.dim
     kept = previous.vectors.astype(np.float16) if previous is not None else None  # copied once
     rows = [kept[known[w]] if kept is not None and w in known else new_vectors[w] for w in words]

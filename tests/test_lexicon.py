@@ -158,3 +158,12 @@ def test_resharding_reuses_the_word_vectors_and_the_shards_merge_their_lexicons(
     row = sharded.lexicon.words.index("مهرجان")
     assert np.array_equal(sharded.lexicon.vectors[row], plain.vectors[plain.words.index("مهرجان")])
     sharded.close()
+
+
+def test_ingest_reports_the_words_it_embeds(tmp_path: Path, e5, small_docs) -> None:
+    from rag.ingest import Indexer
+
+    seen: list[tuple[str, int, int]] = []
+    Indexer(tmp_path / "index", e5, Settings(index=tmp_path / "index"), progress=lambda *a: seen.append(a)).ingest(small_docs)
+    words = [(done, total) for stage, done, total in seen if stage == "words"]
+    assert words and words[-1][0] == words[-1][1] > 10
