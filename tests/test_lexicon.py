@@ -42,6 +42,7 @@ def test_arabic_words_keep_those_in_most_documents_and_drop_stop_words() -> None
     assert words == sorted(words) and "المدينة" in words and "السكان" in words
     assert "في" not in words and "على" not in words  # no BM25 token
     assert all(tokenize(w) for w in words)
+    assert arabic_words(["الحُكومة الحكومـــة"], 10) == ["الحكومة"]  # diacritics and tatweel do not split or double a word
     top = arabic_words(TEXTS, 2)
     assert set(top) == {"المدينة", "السكان"}  # the two words in two documents
 
