@@ -508,3 +508,11 @@ def test_cli_eval_rejects_two_datasets(squad_files):
         timeout=120,
     )
     assert proc.returncode == 2 and "either" in proc.stderr
+
+
+def test_the_index_cache_key_changes_with_the_word_list_setting() -> None:
+    from rag.evaluation.harness import index_key
+
+    docs = [Document("a", "t", "نص")]
+    assert index_key(docs, "m", Settings()) == index_key(docs, "m", Settings())
+    assert index_key(docs, "m", Settings(lexicon_words=0)) != index_key(docs, "m", Settings())

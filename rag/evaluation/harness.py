@@ -602,9 +602,11 @@ def run_jsonl(
 
 
 def index_key(documents: Sequence[Document], model_id: str, settings: Settings) -> str:
-    """Hash of everything an index build depends on: contexts, model and chunk settings."""
+    """Hash of everything an index build depends on: contexts, model, chunk and word-list settings
+    (an index cached before the word list existed has none, so it is built again)."""
     h = hashlib.sha256()
-    for part in (f"format={FORMAT_VERSION}", model_id, f"{settings.chunk_tokens}/{settings.chunk_overlap}"):
+    lexicon = f"lexicon=2/{settings.lexicon_words}"
+    for part in (f"format={FORMAT_VERSION}", model_id, f"{settings.chunk_tokens}/{settings.chunk_overlap}", lexicon):
         h.update(part.encode("utf-8") + b"\0")
     for d in documents:
         for part in (d.doc_id, d.title, d.text):
