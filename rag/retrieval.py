@@ -88,8 +88,10 @@ def gather(index: Index, query: Query, n: int, lists: Lists) -> Candidates:
     empty_f, empty_i = np.zeros(0, np.float32), np.zeros(0, np.int64)
     use_dense = lists != "bm25" and query.vector is not None
     ds, dr = dense.search(index.dense, query.vector, n) if use_dense else (empty_f, empty_i)  # type: ignore[arg-type]
+    if lists == "dense":
+        return Candidates(dr, ds, empty_i, empty_f)
     terms, translated = bm25_terms(index, query)
-    bs, br = index.bm25.search_tokens(terms, n) if lists != "dense" else (empty_f, empty_i)
+    bs, br = index.bm25.search_tokens(terms, n)
     return Candidates(dr, ds, br, bs, translated)
 
 
