@@ -115,6 +115,8 @@ FILES = [
     "bm25/vocab.index.json",
     "chunks.npy",
     "dense.faiss",
+    "lexicon.json",
+    "lexicon.npy",
     "manifest.json",
     "sentences.npy",
     "store.sqlite",
