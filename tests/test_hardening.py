@@ -384,6 +384,20 @@ def test_a_chat_follow_up_with_a_200_kb_earlier_turn_reaches_the_model_bounded(s
     assert e5.token_count(asked) - e5.token_count("") <= 48 + e5.token_count("and when?")
 
 
+def test_ask_with_a_200_kb_previous_question_reaches_the_model_bounded(small_index, e5) -> None:
+    """POST /ask's ``previous`` is not checked like the question (earlier questions were, when
+    asked): the topic joined to a follow-up is cut to RAG_CHAT_TOPIC_TOKENS as in the chat."""
+    spy = _RecordingEmbedder(e5)
+    rag = RAG(Settings(index=small_index, reader="sentence", cache_size=0), embedder=spy)
+    earlier = "How many palm trees are there in the Emirates " + "and what about the dates they carry " * 5600
+    with TestClient(make_app(rag, chat_topic_tokens=48)) as c:
+        r = c.post("/ask", json={"question": "and when?", "previous": [earlier, "x" * 300_000]})
+    assert r.status_code == 200, r.text
+    asked = spy.queries[0]
+    assert asked.startswith("How many palm trees") and asked.endswith(" and when?")  # the 300 KB "x" is a follow-up, not a topic
+    assert e5.token_count(asked) - e5.token_count("") <= 48 + e5.token_count("and when?")
+
+
 # --- items 2 and 3: how rag serve runs uvicorn ---------------------------------------------------
 
 
