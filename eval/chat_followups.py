@@ -1,5 +1,5 @@
-"""What the chat endpoint answers to a follow-up turn: the measurement behind "Chat follow-ups"
-in eval/RESULTS.md.
+"""What the chat endpoint answers to a follow-up turn: the measurement behind "Update 10" in
+eval/RESULTS.md.
 
 Each row of eval/qa/chat_followups.jsonl is a conversation of two user turns over the default
 corpus: a question of our QA set (the topic), then the next question of the set as a person

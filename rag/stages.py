@@ -53,9 +53,9 @@ class Query:
     text: str  # as asked
     language: str  # "ar" | "en"
     normalized: str  # rag.text.normalize of the whitespace-collapsed text (matching only)
-    reading: str  # what the span reader and the question type read: rag.text.question_for_reader
+    reading: str  # what the span reader reads: rag.text.question_for_reader (a follow-up: follow_up_for_reader)
     terms: tuple[str, ...]  # BM25 tokens, in question order (a repeated word counts again)
-    kind: str | None  # rag.focus.question_type of reading: "date" | "number" | "person" | "place" | None
+    kind: str | None  # rag.focus.question_type of reading (a follow-up: of its turn, else its topic): "date" | "number" | ...
     numbers: frozenset[str]  # digit strings in the normalised text ("2040")
     vector: np.ndarray | None = field(default=None, compare=False, repr=False)  # the query embedding
     words: tuple[str, ...] = ()  # English content words, looked up in the index's Arabic lexicon (rag.lexicon)

@@ -205,7 +205,7 @@ def follow_up_for_reader(turn: str, topic: str, language: str) -> str:
     the turn's question word and gets the subject the turn leaves out. The topic loses its leading
     question and stop words ("كم", "How many"), which the reader otherwise answered (given the
     whole "topic turn", it answered the topic's question again: F1 0.135 against 0.301 on the
-    follow-ups of eval/qa/chat_followups.jsonl's dev rows; eval/RESULTS.md, "Chat follow-ups")."""
+    follow-ups of eval/qa/chat_followups.jsonl's dev rows; eval/RESULTS.md, "Update 10")."""
     words = question_for_reader(topic, language).rstrip(_QUESTION_MARKS).split()
     while words and not tokenize(words[0]):
         del words[0]
