@@ -1,22 +1,31 @@
-"""What the chat endpoint answers to a follow-up turn: the measurement behind "Update 10" in
-eval/RESULTS.md.
+"""What the chat endpoint answers to the next turn of a conversation: the measurement behind
+"Update 10" and "Update 12" in eval/RESULTS.md.
 
 Each row of eval/qa/chat_followups.jsonl is a conversation of two user turns over the default
 corpus: a question of our QA set (the topic), then the next question of the set as a person
 would type it as the next chat message ("وأين انعقد؟", "and what is its budget for 2025?"); its
-gold answers are that question's. The conversation goes through ``api.conversation`` as the
-endpoint's does, and each follow-up is answered twice: the reader reading the joined
-"topic turn" (before) and the reader reading ``rag.text.follow_up_for_reader`` (what the service
-does). Retrieval reads the joined text in both. Turns that do not resolve as follow-ups are
-answered alike by both and are counted in the "all" rows.
+gold answers are that question's. Rows with ``"form": "refers"`` refer back without a
+continuation word ("Who will host it in 2040?", "من أدار الجلسة في هذا المنتدى؟"). The
+conversation goes through ``api.conversation`` as the endpoint's does, and each turn is answered
+three ways (arms): the turn asked alone, ignoring the conversation ("alone"); the joined
+"topic turn" read by the reader ("joined"); what the service does ("service": a follow-up is
+retrieved joined and read with ``rag.text.follow_up_for_reader``, any other turn is asked
+alone). The "follow-ups" rows of the table are the turns the service resolves as follow-ups.
 
     python eval/chat_followups.py                  # dev and test, over the index in RAG_INDEX (default index/)
     python eval/chat_followups.py --split test --rows build/followups.json
+
+With distractors (a harder retrieval, closer to a real corpus than five documents):
+
+    python eval/chat_followups.py --distractors build/distractors   # writes the articles once
+    rag ingest ../shared/corpus build/distractors --index build/distractor-index
+    RAG_INDEX=build/distractor-index python eval/chat_followups.py
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from collections.abc import Callable
@@ -35,15 +44,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SET = ROOT / "eval" / "qa" / "chat_followups.jsonl"
 # (name, the query the reader gets for a resolved conversation)
 ARMS: dict[str, Callable] = {
+    "alone": lambda resolved: analyse(resolved.turn),  # the conversation ignored
     "joined": lambda resolved: analyse(resolved.question),  # the reader reads "topic turn"
-    "follow-up": lambda resolved: resolved.query(),  # what the service does
+    "service": lambda resolved: resolved.query(),  # what the service does
 }
+SCOPES = ("all", "follow-ups", "refers")
 
 
 @dataclass(frozen=True)
 class Scored:
     id: str
     split: str
+    form: str  # "" or "refers"
     arm: str
     follow_up: bool  # resolved as a follow-up (else both arms ask the turn alone)
     answerable: bool
@@ -77,6 +89,7 @@ def measure(
                 Scored(
                     id=r["id"],
                     split=r["split"],
+                    form=r.get("form", ""),
                     arm=arm,
                     follow_up=resolved.topic is not None,
                     answerable=bool(golds),
@@ -91,12 +104,12 @@ def measure(
 
 
 def table(scored: list[Scored]) -> list[dict]:
-    """One row per split, scope ("all" | "follow-ups") and arm."""
+    """One row per split, scope ("all" | "follow-ups" | "refers") and arm."""
     rows = []
     for split in sorted({s.split for s in scored}):
-        for scope in ("all", "follow-ups"):
+        for scope in SCOPES:
             for arm in ARMS:
-                part = [s for s in scored if s.split == split and s.arm == arm and (scope == "all" or s.follow_up)]
+                part = [s for s in scored if s.split == split and s.arm == arm and _in_scope(s, scope)]
                 yes = [s for s in part if s.answerable]
                 no = [s for s in part if not s.answerable]
                 rows.append(
@@ -115,18 +128,42 @@ def table(scored: list[Scored]) -> list[dict]:
     return rows
 
 
+def _in_scope(s: Scored, scope: str) -> bool:
+    return scope == "all" or (scope == "follow-ups" and s.follow_up) or (scope == "refers" and s.form == "refers")
+
+
+def write_distractors(out: Path, data: Path = ROOT.parent / "shared" / "data") -> int:
+    """One text file per Wikipedia article of XQuAD (Arabic) and ARCD train under ``out``, title
+    first (an article listed twice under one title is one file): unrelated documents for the
+    conversations' retrieval to pass over. Returns the number of files."""
+    articles: dict[tuple[str, str], list[str]] = {}
+    for name, path in (("xquad", data / "xquad" / "xquad.ar.json"), ("arcd", data / "arcd" / "arcd.train.json")):
+        for article in json.loads(path.read_text(encoding="utf-8"))["data"]:
+            articles.setdefault((name, article["title"]), []).extend(p["context"] for p in article["paragraphs"])
+    out.mkdir(parents=True, exist_ok=True)
+    for (name, title), paragraphs in articles.items():
+        key = hashlib.md5(title.encode("utf-8")).hexdigest()[:10]  # noqa: S324 (a file name, not security)
+        (out / f"{name}_{key}.txt").write_text("\n\n".join([title, *paragraphs]), encoding="utf-8")
+    return len(articles)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--split", choices=("dev", "test"), default=None, help="default: both")
     ap.add_argument("--rows", type=Path, default=None, help="also write every row's answers here (JSON)")
+    ap.add_argument("--distractors", type=Path, default=None, help="write the distractor articles here and stop")
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="where xquad/ and arcd/ are (for --distractors)")
     args = ap.parse_args()
+    if args.distractors:
+        print(f"{write_distractors(args.distractors, args.data)} articles written to {args.distractors}")
+        return
     from rag.config import Settings
     from rag.pipeline import RAG
 
     settings = Settings(cache_size=0)
     rag = RAG(settings)
     scored = measure(load(split=args.split), lambda q: rag.ask(q).answer, rag.embedder.token_count, settings.chat_topic_tokens)
-    print("| split | rows | reader reads | answerable | F1 | sentence hit | answered | unanswerable | abstained |")
+    print("| split | rows | arm | answerable | F1 | sentence hit | answered | unanswerable | abstained |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|")
     for t in table(scored):
         print(
