@@ -6,7 +6,7 @@ user turn is the question. It is a *follow-up* when an earlier user turn exists 
 "وماذا عن زيمبابوي؟". A turn that carries its own question is asked alone, even when it starts with
 "and" or و ("وكم عدد الدول المشاركة في معرض اكسبو 2020؟"): joining such a turn to the topic made
 the answers worse (eval/RESULTS.md, "Update 12": on held-out follow-ups written by people, F1
-0.502 -> 0.581 and sentence hit 0.697 -> 0.816 when it was dropped; the same with 136 Wikipedia
+0.502 -> 0.581 and sentence hit 0.697 -> 0.816 when it was dropped; the same with 131 Wikipedia
 articles as distractors). A continuation word no longer decides.
 
 A follow-up is sent to retrieval prefixed with the most recent earlier user turn that was not

@@ -57,7 +57,7 @@ class Scored:
     split: str
     form: str  # "" or "refers"
     arm: str
-    follow_up: bool  # resolved as a follow-up (else both arms ask the turn alone)
+    follow_up: bool  # resolved as a follow-up (else every arm asks the turn alone)
     answerable: bool
     answered: bool
     f1: float  # 0 for an abstention; 0 for every unanswerable row
