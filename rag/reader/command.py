@@ -57,6 +57,23 @@ def train_reader(
             "holding no answer text (a retrieval-hard negative).",
         ),
     ] = 0.0,
+    code_switch: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Probability that a training question is read code-switched: about half its Arabic words replaced by their "
+            "nearest English word under the e5 embedding (CoSDA-ML), for English questions over Arabic paragraphs.",
+        ),
+    ] = 0.0,
+    code_switch_add: Annotated[
+        bool,
+        typer.Option(
+            "--code-switch-add",
+            help="With --code-switch: train on the code-switched question as well as the original (its own paragraph's "
+            "windows once more) instead of in its place.",
+        ),
+    ] = False,
     cloze: Annotated[
         int,
         typer.Option(
@@ -304,6 +321,8 @@ def train_reader(
         negatives=negatives,
         swaps=swaps,
         hard_negatives=hard_negatives,
+        code_switch=code_switch,
+        code_switch_add=code_switch_add,
         cloze=cloze,
         cloze_weight=cloze_weight,
         en_ar_weight=en_ar_weight,

@@ -14,7 +14,7 @@ import hashlib
 import json
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -269,6 +269,9 @@ def build_windows(
     swaps: float = 0.0,
     hard: Sequence[str | None] | None = None,
     hard_negatives: float = 0.0,
+    switch: Callable[[str, random.Random], str | None] | None = None,
+    code_switch: float = 0.0,
+    code_switch_add: bool = False,
     seed: int = 0,
 ) -> list[Window]:
     """Windows of each example's own paragraph; with ``negatives`` p, also (with probability
@@ -276,12 +279,16 @@ def build_windows(
     another article, both labelled "no answer"; with ``swaps`` p, (with probability p) the
     window holding the answer read with the question's unanswerable twin (``QuestionSwapper``),
     labelled "no answer"; with ``hard`` (``hard_paragraphs``) and ``hard_negatives`` p, (with
-    probability p) a window of the example's hard paragraph, labelled "no answer"."""
+    probability p) a window of the example's hard paragraph, labelled "no answer"; with ``switch``
+    (``codeswitch.CodeSwitcher.switch``) and ``code_switch`` p, (with probability p) every window of
+    the example reads its code-switched question instead (labels unchanged), or with
+    ``code_switch_add`` the windows of its own paragraph are added once more, read with it."""
     rng = random.Random(seed)
     # streams of their own, so that the other windows are the same with and without swaps or
     # hard negatives
     swap_rng = random.Random(seed + 1)
     hard_rng = random.Random(seed + 2)
+    switch_rng = random.Random(seed + 3)
     if hard is not None and len(hard) != len(examples):
         raise ValueError(f"hard paragraphs for {len(hard)} examples, not {len(examples)}")
     swapper = QuestionSwapper(examples) if swaps > 0 else None
@@ -300,9 +307,16 @@ def build_windows(
     articles = list(by_article)
     out: list[Window] = []
     for i, ex in enumerate(examples):
-        q = enc(ex.question).head(max_question)
+        question, switched = ex.question, None
+        if switch is not None and switch_rng.random() < code_switch:
+            switched = switch(question, switch_rng)
+            if not code_switch_add:
+                question = switched or question
+        q = enc(question).head(max_question)
         own = windows_for(tok, q, enc(ex.context), ex.answers, i, max_len, stride)
         out += own
+        if code_switch_add and switched is not None:
+            out += windows_for(tok, enc(switched).head(max_question), enc(ex.context), ex.answers, i, max_len, stride)
         if swapper is not None and swap_rng.random() < swaps:
             twin = swapper.swap(ex, swap_rng)
             if twin is not None:

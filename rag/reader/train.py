@@ -68,6 +68,10 @@ class TrainConfig:
     # Measured at 0.5 over three seeds (eval/RESULTS.md): dev F1 on the gold paragraph +3.9, but
     # the pipeline picks worse spans on every seed (-0.037 selection) and abstains no more, so off.
     hard_negatives: float = 0.0
+    # Probability that a training question is read code-switched: its Arabic words, each with
+    # probability codeswitch.SWITCH_RATE, replaced by their nearest English word (rag.reader.codeswitch).
+    code_switch: float = 0.0
+    code_switch_add: bool = False  # add the code-switched question's windows instead of replacing the question's
     # Cloze questions made from each Arabic training paragraph (rag.reader.cloze; 0 = none).
     cloze: int = 0
     # Weight of a cloze question's windows in the loss, against 1 for a real question's: the
@@ -599,6 +603,14 @@ def fit(
         t_hard = time.time()
         hard = hard_paragraphs(train_ex, E5Embedder())
         log(f"hard paragraphs for {sum(h is not None for h in hard)} of {len(train_ex)} questions in {(time.time() - t_hard) / 60:.1f} min")
+    switcher = None
+    if cfg.code_switch > 0:
+        from rag.embedding import E5Embedder
+        from rag.reader.codeswitch import MIN_COSINE, CodeSwitcher, arabic_words, english_words
+
+        questions = [e.question for e in train_ex]
+        switcher = CodeSwitcher.build(arabic_words(questions), english_words(questions), E5Embedder().embed_queries, MIN_COSINE)
+        log(f"code-switching: {len(switcher)} Arabic words of the training questions have an English translation")
     train_w = build_windows(
         tok,
         train_ex,
@@ -609,6 +621,9 @@ def fit(
         swaps=cfg.swaps,
         hard=hard,
         hard_negatives=cfg.hard_negatives,
+        switch=switcher.switch if switcher is not None else None,
+        code_switch=cfg.code_switch,
+        code_switch_add=cfg.code_switch_add,
         seed=cfg.seed,
     )
     dev_w = build_windows(tok, dev_ex, max_len=cfg.max_len, stride=cfg.stride, max_question=cfg.max_question)
