@@ -145,9 +145,9 @@ class Lexicon:
         return cls(tuple(seen), vectors, lexicons[0].min_cosine, tokens)
 
 
-def arabic_words(texts: Iterable[str], limit: int) -> list[str]:
-    """The Arabic words of ``texts`` that have a BM25 token, the ``limit`` in most documents
-    first (ties alphabetical), so that a large corpus keeps a bounded lexicon."""
+def arabic_words(texts: Iterable[str], limit: int | None = None) -> list[str]:
+    """The Arabic words of ``texts`` that have a BM25 token, sorted; with ``limit``, the ``limit``
+    in most documents (ties alphabetical), so that a large corpus keeps a bounded lexicon."""
     df: Counter[str] = Counter()
     for text in texts:  # without diacritics and tatweel, which would split a word (as the embedder reads it)
         df.update(set(_ARABIC_WORD.findall(text_for_embedding(text))))

