@@ -262,6 +262,30 @@ def test_cloze_questions_join_the_training_questions(e5: E5File):
     assert not any(m.startswith("cloze: ") for m in plain) and any(m.startswith("train: 6 questions") for m in plain)
 
 
+@needs_data
+def test_hard_negatives_and_code_switching_share_one_embedder(e5: E5File, monkeypatch):
+    pytest.importorskip("torch")
+    import rag.embedding
+    from rag.reader.train import TrainConfig, fit, training_corpus
+
+    loaded: list[object] = []
+
+    class Counted(rag.embedding.E5Embedder):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            loaded.append(self)
+
+    monkeypatch.setattr(rag.embedding, "E5Embedder", Counted)
+    cfg = TrainConfig(epochs=1, batch_size=4, limit=6, max_len=96, negatives=0.0, threads=1, freeze_layers=11)
+    corpus = training_corpus(DATA, cfg)
+    logs: list[str] = []
+    fit(corpus["train"], [], replace(cfg, hard_negatives=0.5, code_switch=0.5), weights=e5, log=logs.append)
+    assert len(loaded) == 1
+    assert any(m.startswith("hard paragraphs for ") for m in logs) and any(m.startswith("code-switching: ") for m in logs)
+    fit(corpus["train"], [], cfg, weights=e5, log=lambda m: None)
+    assert len(loaded) == 1  # neither option: no embedder at all
+
+
 def test_the_span_loss_weights_each_window_and_divides_by_the_batch_size():
     torch = pytest.importorskip("torch")
     from rag.reader.train import span_loss

