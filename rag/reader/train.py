@@ -71,7 +71,7 @@ class TrainConfig:
     # Probability that a training question is read code-switched: its Arabic words, each with
     # probability codeswitch.SWITCH_RATE, replaced by their nearest English word (rag.reader.codeswitch).
     # Measured at 0.5 (eval/RESULTS.md): English over Arabic +4 F1 on the gold paragraph, XQuAD
-    # Arabic -2 to -3; through the pipeline the "add" form read better on dev at seed 13 (+0.039)
+    # Arabic -2 to -3; through the pipeline the "add" form read better on dev at seed 13 (+0.045)
     # and worse at seed 15 (-0.004, every dev set), so off.
     code_switch: float = 0.0
     code_switch_add: bool = False  # add the code-switched question's windows instead of replacing the question's
