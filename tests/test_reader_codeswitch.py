@@ -8,7 +8,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from rag.reader.codeswitch import MIN_COSINE, CodeSwitcher, arabic_words, english_words
+from rag.lexicon import arabic_words
+from rag.reader.codeswitch import MIN_COSINE, CodeSwitcher, english_words
 from rag.reader.data import QAExample, build_windows
 from rag.reader.tokenizer import ReaderTokenizer
 from rag.reader.weights import E5File

@@ -5,8 +5,9 @@ F1 0.379 against 0.451, models/reader/cv.md), and only XQuAD's training articles
 questions. Code-switching (CoSDA-ML, Qin et al. 2020) replaces, in a training question, some of
 its words by their translation, so that the encoder learns to align the two languages from the
 same answer labels. Here the dictionary is the embedding model's: each Arabic word of the
-training questions is mapped to the English word (of the English training questions) nearest to
-it, when their cosine reaches ``MIN_COSINE``.
+training questions (``rag.lexicon.arabic_words``, as the index's word list reads them) is mapped
+to the English word (of the English training questions) nearest to it, when their cosine reaches
+``MIN_COSINE``.
 """
 
 from __future__ import annotations
@@ -34,12 +35,6 @@ def english_words(questions: Iterable[str]) -> list[str]:
     """The English content words of ``questions`` as the service looks them up
     (``rag.lexicon.question_words``), each once, sorted."""
     return sorted({w for q in questions for w in lexicon.question_words(q)})
-
-
-def arabic_words(questions: Iterable[str]) -> list[str]:
-    """The Arabic content words of ``questions`` as the index's word list reads them
-    (``rag.lexicon.arabic_words``: without diacritics or tatweel), sorted."""
-    return lexicon.arabic_words(questions)
 
 
 class CodeSwitcher:

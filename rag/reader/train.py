@@ -612,7 +612,8 @@ def fit(
         log(f"hard paragraphs for {sum(h is not None for h in hard)} of {len(train_ex)} questions in {(time.time() - t_hard) / 60:.1f} min")
     switcher = None
     if cfg.code_switch > 0:
-        from rag.reader.codeswitch import MIN_COSINE, CodeSwitcher, arabic_words, english_words
+        from rag.lexicon import arabic_words
+        from rag.reader.codeswitch import MIN_COSINE, CodeSwitcher, english_words
 
         assert embedder is not None
         questions = [e.question for e in train_ex]
