@@ -680,6 +680,71 @@ def test_a_cross_lingual_run_batches_both_languages_together_and_trains(e5: E5Fi
         assert (0 in ex) == (3 in ex) and (1 in ex) == (4 in ex)
 
 
+def test_the_sentence_term_scores_no_answer_against_each_sentences_span_mass():
+    torch = pytest.importorskip("torch")
+    from rag.reader.train import sentence_loss
+
+    gen = torch.Generator().manual_seed(0)
+    s, e = torch.randn(3, 12, generator=gen), torch.randn(3, 12, generator=gen)
+    # window 0: 8 context tokens (positions 3-10), sentences 4 | 5 | 6 over them; its answer at 6-7 (sentence 5),
+    # and token 10 in no sentence. Window 1's answer crosses sentences; window 2 holds none.
+    batch = [_read(0, 0, list(range(8)), 6, 7), _read(1, 0, list(range(8)), 4, 7), _read(2, 0, list(range(8)))]
+    groups = {id(batch[0]): np.array([4, 4, 5, 5, 5, 6, 6, -1]), id(batch[1]): np.array([4, 4, 5, 5, 5, 6, 6, -1])}
+
+    def mass(rows):
+        return torch.logsumexp(s[0, rows], 0) + torch.logsumexp(e[0, rows], 0)
+
+    scores = torch.stack([s[0, 0] + e[0, 0], mass([3, 4]), mass([5, 6, 7]), mass([8, 9])])
+    want = torch.logsumexp(scores, 0) - scores[2]
+    assert torch.allclose(sentence_loss(s, e, batch, groups), want)
+    crossing = s.clone()  # the window whose answer crosses sentences adds nothing
+    crossing[1] += torch.randn(12, generator=gen)
+    assert torch.allclose(sentence_loss(crossing, e, batch, groups), want)
+    # more start mass on another token of the answer's sentence lowers the loss; on another sentence it raises it
+    inside, other = s.clone(), s.clone()
+    inside[0, 5] += 2.0
+    other[0, 8] += 2.0
+    assert sentence_loss(inside, e, batch, groups) < want < sentence_loss(other, e, batch, groups)
+    # a token in no sentence is in no mass; a batch with no window to score is zero but differentiable
+    outside = s.clone()
+    outside[0, 10] += 5.0
+    assert torch.allclose(sentence_loss(outside, e, batch, groups), want)
+    s2 = s.clone().requires_grad_(True)
+    none = sentence_loss(s2, e, batch[1:], groups)
+    none.backward()
+    assert none.item() == 0.0 and s2.grad is not None
+
+
+@needs_data
+def test_sentence_groups_follow_the_run_times_sentences_and_hold_the_answer(e5: E5File):
+    from rag.reader.train import sentence_groups
+    from rag.text import sentence_spans
+
+    train = reader_corpus(DATA)["train"][:20]
+    windows = build_windows(ReaderTokenizer(e5.vocab), train, max_len=96, negatives=0.5, seed=1)
+    groups = sentence_groups(windows, train)
+    holding = [w for w in windows if w.start > 0]
+    assert holding and set(groups) == {id(w) for w in holding}  # no-answer windows are left out
+    for w in holding:
+        context = train[w.example].context
+        g = groups[id(w)]
+        first, last = w.offsets[w.start - w.context_start, 0], w.offsets[w.end - w.context_start, 1]
+        a, b = sentence_spans(context)[g[w.start - w.context_start]]
+        if g[w.end - w.context_start] == g[w.start - w.context_start]:
+            assert a <= first and last <= b  # the labelled answer lies in its sentence
+        assert np.all(np.diff(g[g >= 0]) >= 0)  # sentences run in order, each one block
+
+
+@needs_data
+def test_a_sentence_loss_run_trains_something_else(e5: E5File):
+    torch = pytest.importorskip("torch")
+    _, _, plain, sentences = _tiny_pair(e5, 1, sentence_loss=0.5)
+    assert np.isfinite(sentences.history[-1]["loss"])
+    assert not torch.equal(sentences.state["qa.weight"], plain.state["qa.weight"])
+    _, _, _, off = _tiny_pair(e5, 1, sentence_loss=0.0)
+    assert all(torch.equal(off.state[k], plain.state[k]) for k in plain.state)
+
+
 def test_dropout_acts_in_training_only_and_never_in_the_cached_frozen_layers(e5: E5File):
     torch = pytest.importorskip("torch")
     from rag.reader.data import Window

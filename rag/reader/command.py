@@ -166,6 +166,15 @@ def train_reader(
             "same question's in Arabic over the same window (batches then hold both). 0 = off.",
         ),
     ] = 0.0,
+    sentence_loss: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=10.0,
+            help="Weight of a sentence-level term: a window holding the answer also scores one softmax over no answer and "
+            "each sentence's span mass, the answer's sentence as the label. 0 = off.",
+        ),
+    ] = 0.0,
     dropout: Annotated[
         float,
         typer.Option(
@@ -337,6 +346,7 @@ def train_reader(
         shared_norm=shared_norm,
         shared_norm_margins=shared_norm_margins,
         cross_lingual=cross_lingual,
+        sentence_loss=sentence_loss,
         dropout=dropout,
         layer_decay=layer_decay,
         threads=threads,

@@ -31,6 +31,7 @@ from rag.reader.model import SpanReaderModel, word_table
 from rag.reader.spans import best_span
 from rag.reader.tokenizer import ReaderTokenizer
 from rag.reader.weights import E5File
+from rag.text import sentence_spans
 
 T = TypeVar("T")
 
@@ -149,6 +150,10 @@ class TrainConfig:
     # learns at ``layer_decay`` times the rate of the layer above it, the span head and the top
     # layer at ``lr``, so the layers nearest the pre-trained features move least. 1 = one rate.
     layer_decay: float = 1.0
+    # Weight of a sentence-level term: each window holding an answer also scores one softmax over
+    # no answer and the span mass of each sentence it reads (``sentence_loss``), with the answer's
+    # sentence as the label, so the mass the run time weighs (Update 4) is trained directly. 0 = off.
+    sentence_loss: float = 0.0
 
 
 def _param_groups(model: SpanReaderModel, cfg: TrainConfig) -> list[dict[str, Any]]:
@@ -394,6 +399,60 @@ def shared_norm_loss(start_logits: torch.Tensor, end_logits: torch.Tensor, batch
             pool = torch.cat([logits[j, batch[j].context_start : len(batch[j].ids) - 1] for j in js])
             hit = torch.stack([logits[j, getattr(batch[j], label)] for j in gold])
             terms.append(torch.logsumexp(pool, 0) - torch.logsumexp(hit, 0))
+    if not terms:
+        return start_logits.sum() * 0.0
+    return torch.stack(terms).mean()
+
+
+def sentence_groups(windows: Sequence[Window], examples: Sequence[QAExample]) -> dict[int, np.ndarray]:
+    """For each window holding an answer (by ``id``), the sentence of each of its context tokens:
+    its index in ``rag.text.sentence_spans`` of the question's paragraph, a token belonging to the
+    sentence its first character lies in, as the run time groups a passage's tokens; -1 for none.
+    Windows without an answer are left out: they may read another paragraph than their question's."""
+    spans: dict[str, list[tuple[int, int]]] = {}
+    out = {}
+    for w in windows:
+        if w.start <= 0:
+            continue
+        context = examples[w.example].context
+        if context not in spans:
+            spans[context] = sentence_spans(context)
+        groups = np.full(len(w.offsets), -1, dtype=np.int64)
+        for j, (a, b) in enumerate(spans[context]):
+            groups[(w.offsets[:, 0] >= a) & (w.offsets[:, 0] < b)] = j
+        out[id(w)] = groups
+    return out
+
+
+def sentence_loss(
+    start_logits: torch.Tensor, end_logits: torch.Tensor, batch: Sequence[Window], groups: dict[int, np.ndarray]
+) -> torch.Tensor:
+    """For each window of the batch with sentence ``groups`` (``sentence_groups``) whose answer
+    starts and ends in one sentence: the cross-entropy of one softmax over no answer (``<s>``'s
+    start + end logit) and each sentence's factorised span mass, logsumexp of its start logits +
+    logsumexp of its end logits, with the answer's sentence as the label. The mean over such
+    windows; zero (with a gradient) when the batch has none."""
+    terms = []
+    for j, w in enumerate(batch):
+        g = groups.get(id(w))
+        if g is None:
+            continue
+        first = w.context_start
+        sentence = g[w.start - first]
+        if sentence < 0 or g[w.end - first] != sentence:
+            continue
+        inside = np.flatnonzero(g >= 0)
+        names, which = np.unique(g[inside], return_inverse=True)
+        rows = torch.from_numpy(first + inside).to(start_logits.device)
+        which_t = torch.from_numpy(which).to(start_logits.device)
+        mass = start_logits.new_zeros(len(names))
+        for logits in (start_logits, end_logits):
+            x = logits[j, rows]
+            top = x.max().detach()
+            mass = mass + torch.log(x.new_zeros(len(names)).index_add(0, which_t, torch.exp(x - top))) + top
+        scores = torch.cat([(start_logits[j, 0] + end_logits[j, 0]).reshape(1), mass])
+        label = torch.tensor([1 + int(np.searchsorted(names, sentence))], device=start_logits.device)
+        terms.append(torch.nn.functional.cross_entropy(scores[None], label))
     if not terms:
         return start_logits.sum() * 0.0
     return torch.stack(terms).mean()
@@ -671,6 +730,7 @@ def fit(
     # Whole-question batches are packed after the shuffle, so an epoch's count can differ from
     # this unshuffled one by a batch or two; the schedule then ends a little early or late.
     twins = language_twins(train_ex) if cfg.cross_lingual > 0 else {}
+    groups = sentence_groups(train_w, train_ex) if cfg.sentence_loss > 0 else {}
     batcher: Callable[[Sequence[Window], int, random.Random | None], list[list[Window]]] = _batches
     if cfg.cross_lingual > 0:
         log(f"cross-lingual consistency: {len(twins)} English questions with their Arabic twin")
@@ -705,6 +765,8 @@ def fit(
                 loss = loss + cfg.shared_norm * shared_norm_loss(s.float(), e.float(), batch, cfg.shared_norm_margins)
             if cfg.cross_lingual > 0:
                 loss = loss + cfg.cross_lingual * cross_lingual_loss(s.float(), e.float(), batch, twins)
+            if cfg.sentence_loss > 0:
+                loss = loss + cfg.sentence_loss * sentence_loss(s.float(), e.float(), batch, groups)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
