@@ -37,7 +37,7 @@ NEIGHBOURS = 5
 MAX_QUESTION_WORDS = 16  # English words of one question looked up (a question is bounded anyway)
 _BATCH = 256
 
-_ARABIC_WORD = re.compile(r"[\u0621-\u064a]{2,}")
+ARABIC_WORD = re.compile(r"[\u0621-\u064a]{2,}")  # a word the dictionary holds (also what the code-switcher replaces)
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 
 
@@ -150,7 +150,7 @@ def arabic_words(texts: Iterable[str], limit: int | None = None) -> list[str]:
     in most documents (ties alphabetical), so that a large corpus keeps a bounded lexicon."""
     df: Counter[str] = Counter()
     for text in texts:  # without diacritics and tatweel, which would split a word (as the embedder reads it)
-        df.update(set(_ARABIC_WORD.findall(text_for_embedding(text))))
+        df.update(set(ARABIC_WORD.findall(text_for_embedding(text))))
     ranked = sorted((w for w in df if tokenize(w)), key=lambda w: (-df[w], w))
     return sorted(ranked[:limit])
 

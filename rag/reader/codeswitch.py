@@ -28,8 +28,6 @@ SWITCH_RATE = 0.5  # share of a question's translatable words replaced (CoSDA-ML
 # questions' 2,700 Arabic words get a translation.
 MIN_COSINE = 0.90
 
-_ARABIC_WORD = re.compile(r"[\u0621-\u064a]{2,}")  # as rag.lexicon reads the words the dictionary holds
-
 
 def english_words(questions: Iterable[str]) -> list[str]:
     """The English content words of ``questions`` as the service looks them up
@@ -80,5 +78,5 @@ class CodeSwitcher:
             replaced += 1
             return word
 
-        text = _ARABIC_WORD.sub(one, text_for_embedding(question))
+        text = lexicon.ARABIC_WORD.sub(one, text_for_embedding(question))
         return text if replaced else None
