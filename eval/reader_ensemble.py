@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -103,10 +104,22 @@ def selection_weights(manifest: dict) -> Weights:
     return Weights(pipeline.get("rank_weight", 0.0), pipeline.get("sentence_weight", 0.0), 0.0, pipeline.get("mass_weight", 0.0))
 
 
+def training_defaults() -> dict:
+    """``TrainConfig``'s defaults as a manifest records them (JSON), or nothing without the train
+    extra. A manifest written before an option existed does not name it: it trained at the default."""
+    try:
+        from rag.reader.train import TrainConfig
+    except ImportError:
+        return {}
+    return json.loads(json.dumps(asdict(TrainConfig())))
+
+
 def recipe_differences(source: dict, target: dict) -> list[str]:
-    """The training settings (``history.config`` of two manifests) that differ, beyond ``NOT_RECIPE``."""
+    """The training settings (``history.config`` of two manifests) that differ, beyond ``NOT_RECIPE``;
+    a setting one of them does not name counts as its default."""
     a, b = training_config(source), training_config(target)
-    return sorted(k for k in a.keys() | b.keys() if k not in NOT_RECIPE and a.get(k) != b.get(k))
+    default = training_defaults()
+    return sorted(k for k in a.keys() | b.keys() if k not in NOT_RECIPE and a.get(k, default.get(k)) != b.get(k, default.get(k)))
 
 
 def _cached_index(rag: RAG, settings: Settings, squad: SquadSet, folder: Path) -> RAG:

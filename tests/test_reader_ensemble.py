@@ -244,3 +244,15 @@ def test_the_cross_fitted_quality_scores_each_half_with_weights_chosen_on_the_ot
     by_hand = [selection_quality(halves[h], choose_selection([halves[1 - h]])[0]) for h in (0, 1)]
     assert cross_fitted_quality([noisy]) == pytest.approx(sum(by_hand) / 2)
     assert choose([noisy])[3]["cross_fitted_quality"] == pytest.approx(sum(by_hand) / 2)
+
+
+def test_a_setting_an_older_manifest_does_not_name_counts_as_its_default(load_script):
+    pytest.importorskip("torch")
+    script = load_script("eval/reader_ensemble.py")
+    # written before --sentence-loss existed, against one written after: the same recipe
+    old = {"history": {"config": {"lr": 2e-4, "soup": 2, "teachers": []}}}
+    new = {"history": {"config": {"lr": 2e-4, "soup": 2, "teachers": [], "sentence_loss": 0.0, "all_data": True}}}
+    assert script.recipe_differences(old, new) == []
+    # ... but not when the newer one turned it on, or when a named setting differs
+    new["history"]["config"] |= {"sentence_loss": 0.5, "soup": 3}
+    assert script.recipe_differences(old, new) == ["sentence_loss", "soup"]
