@@ -729,6 +729,7 @@ def test_sentence_groups_follow_the_run_times_sentences_and_hold_the_answer(e5: 
         context = train[w.example].context
         g = groups[id(w)]
         first, last = w.offsets[w.start - w.context_start, 0], w.offsets[w.end - w.context_start, 1]
+        assert g[w.start - w.context_start] >= 0  # a labelled answer starts inside a sentence
         a, b = sentence_spans(context)[g[w.start - w.context_start]]
         if g[w.end - w.context_start] == g[w.start - w.context_start]:
             assert a <= first and last <= b  # the labelled answer lies in its sentence
