@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rag.reader.runtime import snap_to_words, trim_span
-from rag.reader.spans import best_span, best_spans_by_group
+from rag.reader.spans import best_span, best_spans_by_group, token_sentences
 
 
 def test_best_span_respects_order_range_and_length():
@@ -63,3 +63,10 @@ def test_snap_to_words_widens_a_span_cut_inside_a_word():
     assert snap_to_words(voweled, a, a + len("المسبار")) == (a, a + len("المسبارُ"))
     assert snap_to_words(text, 0, 6) == (0, 6)
     assert text[slice(*snap_to_words(text, text.index("يرلي"), text.index("يرلي") + 4))] == "يرلي"
+
+
+def test_a_token_belongs_to_the_sentence_its_first_character_lies_in():
+    # "Ab cd. Ef." : sentences [0, 6) and [7, 10); tokens "Ab", "cd", ".", " Ef" (starts on the space), "."
+    offsets = np.array([[0, 2], [3, 5], [5, 6], [6, 9], [9, 10]])
+    assert token_sentences(offsets, [(0, 6), (7, 10)]).tolist() == [0, 0, 0, -1, 1]
+    assert token_sentences(offsets, []).tolist() == [-1] * 5

@@ -35,7 +35,7 @@ import numpy as np
 
 from rag.answering import missing_numbers
 from rag.checksum import sha256_file
-from rag.reader.spans import MAX_ANSWER_TOKENS, best_spans_by_group
+from rag.reader.spans import MAX_ANSWER_TOKENS, best_spans_by_group, token_sentences
 from rag.reader.tokenizer import Encoded, ReaderTokenizer
 from rag.reader.weights import E5File
 from rag.schema import Answer, Passage, SentenceSpan
@@ -294,11 +294,7 @@ class SpanScorer:
         wins = self.windows(question, contexts)
         best: dict[tuple[int, int], SpanCandidate] = {}
         for (ci, ids, offs, first), (s, e) in zip(wins, self.logits([w[1] for w in wins]), strict=True):
-            groups = np.zeros(len(offs), dtype=np.int64)
-            if sentences is not None:
-                groups[:] = -1
-                for j, (a, b) in enumerate(sentences[ci]):
-                    groups[(offs[:, 0] >= a) & (offs[:, 0] < b)] = j
+            groups = np.zeros(len(offs), dtype=np.int64) if sentences is None else token_sentences(offs, sentences[ci])
             no_answer = float(s[0] + e[0])
             for g in best_spans_by_group(s, e, first, len(ids) - 1, groups, MAX_ANSWER_TOKENS):
                 margin = g.score - no_answer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,16 @@ def best_span(
     flat = int(np.argmax(scores))
     a, b = divmod(flat, n)
     return float(scores[a, b]), a, b
+
+
+def token_sentences(offsets: np.ndarray, sentences: Sequence[tuple[int, int]]) -> np.ndarray:
+    """The sentence of each token: the index in ``sentences`` (character spans) of the one its
+    first character lies in, -1 for none. ``offsets`` are the tokens' (start, end) characters.
+    The run time groups a passage's tokens so, and training groups its windows the same way."""
+    groups = np.full(len(offsets), -1, dtype=np.int64)
+    for j, (a, b) in enumerate(sentences):
+        groups[(offsets[:, 0] >= a) & (offsets[:, 0] < b)] = j
+    return groups
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from rag.reader.cloze import SOURCE as CLOZE_SOURCE
 from rag.reader.cloze import cloze_examples
 from rag.reader.data import EN_AR_SOURCE, QAExample, Window, build_windows, hard_paragraphs, reader_corpus, xquad_dev_article
 from rag.reader.model import SpanReaderModel, word_table
-from rag.reader.spans import best_span
+from rag.reader.spans import best_span, token_sentences
 from rag.reader.tokenizer import ReaderTokenizer
 from rag.reader.weights import E5File
 from rag.text import sentence_spans
@@ -408,8 +408,8 @@ def shared_norm_loss(start_logits: torch.Tensor, end_logits: torch.Tensor, batch
 
 def sentence_groups(windows: Sequence[Window], examples: Sequence[QAExample]) -> dict[int, np.ndarray]:
     """For each window holding an answer (by ``id``), the sentence of each of its context tokens:
-    its index in ``rag.text.sentence_spans`` of the question's paragraph, a token belonging to the
-    sentence its first character lies in, as the run time groups a passage's tokens; -1 for none.
+    its index in ``rag.text.sentence_spans`` of the question's paragraph (``spans.token_sentences``,
+    as the run time groups a passage's tokens); -1 for none.
     Windows without an answer are left out: they may read another paragraph than their question's."""
     spans: dict[str, list[tuple[int, int]]] = {}
     out = {}
@@ -419,10 +419,7 @@ def sentence_groups(windows: Sequence[Window], examples: Sequence[QAExample]) ->
         context = examples[w.example].context
         if context not in spans:
             spans[context] = sentence_spans(context)
-        groups = np.full(len(w.offsets), -1, dtype=np.int64)
-        for j, (a, b) in enumerate(spans[context]):
-            groups[(w.offsets[:, 0] >= a) & (w.offsets[:, 0] < b)] = j
-        out[id(w)] = groups
+        out[id(w)] = token_sentences(w.offsets, spans[context])
     return out
 
 
