@@ -586,12 +586,17 @@ def test_question_batches_keep_each_questions_windows_together():
 
 
 @needs_data
-def test_a_shared_normalisation_run_trains_on_whole_questions(e5: E5File):
+@pytest.mark.parametrize("term", [{"shared_norm": 1.0}, {"sentence_loss": 0.5}], ids=["shared-norm", "sentence-loss"])
+def test_an_extra_loss_term_moves_the_trained_head_and_at_weight_0_is_the_plain_run(e5: E5File, term: dict):
     torch = pytest.importorskip("torch")
-    _, _, plain, shared = _tiny_pair(e5, 1, shared_norm=1.0)
-    assert np.isfinite(shared.history[-1]["loss"])
-    # the extra term (and the batches of whole questions) move the trained head
-    assert not torch.equal(shared.state["qa.weight"], plain.state["qa.weight"])
+    from rag.reader.train import fit
+
+    cfg, corpus, plain, changed = _tiny_pair(e5, 1, **term)
+    assert np.isfinite(changed.history[-1]["loss"])
+    # the extra term (and, for shared normalisation, the batches of whole questions) move the trained head
+    assert not torch.equal(changed.state["qa.weight"], plain.state["qa.weight"])
+    off = fit(corpus["train"], [], replace(cfg, **dict.fromkeys(term, 0.0)), weights=e5, log=lambda m: None)
+    assert all(torch.equal(off.state[k], plain.state[k]) for k in plain.state)
 
 
 def _read(example: int, question: int, context: list[int], start: int = 0, end: int = 0):
@@ -734,16 +739,6 @@ def test_sentence_groups_follow_the_run_times_sentences_and_hold_the_answer(e5: 
         if g[w.end - w.context_start] == g[w.start - w.context_start]:
             assert a <= first and last <= b  # the labelled answer lies in its sentence
         assert np.all(np.diff(g[g >= 0]) >= 0)  # sentences run in order, each one block
-
-
-@needs_data
-def test_a_sentence_loss_run_trains_something_else(e5: E5File):
-    torch = pytest.importorskip("torch")
-    _, _, plain, sentences = _tiny_pair(e5, 1, sentence_loss=0.5)
-    assert np.isfinite(sentences.history[-1]["loss"])
-    assert not torch.equal(sentences.state["qa.weight"], plain.state["qa.weight"])
-    _, _, _, off = _tiny_pair(e5, 1, sentence_loss=0.0)
-    assert all(torch.equal(off.state[k], plain.state[k]) for k in plain.state)
 
 
 def test_dropout_acts_in_training_only_and_never_in_the_cached_frozen_layers(e5: E5File):
