@@ -166,3 +166,23 @@ def test_hard_negatives_add_no_answer_windows_of_the_hard_paragraph(examples: li
     assert list(map(key, off)) == list(map(key, plain))
     with pytest.raises(ValueError, match="hard paragraphs for 2 examples"):
         build_windows(tok, examples, hard=hard[:2], hard_negatives=1.0)
+
+
+def test_e5_prefixes_come_before_the_question_and_the_passage_and_the_labels_follow_the_answer(examples: list[QAExample]):
+    tok = ReaderTokenizer(E5File().vocab)
+    plain = build_windows(tok, examples, negatives=0.5, seed=3)
+    prefixed = build_windows(tok, examples, negatives=0.5, e5_prefixes=True, seed=3)
+    query, passage = tok.encode("query:").ids.tolist(), tok.encode("passage:").ids.tolist()
+    assert len(plain) == len(prefixed) and any(w.start > 0 for w in plain) and any(w.start == 0 for w in plain)
+    for a, b in zip(plain, prefixed, strict=True):
+        assert b.ids[1 : 1 + len(query)].tolist() == query  # "<s> query: question"
+        assert b.ids[b.context_start - len(passage) : b.context_start].tolist() == passage  # "</s></s> passage:"
+        assert b.context_start == a.context_start + len(query) + len(passage)
+        # the question's and the passage's own tokens and their offsets are untouched
+        assert b.ids[1 + len(query) : b.context_start - len(passage)].tolist() == a.ids[1 : a.context_start].tolist()
+        assert b.ids[b.context_start :].tolist() == a.ids[a.context_start :].tolist()
+        assert (b.offsets == a.offsets).all()
+        # and the labels point at the same answer tokens (0 stays "no answer")
+        assert (b.start == 0) == (a.start == 0)
+        if a.start:
+            assert (b.start - b.context_start, b.end - b.context_start) == (a.start - a.context_start, a.end - a.context_start)

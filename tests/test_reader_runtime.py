@@ -284,3 +284,27 @@ def test_model_runs_at_once_are_capped(concurrency):
 def test_concurrency_is_a_setting():
     reader = SpanReader.from_settings(Settings(reader_concurrency=2))
     assert reader.scorer._gate._value == 2  # type: ignore[attr-defined]
+
+
+def test_the_run_time_reads_windows_as_training_made_them_with_and_without_e5_prefixes(scorer, tmp_path):
+    from rag.reader.data import QAExample, build_windows
+    from rag.reader.tokenizer import ReaderTokenizer
+
+    question = "متى وصل مسبار الأمل إلى مدار المريخ؟"
+    context = "أطلقت دولة الإمارات مسبار الأمل لاستكشاف كوكب المريخ، ووصل إلى مداره في فبراير 2021."
+    start = context.index("فبراير 2021")
+    example = QAExample("x", "arcd", "t", 0, question, context, ((start, start + len("فبراير 2021")),))
+    copy = tmp_path / "reader"
+    shutil.copytree(default_model_dir(), copy)
+    manifest = json.loads((copy / "reader.json").read_text(encoding="utf-8"))
+    assert not manifest.get("e5_prefixes")  # the shipped model reads plain windows
+    manifest["e5_prefixes"] = True
+    (copy / "reader.json").write_text(json.dumps(manifest), encoding="utf-8")
+    prefixed = SpanScorer(copy)
+    training = ReaderTokenizer(prefixed.weights.vocab)  # the whole vocabulary, as training reads
+    for reader, flag in ((scorer, False), (prefixed, True)):
+        (window,) = build_windows(training, [example], e5_prefixes=flag)
+        ((ci, ids, offsets, first),) = reader.windows(question, [context])
+        assert ci == 0 and ids.tolist() == window.ids.tolist() and first == window.context_start
+        assert (offsets == window.offsets).all()
+    assert len(prefixed.windows(question, [context])[0][1]) > len(scorer.windows(question, [context])[0][1])

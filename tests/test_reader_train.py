@@ -72,7 +72,7 @@ def test_train_export_and_package(tmp_path: Path, e5: E5File):
     from rag.reader.train import TrainConfig, train
 
     out = tmp_path / "reader"
-    cfg = TrainConfig(epochs=1, batch_size=4, limit=6, max_len=96, negatives=0.5, threads=1)
+    cfg = TrainConfig(epochs=1, batch_size=4, limit=6, max_len=96, negatives=0.5, threads=1, e5_prefixes=True)
     logs: list[str] = []
     result = train(DATA, out, cfg, weights=e5, log=logs.append)
     assert "training on cpu" in logs  # "auto" without a GPU
@@ -88,7 +88,10 @@ def test_train_export_and_package(tmp_path: Path, e5: E5File):
     model = SpanReaderModel.from_e5(e5)
     model.load_state_dict(torch.load(out / "reader.pt"))
     model.eval()
+    # packaged apart from its training run, it still reads as it was trained: with e5's role prefixes
+    assert scorer.manifest.e5_prefixes and "query: question" in (out / "MODEL_CARD.md").read_text(encoding="utf-8")
     ids = scorer.windows("ما هي عاصمة فرنسا؟", ["عاصمة فرنسا هي باريس."])[0][1]
+    assert [e5.vocab.pieces[i] for i in ids[1:4]] == ["▁que", "ry", ":"]
     ((s_onnx, _),) = scorer.logits([ids])
     with torch.no_grad():
         s_torch, _ = model(torch.from_numpy(e5.word_embeddings(ids[None])), torch.ones(1, len(ids), dtype=torch.long))

@@ -175,6 +175,14 @@ def train_reader(
             "each sentence's span mass, the answer's sentence as the label. 0 = off.",
         ),
     ] = 0.0,
+    e5_prefixes: Annotated[
+        bool,
+        typer.Option(
+            "--e5-prefixes",
+            help="Read e5's role prefixes, 'query: ' before the question and 'passage: ' before the passage, as the "
+            "embedder was pre-trained; the manifest tells the run time to read them too.",
+        ),
+    ] = False,
     dropout: Annotated[
         float,
         typer.Option(
@@ -347,6 +355,7 @@ def train_reader(
         shared_norm_margins=shared_norm_margins,
         cross_lingual=cross_lingual,
         sentence_loss=sentence_loss,
+        e5_prefixes=e5_prefixes,
         dropout=dropout,
         layer_decay=layer_decay,
         threads=threads,

@@ -137,15 +137,16 @@ class Window:
 
 def windows_for(
     tok: ReaderTokenizer,
-    q: Encoded,
+    head: Sequence[int],
     ctx: Encoded,
     answers: Sequence[tuple[int, int]],
     example: int,
     max_len: int = 256,
     stride: int = 128,
 ) -> list[Window]:
-    """Slide over the context; a window is labelled with the first answer it holds whole."""
-    head = [tok.bos, *q.ids.tolist(), tok.eos, tok.eos]
+    """Slide over the context after ``head`` (``ReaderTokenizer.window_head``); a window is
+    labelled with the first answer it holds whole."""
+    head = list(head)
     room = max_len - len(head) - 1
     out = []
     n = len(ctx)
@@ -272,6 +273,7 @@ def build_windows(
     switch: Callable[[str, random.Random], str | None] | None = None,
     code_switch: float = 0.0,
     code_switch_add: bool = False,
+    e5_prefixes: bool = False,
     seed: int = 0,
 ) -> list[Window]:
     """Windows of each example's own paragraph; with ``negatives`` p, also (with probability
@@ -282,7 +284,8 @@ def build_windows(
     probability p) a window of the example's hard paragraph, labelled "no answer"; with ``switch``
     (``codeswitch.CodeSwitcher.switch``) and ``code_switch`` p, (with probability p) every window of
     the example reads its code-switched question instead (labels unchanged), or with
-    ``code_switch_add`` the windows of its own paragraph are added once more, read with it."""
+    ``code_switch_add`` the windows of its own paragraph are added once more, read with it. With
+    ``e5_prefixes`` every window reads e5's role prefixes (``ReaderTokenizer.window_head``)."""
     rng = random.Random(seed)
     # streams of their own, so that the other windows are the same with and without swaps or
     # hard negatives
@@ -299,6 +302,9 @@ def build_windows(
             cache[text] = tok.encode(text)
         return cache[text]
 
+    def head(question: str) -> list[int]:
+        return tok.window_head(question, max_question, e5_prefixes)
+
     by_article: dict[str, list[str]] = {}
     for ex in examples:
         by_article.setdefault(ex.article, [])
@@ -312,33 +318,29 @@ def build_windows(
             switched = switch(question, switch_rng)
             if not code_switch_add:
                 question = switched or question
-        q = enc(question).head(max_question)
-        own = windows_for(tok, q, enc(ex.context), ex.answers, i, max_len, stride)
+        q_head = head(question)
+        own = windows_for(tok, q_head, enc(ex.context), ex.answers, i, max_len, stride)
         out += own
         if code_switch_add and switched is not None:
-            out += windows_for(tok, enc(switched).head(max_question), enc(ex.context), ex.answers, i, max_len, stride)
+            out += windows_for(tok, head(switched), enc(ex.context), ex.answers, i, max_len, stride)
         if swapper is not None and swap_rng.random() < swaps:
             twin = swapper.swap(ex, swap_rng)
             if twin is not None:
                 # the twin's window that holds the original answer, relabelled "no answer"
-                holding = [
-                    w
-                    for w in windows_for(tok, enc(twin).head(max_question), enc(ex.context), ex.answers, i, max_len, stride)
-                    if w.start > 0
-                ]
+                holding = [w for w in windows_for(tok, head(twin), enc(ex.context), ex.answers, i, max_len, stride) if w.start > 0]
                 if holding:
                     out.append(replace(holding[0], start=0, end=0))
         paragraph = hard[i] if hard is not None else None
         if paragraph is not None and hard_rng.random() < hard_negatives:
-            out.append(hard_rng.choice(windows_for(tok, q, enc(paragraph), (), i, max_len, stride)))
+            out.append(hard_rng.choice(windows_for(tok, q_head, enc(paragraph), (), i, max_len, stride)))
         if negatives <= 0:
             continue
         near = [c for c in by_article[ex.article] if c != ex.context]
         if near and rng.random() < negatives:
-            w = windows_for(tok, q, enc(rng.choice(near)), (), i, max_len, stride)
+            w = windows_for(tok, q_head, enc(rng.choice(near)), (), i, max_len, stride)
             out.append(rng.choice(w))
         far = rng.choice(articles)
         if far != ex.article and rng.random() < negatives / 2:
-            w = windows_for(tok, q, enc(rng.choice(by_article[far])), (), i, max_len, stride)
+            w = windows_for(tok, q_head, enc(rng.choice(by_article[far])), (), i, max_len, stride)
             out.append(rng.choice(w))
     return out

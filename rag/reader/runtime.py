@@ -110,6 +110,7 @@ class Manifest:
     max_len: int = 256
     max_question: int = 64
     stride: int = 128
+    e5_prefixes: bool = False  # trained reading e5's "query: " / "passage: " (ReaderTokenizer.window_head)
     calibration: tuple[float, float] = (1.0, 0.0)  # p = sigmoid(a * margin + b)
     threshold: float = 0.5
     pipeline: PipelineFit | None = None  # the pipeline-level fit, when eval/reader_ensemble.py wrote one
@@ -248,8 +249,7 @@ class SpanScorer:
         """(context index, token ids, context token offsets, first context position) per window."""
         m = self.manifest
         tok = self.tokenizer
-        q = tok.encode(question).head(m.max_question)
-        head = [tok.bos, *q.ids.tolist(), tok.eos, tok.eos]
+        head = tok.window_head(question, m.max_question, m.e5_prefixes)
         room = m.max_len - len(head) - 1
         out: list[tuple[int, np.ndarray, np.ndarray, int]] = []
         for ci, text in enumerate(contexts):

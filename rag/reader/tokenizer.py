@@ -19,6 +19,11 @@ from tokenizers.pre_tokenizers import Metaspace
 
 from rag.reader.weights import Vocab
 
+# multilingual-e5's role prefixes: it was pre-trained reading "query: " before a question and
+# "passage: " before a passage. A reader trained with ``e5_prefixes`` reads them too.
+E5_QUERY = "query: "
+E5_PASSAGE = "passage: "
+
 
 @dataclass(frozen=True)
 class Encoded:
@@ -115,3 +120,12 @@ class ReaderTokenizer:
 
     def encode_batch(self, texts: list[str]) -> list[Encoded]:
         return [self.encode(t) for t in texts]
+
+    def window_head(self, question: str, max_question: int, e5_prefixes: bool = False) -> list[int]:
+        """What every window of ``question`` starts with, at training and run time alike: ``<s>``,
+        the question's first ``max_question`` tokens, ``</s></s>``; with ``e5_prefixes``, the
+        question read as "query: ..." and "passage:" after the separators, so the passage's own
+        tokens follow the head as they do without it."""
+        q = self.encode(E5_QUERY + question if e5_prefixes else question).head(max_question)
+        passage = self.encode(E5_PASSAGE.rstrip()).ids.tolist() if e5_prefixes else []  # the passage brings its own "▁"
+        return [self.bos, *q.ids.tolist(), self.eos, self.eos, *passage]

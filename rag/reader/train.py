@@ -156,6 +156,10 @@ class TrainConfig:
     # Measured at 0.5 (eval/RESULTS.md): through the pipeline on dev, cross-fitted -0.022, +0.069
     # and -0.004 at seeds 13, 15 and 17; XQuAD Arabic up and English over Arabic down at all three, so off.
     sentence_loss: float = 0.0
+    # Read e5's role prefixes: "query: " before the question, "passage: " before the passage
+    # (ReaderTokenizer.window_head), as multilingual-e5 was pre-trained; the manifest tells the
+    # run time to read them too.
+    e5_prefixes: bool = False
 
 
 def _param_groups(model: SpanReaderModel, cfg: TrainConfig) -> list[dict[str, Any]]:
@@ -690,9 +694,10 @@ def fit(
         switch=switcher.switch if switcher is not None else None,
         code_switch=cfg.code_switch,
         code_switch_add=cfg.code_switch_add,
+        e5_prefixes=cfg.e5_prefixes,
         seed=cfg.seed,
     )
-    dev_w = build_windows(tok, dev_ex, max_len=cfg.max_len, stride=cfg.stride, max_question=cfg.max_question)
+    dev_w = build_windows(tok, dev_ex, max_len=cfg.max_len, stride=cfg.stride, max_question=cfg.max_question, e5_prefixes=cfg.e5_prefixes)
     log(
         f"train: {len(train_ex)} questions, {len(train_w)} windows ({sum(w.start > 0 for w in train_w)} with the answer); dev: {len(dev_ex)} questions"
     )
@@ -859,7 +864,9 @@ def fit_soup(
     if dev_ex:
         device = resolve_device(cfg.device)
         tok = ReaderTokenizer(weights.vocab)
-        dev_w = build_windows(tok, dev_ex, max_len=cfg.max_len, stride=cfg.stride, max_question=cfg.max_question)
+        dev_w = build_windows(
+            tok, dev_ex, max_len=cfg.max_len, stride=cfg.stride, max_question=cfg.max_question, e5_prefixes=cfg.e5_prefixes
+        )
         model = SpanReaderModel.from_e5(weights)
         model.load_state_dict(soup)
         model.to(device)
