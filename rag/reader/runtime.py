@@ -141,6 +141,8 @@ class Manifest:
                 known["calibration"] = (float(a), float(b))
             if not isinstance(known.get("model"), str) or not isinstance(known.get("sha256"), str):
                 raise ValueError("'model' and 'sha256' must be strings")
+            if not isinstance(known.get("e5_prefixes", False), bool):
+                raise ValueError("'e5_prefixes' must be true or false")
             return cls(**known, extra=raw)
         except (TypeError, ValueError) as exc:
             raise ReaderModelError(f"{path} is malformed ({exc}); restore it from git (`git checkout -- models/`) or retrain") from exc
