@@ -699,7 +699,7 @@ def fit(
         e5_prefixes=cfg.e5_prefixes,
         seed=cfg.seed,
     )
-    dev_w = build_windows(tok, dev_ex, max_len=cfg.max_len, stride=cfg.stride, max_question=cfg.max_question, e5_prefixes=cfg.e5_prefixes)
+    dev_w = dev_windows(tok, dev_ex, cfg)
     log(
         f"train: {len(train_ex)} questions, {len(train_w)} windows ({sum(w.start > 0 for w in train_w)} with the answer); dev: {len(dev_ex)} questions"
     )
@@ -821,6 +821,12 @@ def fit(
     return Fitted(best_state, history, best_f1)
 
 
+def dev_windows(tok: ReaderTokenizer, dev_ex: Sequence[QAExample], cfg: TrainConfig) -> list[Window]:
+    """The dev questions' windows of their own paragraphs, in the form ``cfg`` trains (window,
+    stride, question length, prefixes): one place, so a new form setting reaches every dev read."""
+    return build_windows(tok, dev_ex, max_len=cfg.max_len, stride=cfg.stride, max_question=cfg.max_question, e5_prefixes=cfg.e5_prefixes)
+
+
 def _dev_row(dev_ex: Sequence[QAExample], dev_w: Sequence[Window], logits: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
     dev = evaluate_by_source(dev_ex, dev_w, logits)
     return {"dev_em": dev["all"]["em"], "dev_f1": dev["all"]["f1"], "dev_by_source": {k: v for k, v in dev.items() if k != "all"}}
@@ -866,9 +872,7 @@ def fit_soup(
     if dev_ex:
         device = resolve_device(cfg.device)
         tok = ReaderTokenizer(weights.vocab)
-        dev_w = build_windows(
-            tok, dev_ex, max_len=cfg.max_len, stride=cfg.stride, max_question=cfg.max_question, e5_prefixes=cfg.e5_prefixes
-        )
+        dev_w = dev_windows(tok, dev_ex, cfg)
         model = SpanReaderModel.from_e5(weights)
         model.load_state_dict(soup)
         model.to(device)
