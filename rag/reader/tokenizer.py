@@ -85,6 +85,8 @@ class ReaderTokenizer:
         self._tok = tok
         self._map = vocab.normalisation
         self.bos, self.eos, self.pad = vocab.bos, vocab.eos, vocab.pad
+        # "passage:" as tokens, once (not per question); the passage brings its own "▁"
+        self.passage_prefix: list[int] = self.encode(E5_PASSAGE.rstrip()).ids.tolist()
 
     def normalise(self, text: str) -> tuple[str, np.ndarray]:
         """(normalised text, index in ``text`` of each normalised character)."""
@@ -127,5 +129,4 @@ class ReaderTokenizer:
         question read as "query: ..." and "passage:" after the separators, so the passage's own
         tokens follow the head as they do without it."""
         q = self.encode(E5_QUERY + question if e5_prefixes else question).head(max_question)
-        passage = self.encode(E5_PASSAGE.rstrip()).ids.tolist() if e5_prefixes else []  # the passage brings its own "▁"
-        return [self.bos, *q.ids.tolist(), self.eos, self.eos, *passage]
+        return [self.bos, *q.ids.tolist(), self.eos, self.eos, *(self.passage_prefix if e5_prefixes else ())]
