@@ -78,3 +78,19 @@ def test_other_scripts_become_unknown_tokens_with_valid_offsets(tok, served):
     assert unk in enc.ids.tolist() and unk not in tok.encode(text).ids.tolist()
     assert all(0 <= a <= b <= len(text) for a, b in zip(enc.starts.tolist(), enc.ends.tolist(), strict=True))
     assert text[enc.starts[0] : enc.ends[0]] in "مرحبا"
+
+
+def test_windows_slide_over_the_whole_context_in_bounded_overlapping_steps(tok: ReaderTokenizer):
+    ctx = tok.encode("وصل مسبار الأمل إلى مدار المريخ في فبراير 2021. " * 30)
+    head = tok.window_head("متى وصل مسبار الأمل؟", 64)
+    windows = list(tok.slide(head, ctx, 96, 40))
+    room = 96 - len(head) - 1
+    assert len(windows) == 1 + -(-(len(ctx) - room) // 40)  # the last window is the first to reach the end
+    for k, (ids, offs) in enumerate(windows):
+        assert len(ids) <= 96 and ids[: len(head)].tolist() == head and ids[-1] == tok.eos
+        body = ids[len(head) : -1]
+        assert body.tolist() == ctx.ids[40 * k : 40 * k + len(body)].tolist()  # each starts a stride after the last
+        assert offs[:, 0].tolist() == ctx.starts[40 * k : 40 * k + len(body)].tolist()
+    assert windows[-1][1][-1, 1] == ctx.ends[-1]
+    ((ids, offs),) = tok.slide(head, tok.encode(""), 96, 40)  # an empty context: one window, no context tokens
+    assert ids.tolist() == [*head, tok.eos] and offs.shape == (0, 2)

@@ -144,29 +144,20 @@ def windows_for(
     max_len: int = 256,
     stride: int = 128,
 ) -> list[Window]:
-    """Slide over the context after ``head`` (``ReaderTokenizer.window_head``); a window is
-    labelled with the first answer it holds whole."""
+    """The windows over the context after ``head`` (``ReaderTokenizer.window_head`` and
+    ``slide``, as the run time reads them); a window is labelled with the first answer it holds whole."""
     head = list(head)
-    room = max_len - len(head) - 1
     out = []
-    n = len(ctx)
-    a = 0
-    while True:
-        b = min(n, a + room)
-        ids = np.asarray([*head, *ctx.ids[a:b].tolist(), tok.eos], dtype=np.int64)
-        offs = np.stack([ctx.starts[a:b], ctx.ends[a:b]], axis=1) if b > a else np.zeros((0, 2), np.int64)
+    for ids, offs in tok.slide(head, ctx, max_len, stride):
         s_lab = e_lab = 0
         for cs, ce in answers:
-            if b > a and offs[0, 0] <= cs and offs[-1, 1] >= ce:
+            if len(offs) and offs[0, 0] <= cs and offs[-1, 1] >= ce:
                 s_tok = int(np.searchsorted(offs[:, 1], cs, side="right"))
                 e_tok = int(np.searchsorted(offs[:, 0], ce, side="left")) - 1
                 if s_tok <= e_tok:
                     s_lab, e_lab = len(head) + s_tok, len(head) + e_tok
                     break
         out.append(Window(ids, s_lab, e_lab, example, len(head), offs))
-        if b >= n:
-            break
-        a += stride
     return out
 
 

@@ -28,6 +28,7 @@ import threading
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -252,21 +253,13 @@ class SpanScorer:
         m = self.manifest
         tok = self.tokenizer
         head = tok.window_head(question, m.max_question, m.e5_prefixes)
-        room = m.max_len - len(head) - 1
         out: list[tuple[int, np.ndarray, np.ndarray, int]] = []
         for ci, text in enumerate(contexts):
             enc: Encoded = tok.encode(text)
-            n = len(enc)
-            a = 0
-            first_window = len(out)
-            while n:
-                b = min(n, a + room)
-                ids = np.asarray([*head, *enc.ids[a:b].tolist(), tok.eos], dtype=np.int64)
-                offs = np.stack([enc.starts[a:b], enc.ends[a:b]], axis=1)
+            if not len(enc):
+                continue
+            for ids, offs in islice(tok.slide(head, enc, m.max_len, m.stride), MAX_WINDOWS_PER_CONTEXT):
                 out.append((ci, ids, offs, len(head)))
-                if b >= n or len(out) - first_window >= MAX_WINDOWS_PER_CONTEXT:
-                    break
-                a += m.stride
         return out
 
     def logits(self, ids: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -9,6 +9,7 @@ Viterbi and the metaspace handling are the ``tokenizers`` library's.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -130,3 +131,20 @@ class ReaderTokenizer:
         tokens follow the head as they do without it."""
         q = self.encode(E5_QUERY + question if e5_prefixes else question).head(max_question)
         return [self.bos, *q.ids.tolist(), self.eos, self.eos, *(self.passage_prefix if e5_prefixes else ())]
+
+    def slide(self, head: Sequence[int], ctx: Encoded, max_len: int, stride: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The windows over ``ctx`` after ``head``, at training and run time alike: (token ids
+        ``head`` + up to ``max_len - len(head) - 1`` context tokens + ``</s>``, those tokens'
+        [start, end) in the context), each starting ``stride`` tokens after the last, until one
+        reaches the context's end. An empty context gives one window without context tokens."""
+        room = max_len - len(head) - 1
+        n = len(ctx)
+        a = 0
+        while True:
+            b = min(n, a + room)
+            ids = np.asarray([*head, *ctx.ids[a:b].tolist(), self.eos], dtype=np.int64)
+            offs = np.stack([ctx.starts[a:b], ctx.ends[a:b]], axis=1) if b > a else np.zeros((0, 2), np.int64)
+            yield ids, offs
+            if b >= n:
+                return
+            a += stride
