@@ -54,6 +54,7 @@ from rag.pipeline import RAG  # noqa: E402
 from rag.reader.data import arcd_split, xquad_dev_article  # noqa: E402
 from rag.reader.ensemble import Weights, choose, out_of_fold, selection_quality  # noqa: E402
 from rag.reader.package import carry_fit, package, save_manifest  # noqa: E402
+from rag.reader.recipe import TrainConfig  # noqa: E402
 from rag.reader.runtime import MANIFEST, SpanReader, default_model_dir, shared_scorer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,12 +106,8 @@ def selection_weights(manifest: dict) -> Weights:
 
 
 def training_defaults() -> dict:
-    """``TrainConfig``'s defaults as a manifest records them (JSON), or nothing without the train
-    extra. A manifest written before an option existed does not name it: it trained at the default."""
-    try:
-        from rag.reader.train import TrainConfig
-    except ImportError:
-        return {}
+    """``TrainConfig``'s defaults as a manifest records them (JSON). A manifest written before an
+    option existed does not name it: it trained at the default."""
     return json.loads(json.dumps(asdict(TrainConfig())))
 
 

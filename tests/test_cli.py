@@ -391,6 +391,14 @@ def trained_configs(monkeypatch) -> TrainRuns:
     return seen
 
 
+def test_train_reader_without_options_trains_the_recipe_s_defaults(tmp_path, trained_configs):
+    from rag.reader.recipe import TrainConfig
+
+    ok = rag("train-reader", "--out", str(tmp_path / "m"))
+    assert ok.exit_code == 0, ok.output
+    assert trained_configs == [TrainConfig()]  # one place for every default: the command adds none of its own
+
+
 def test_train_reader_passes_swaps_and_hard_negatives_to_the_recipe_and_bounds_them(tmp_path, trained_configs):
     seen = trained_configs
     ok = rag("train-reader", "--swaps", "0.5", "--hard-negatives", "0.25", "--out", str(tmp_path / "m"))

@@ -53,7 +53,7 @@ def test_each_fold_is_read_by_a_model_that_never_saw_its_articles(tmp_path: Path
     # two questions from each of six articles, enough for every one of 2 folds to hold one
     pool = [e for arts in list(by_article.values())[:6] for e in arts[:2]]
     assert len({fold_of(e.article, 2) for e in pool}) == 2
-    cfg = TrainConfig(epochs=1, batch_size=4, max_len=96, negatives=0.5, threads=1)
+    cfg = TrainConfig(epochs=1, batch_size=4, max_len=96, negatives=0.5, threads=1, freeze_layers=6)
     steps: list[tuple[int, int]] = []
     result = cross_validate(pool, cfg, 2, weights=E5File(), log=lambda m: None, on_step=lambda s, t: steps.append((s, t)), keep=tmp_path)
 

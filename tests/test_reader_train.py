@@ -72,7 +72,7 @@ def test_train_export_and_package(tmp_path: Path, e5: E5File):
     from rag.reader.train import TrainConfig, train
 
     out = tmp_path / "reader"
-    cfg = TrainConfig(epochs=1, batch_size=4, limit=6, max_len=96, negatives=0.5, threads=1, e5_prefixes=True)
+    cfg = TrainConfig(epochs=1, batch_size=4, limit=6, max_len=96, negatives=0.5, threads=1, freeze_layers=6, e5_prefixes=True)
     logs: list[str] = []
     result = train(DATA, out, cfg, weights=e5, log=logs.append)
     assert "training on cpu" in logs  # "auto" without a GPU

@@ -17,8 +17,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
+from rag.reader.recipe import TrainConfig
+
 console = Console()
 err = Console(stderr=True)
+RECIPE = TrainConfig()  # every option's default (rag.reader.recipe)
 
 
 def _command_line(argv: list[str]) -> str:
@@ -32,13 +35,13 @@ def _command_line(argv: list[str]) -> str:
 def train_reader(
     data: Annotated[Path, typer.Option("--data", help="Folder with xquad/ and arcd/ (SQuAD format).")] = Path("../shared/data"),
     out: Annotated[Path, typer.Option("--out", help="Where the model, reader.json and MODEL_CARD.md go.")] = Path("models/reader"),
-    epochs: Annotated[int, typer.Option(min=1)] = 4,
-    batch_size: Annotated[int, typer.Option(min=1)] = 16,
-    lr: Annotated[float, typer.Option(min=1e-7, max=1.0, help="AdamW learning rate.")] = 1e-4,
+    epochs: Annotated[int, typer.Option(min=1)] = RECIPE.epochs,
+    batch_size: Annotated[int, typer.Option(min=1)] = RECIPE.batch_size,
+    lr: Annotated[float, typer.Option(min=1e-7, max=1.0, help="AdamW learning rate.")] = RECIPE.lr,
     negatives: Annotated[
         float,
         typer.Option(min=0.0, max=1.0, help="Probability of a near-miss (and half that of an off-article) no-answer window per question."),
-    ] = 0.4,
+    ] = RECIPE.negatives,
     swaps: Annotated[
         float,
         typer.Option(
@@ -47,7 +50,7 @@ def train_reader(
             help="Probability of a no-answer window per question that reads its own paragraph with one named word of the "
             "question swapped for another article's (an unanswerable twin). Off in the shipped recipe: no gain on dev in the pipeline.",
         ),
-    ] = 0.0,
+    ] = RECIPE.swaps,
     hard_negatives: Annotated[
         float,
         typer.Option(
@@ -56,7 +59,7 @@ def train_reader(
             help="Probability of a no-answer window per question from the training paragraph e5 ranks first for it among those "
             "holding no answer text (a retrieval-hard negative).",
         ),
-    ] = 0.0,
+    ] = RECIPE.hard_negatives,
     code_switch: Annotated[
         float,
         typer.Option(
@@ -65,7 +68,7 @@ def train_reader(
             help="Probability that a training question is read code-switched: about half its Arabic words replaced by their "
             "nearest English word under the e5 embedding (CoSDA-ML), for English questions over Arabic paragraphs.",
         ),
-    ] = 0.0,
+    ] = RECIPE.code_switch,
     code_switch_add: Annotated[
         bool,
         typer.Option(
@@ -73,7 +76,7 @@ def train_reader(
             help="With --code-switch: train on the code-switched question as well as the original (its own paragraph's "
             "windows once more) instead of in its place.",
         ),
-    ] = False,
+    ] = RECIPE.code_switch_add,
     cloze: Annotated[
         int,
         typer.Option(
@@ -82,7 +85,7 @@ def train_reader(
             help="Cloze questions made from each Arabic training paragraph (a number, date or name of one of its sentences "
             "blanked out; rag.reader.cloze). 0 = none.",
         ),
-    ] = 0,
+    ] = RECIPE.cloze,
     cloze_weight: Annotated[
         float,
         typer.Option(
@@ -90,7 +93,7 @@ def train_reader(
             max=1.0,
             help="Weight of a cloze question in the loss, against 1 for a real question (with --cloze).",
         ),
-    ] = 1.0,
+    ] = RECIPE.cloze_weight,
     en_ar_weight: Annotated[
         float,
         typer.Option(
@@ -98,7 +101,7 @@ def train_reader(
             max=10.0,
             help="Weight in the loss of an English question over an Arabic paragraph (XQuAD's parallel questions), against 1 for the others.",
         ),
-    ] = 1.0,
+    ] = RECIPE.en_ar_weight,
     cloze_epochs: Annotated[
         int,
         typer.Option(
@@ -107,7 +110,7 @@ def train_reader(
             help="With --cloze: epochs over the cloze questions alone before the real questions' epochs, which then read "
             "only real questions (0 = cloze questions mixed in).",
         ),
-    ] = 0,
+    ] = RECIPE.cloze_epochs,
     ema: Annotated[
         float,
         typer.Option(
@@ -115,11 +118,11 @@ def train_reader(
             max=0.9999,
             help="Decay per step of an exponential moving average of the weights; dev reads it and it is what is kept. 0 = off.",
         ),
-    ] = 0.0,
+    ] = RECIPE.ema,
     freeze_layers: Annotated[
         int, typer.Option(min=0, max=12, help="Lowest encoder layers kept frozen (their outputs are cached). 4 beat 6 and 0 on dev.")
-    ] = 4,
-    seed: int = 13,
+    ] = RECIPE.freeze_layers,
+    seed: int = RECIPE.seed,
     soup: Annotated[
         int,
         typer.Option(
@@ -127,7 +130,7 @@ def train_reader(
             help="Train N models (seeds --seed upward), each to its last epoch without dev, and ship the average of their weights "
             "(one model's run time, N times the training). 4 beat each of its members in every fold of the cross-validation.",
         ),
-    ] = 1,
+    ] = RECIPE.soup,
     teacher: Annotated[
         list[Path] | None,
         typer.Option(
@@ -143,8 +146,8 @@ def train_reader(
             max=1.0,
             help="Weight of the teachers' averaged start/end distributions in the loss, against 1 - it for the gold labels (0 = off).",
         ),
-    ] = 0.0,
-    temperature: Annotated[float, typer.Option(min=0.1, max=20.0, help="Softmax temperature of the distillation.")] = 2.0,
+    ] = RECIPE.distill,
+    temperature: Annotated[float, typer.Option(min=0.1, max=20.0, help="Softmax temperature of the distillation.")] = RECIPE.temperature,
     shared_norm: Annotated[
         float,
         typer.Option(
@@ -153,10 +156,10 @@ def train_reader(
             help="Weight of a shared-normalisation term: one softmax over all of a question's windows, so span scores compare "
             "across passages (batches then hold whole questions). 0 = off.",
         ),
-    ] = 0.0,
+    ] = RECIPE.shared_norm,
     shared_norm_margins: Annotated[
         bool, typer.Option(help="With --shared-norm: pool each window's margins (logits minus its own <s> logit), not raw logits.")
-    ] = False,
+    ] = RECIPE.shared_norm_margins,
     cross_lingual: Annotated[
         float,
         typer.Option(
@@ -165,7 +168,7 @@ def train_reader(
             help="Weight of a cross-lingual consistency term: an English XQuAD question's span distribution pulled towards the "
             "same question's in Arabic over the same window (batches then hold both). 0 = off.",
         ),
-    ] = 0.0,
+    ] = RECIPE.cross_lingual,
     sentence_loss: Annotated[
         float,
         typer.Option(
@@ -174,7 +177,7 @@ def train_reader(
             help="Weight of a sentence-level term: a window holding the answer also scores one softmax over no answer and "
             "each sentence's span mass, the answer's sentence as the label. 0 = off.",
         ),
-    ] = 0.0,
+    ] = RECIPE.sentence_loss,
     e5_prefixes: Annotated[
         bool,
         typer.Option(
@@ -182,7 +185,7 @@ def train_reader(
             help="Read e5's role prefixes, 'query: ' before the question and 'passage: ' before the passage, as the "
             "embedder was pre-trained; the manifest tells the run time to read them too.",
         ),
-    ] = False,
+    ] = RECIPE.e5_prefixes,
     dropout: Annotated[
         float,
         typer.Option(
@@ -190,7 +193,7 @@ def train_reader(
             max=0.5,
             help="Dropout in the trained layers while training (attention and each sublayer's output; BERT's is 0.1). 0 = off.",
         ),
-    ] = 0.0,
+    ] = RECIPE.dropout,
     layer_decay: Annotated[
         float,
         typer.Option(
@@ -199,12 +202,12 @@ def train_reader(
             help="Layer-wise learning-rate decay: each trained encoder layer learns at this times the rate of the layer above "
             "(the span head and the top layer at --lr). 1 = one rate for all.",
         ),
-    ] = 1.0,
-    threads: Annotated[int, typer.Option(min=1)] = 2,
+    ] = RECIPE.layer_decay,
+    threads: Annotated[int, typer.Option(min=1)] = RECIPE.threads,
     device: Annotated[
         str,
         typer.Option(help="Where to train: auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N."),
-    ] = "auto",
+    ] = RECIPE.device,
     ffn_out_fp32: Annotated[
         bool,
         typer.Option(
@@ -227,10 +230,12 @@ def train_reader(
     bf16: Annotated[
         bool,
         typer.Option("--bf16", help="bf16 autocast: faster on a GPU; 20x slower on CPUs without avx512_bf16, so off by default."),
-    ] = False,
-    max_minutes: Annotated[float, typer.Option(help="Stop after the epoch that would run past this (0 = no limit).")] = 0.0,
-    stop_after: Annotated[int, typer.Option(min=0, help="Stop after this epoch, keeping the schedule of --epochs (0 = all).")] = 0,
-    limit: Annotated[int | None, typer.Option(min=1, help="Only N examples per split (smoke runs).", show_default=False)] = None,
+    ] = RECIPE.bf16,
+    max_minutes: Annotated[float, typer.Option(help="Stop after the epoch that would run past this (0 = no limit).")] = RECIPE.max_minutes,
+    stop_after: Annotated[
+        int, typer.Option(min=0, help="Stop after this epoch, keeping the schedule of --epochs (0 = all).")
+    ] = RECIPE.stop_after,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only N examples per split (smoke runs).", show_default=False)] = RECIPE.limit,
     folds: Annotated[
         int,
         typer.Option(
@@ -254,7 +259,7 @@ def train_reader(
             help="Train on the train and dev splits together and keep the last epoch (set --epochs/--stop-after from the cross-validation); "
             "the calibration, threshold and pipeline fit come from --fit-from.",
         ),
-    ] = False,
+    ] = RECIPE.all_data,
     xquad_dev: Annotated[
         bool,
         typer.Option(
@@ -262,7 +267,7 @@ def train_reader(
             help="Hold a tenth of XQuAD's training articles out as dev (Arabic and English questions over Arabic paragraphs), "
             "for the model the pipeline fit is chosen with (eval/reader_ensemble.py); --all-data trains on them anyway.",
         ),
-    ] = False,
+    ] = RECIPE.xquad_dev,
     fit_from: Annotated[
         Path,
         typer.Option("--fit-from", help="With --all-data: the reader.json of the same recipe trained without dev, whose dev fit is kept."),
@@ -321,7 +326,7 @@ def train_reader(
         raise typer.Exit(2)
     try:
         from rag.reader.crossval import cross_validate, report
-        from rag.reader.train import TrainConfig, resolve_device, train_and_package, training_corpus
+        from rag.reader.train import resolve_device, train_and_package, training_corpus
         from rag.reader.weights import E5File
     except ImportError as exc:
         err.print(f"[red]error:[/red] training needs the train extra (pip install -e '.[train]'): {exc}")

@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from rag.reader.data import QAExample
-from rag.reader.train import TrainConfig, fit_recipe
+from rag.reader.recipe import TrainConfig
+from rag.reader.train import fit_recipe
 from rag.reader.weights import E5File
 
 
