@@ -451,6 +451,11 @@ def eval_(
         )
     if d.get("gold_mismatches"):
         err.print(f"[yellow]warning:[/yellow] {d['gold_mismatches']} gold answers are not at their answer_start")
+    if d.get("reader_seen"):
+        err.print(
+            f"[yellow]warning:[/yellow] {d['reader_seen']} of {run.summary['questions']['total']} questions ask about articles the "
+            "span reader trained or was tuned on: their numbers are not held out (XQuAD: --split test is; ARCD: eval/reader_split.py's test file is)"
+        )
     if report is not None:
         try:
             paths = write_report(report, run)

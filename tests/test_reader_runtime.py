@@ -233,8 +233,9 @@ def test_malformed_pipeline_block_is_refused(tmp_path: Path):
         lambda text: text.replace('"calibration"', '"calibration": 5, "_old_calibration"', 1),
         lambda text: text.replace('"model"', '"_model"', 1),
         lambda text: text.replace("{", '{"e5_prefixes": "yes", ', 1),
+        lambda text: text.replace('"seen": {', '"seen": {"titles": [], ', 1),
     ],
-    ids=["truncated", "a-list", "calibration-a-number", "no-model", "prefixes-not-a-bool"],
+    ids=["truncated", "a-list", "calibration-a-number", "no-model", "prefixes-not-a-bool", "seen-with-another-list"],
 )
 def test_a_damaged_manifest_is_a_reader_model_error(tmp_path: Path, damage) -> None:
     copy = tmp_path / "reader"

@@ -67,7 +67,9 @@ def test_xquad_dev_moves_a_tenth_of_xquads_training_articles_to_dev_in_both_lang
 def test_train_export_and_package(tmp_path: Path, e5: E5File):
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
+    from rag.reader.data import reader_corpus
     from rag.reader.package import package
+    from rag.reader.provenance import Seen
     from rag.reader.runtime import ReaderModelError, SpanScorer
     from rag.reader.train import TrainConfig, train
 
@@ -90,6 +92,10 @@ def test_train_export_and_package(tmp_path: Path, e5: E5File):
     model.eval()
     # packaged apart from its training run, it still reads as it was trained: with e5's role prefixes
     assert scorer.manifest.e5_prefixes and "query: question" in (out / "MODEL_CARD.md").read_text(encoding="utf-8")
+    # what it may have read: the data's train and dev articles, never a test one
+    corpus = reader_corpus(DATA)
+    assert scorer.manifest.seen == Seen.of(corpus["train"] + corpus["dev"])
+    assert not any(scorer.manifest.seen.holds(e.article, e.context) for e in corpus["test"])
     ids = scorer.windows("ما هي عاصمة فرنسا؟", ["عاصمة فرنسا هي باريس."])[0][1]
     assert [e5.vocab.pieces[i] for i in ids[1:4]] == ["▁que", "ry", ":"]
     ((s_onnx, _),) = scorer.logits([ids])

@@ -670,7 +670,23 @@ def run_squad(
             "gold_mismatch_examples": [_mismatch(m) for m in squad.mismatches[:5]],
             "questions_unmatched": squad.questions_unmatched,
         }
+        dataset["reader_seen"] = reader_seen(settings, squad, items)
         return _run(build_systems(settings, embedder, baselines=baselines), items, dataset, k, progress)
+
+
+def reader_seen(settings: Settings, squad: SquadSet, items: Sequence[QAItem]) -> int | None:
+    """How many of ``items`` ask about an article (or paragraph) the span reader trained or was
+    tuned on, by its manifest's ``seen`` block: their numbers are not held out. None for another
+    reader, or a model whose manifest does not say."""
+    if settings.reader != "span":
+        return None
+    from rag.reader.runtime import Manifest, default_model_dir
+
+    seen = Manifest.read(settings.reader_model or default_model_dir()).seen
+    if seen is None:
+        return None
+    docs = {d.doc_id: d for d in squad.documents}
+    return sum(1 for it in items if it.doc_id in docs and seen.holds(docs[it.doc_id].title, docs[it.doc_id].text))
 
 
 def _mismatch(m: GoldMismatch) -> dict[str, Any]:

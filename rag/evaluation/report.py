@@ -88,6 +88,10 @@ def dataset_line(summary: dict[str, Any]) -> str:
     ]
     if d.get("gold_mismatches") is not None:
         parts.append(f"gold mismatches {d['gold_mismatches']}/{d['gold_answers']}")
+    if d.get("reader_seen"):
+        parts.append(
+            f"NOT HELD OUT: {d['reader_seen']}/{summary['questions']['total']} questions from articles the reader trained or was tuned on"
+        )
     return " · ".join(parts)
 
 

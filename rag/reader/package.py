@@ -15,6 +15,7 @@ import numpy as np
 
 from rag.checksum import sha256_file
 from rag.reader.data import QAExample, reader_corpus
+from rag.reader.provenance import Seen
 from rag.reader.runtime import MANIFEST, SpanScorer
 from rag.reader.weights import E5File
 
@@ -108,8 +109,14 @@ def package(
     if history is None:  # a checkpoint packaged apart from its training run (eval/reader_ensemble.py's folds)
         saved = checkpoint.parent / "history.json"
         history = json.loads(saved.read_text(encoding="utf-8")) if saved.is_file() else {}
-    # how the windows were read in training, so the run time reads them the same way
-    form = {"e5_prefixes": bool(history.get("config", {}).get("e5_prefixes", False))}
+    # In every manifest written below: how the windows were read in training, so the run time
+    # reads them the same way, and what the model may have read, every article of the train and
+    # dev splits, so rag eval can say which questions are not held out from it.
+    corpus = reader_corpus(data_dir)
+    about = {
+        "e5_prefixes": bool(history.get("config", {}).get("e5_prefixes", False)),
+        "seen": Seen.of(corpus["train"] + corpus["dev"]).to_dict(),
+    }
     weights = E5File()
     state = torch.load(checkpoint, map_location="cpu")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -118,10 +125,9 @@ def package(
     if carried is not None:
         # int8 won on dev for the model this fit comes from, and fp32 (86 MB) is over the 60 MB budget
         calibration, threshold = carried.pop("calibration"), carried.pop("threshold")
-        _write_manifest(out_dir, int8.name, calibration, threshold, {**form, "dev": {}, "history": history, "command": command, **carried})
+        _write_manifest(out_dir, int8.name, calibration, threshold, {**about, "dev": {}, "history": history, "command": command, **carried})
         _finish(out_dir, data_dir, command, log, f"shipped {int8.name} with the calibration, threshold and pipeline fit of {fit_from}")
         return {"chosen": "int8", "metrics": {}, "calibration": calibration}
-    corpus = reader_corpus(data_dir)
     dev = [e for e in corpus["dev"] if e.source != "xquad-en"][:limit]
     by_article: dict[str, list[str]] = {}
     for split in corpus.values():
@@ -131,7 +137,7 @@ def package(
                 by_article[e.article].append(e.context)
     results: dict[str, dict[str, Any]] = {}
     for name, path in (("fp32", fp32), ("int8", int8)):
-        _write_manifest(out_dir, path.name, (1.0, 0.0), 0.5, form)
+        _write_manifest(out_dir, path.name, (1.0, 0.0), 0.5, about)
         scorer = SpanScorer(out_dir, weights=weights)
         t0 = time.perf_counter()
         rows = dev_predictions(scorer, dev, by_article)
@@ -158,7 +164,7 @@ def package(
     threshold = round(answerable[int(0.9 * (len(answerable) - 1))], 3) if answerable else 0.5
     model_file = out_dir / f"reader.{chosen}.onnx"
     metrics = {k: {m: round(v[m], 4) for m in ("em", "f1", "ms_per_question", "mb")} for k, v in results.items()}
-    _write_manifest(out_dir, model_file.name, (a, b), threshold, {**form, "dev": metrics, "history": history, "command": command})
+    _write_manifest(out_dir, model_file.name, (a, b), threshold, {**about, "dev": metrics, "history": history, "command": command})
     _finish(out_dir, data_dir, command, log, f"shipped {model_file.name}; calibration a={a:.3f} b={b:.3f}")
     return {"chosen": chosen, "metrics": metrics, "calibration": (a, b)}
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from rag.answering import missing_numbers
 from rag.checksum import sha256_file
+from rag.reader.provenance import Seen
 from rag.reader.spans import MAX_ANSWER_TOKENS, best_spans_by_group, token_sentences
 from rag.reader.tokenizer import Encoded, ReaderTokenizer
 from rag.reader.weights import E5File
@@ -115,6 +116,7 @@ class Manifest:
     calibration: tuple[float, float] = (1.0, 0.0)  # p = sigmoid(a * margin + b)
     threshold: float = 0.5
     pipeline: PipelineFit | None = None  # the pipeline-level fit, when eval/reader_ensemble.py wrote one
+    seen: Seen | None = None  # what it trained or was tuned on (rag.reader.provenance); None: not recorded
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -144,6 +146,8 @@ class Manifest:
                 raise ValueError("'model' and 'sha256' must be strings")
             if not isinstance(known.get("e5_prefixes", False), bool):
                 raise ValueError("'e5_prefixes' must be true or false")
+            if known.get("seen") is not None:
+                known["seen"] = Seen.from_dict(known["seen"])
             return cls(**known, extra=raw)
         except (TypeError, ValueError) as exc:
             raise ReaderModelError(f"{path} is malformed ({exc}); restore it from git (`git checkout -- models/`) or retrain") from exc
