@@ -175,6 +175,25 @@ class Reader(Protocol):
     def read(self, query: Query, passages: Sequence[Passage], index: Index) -> Reading: ...
 
 
+class Provenance(Protocol):
+    """What a trained model read (rag.reader.provenance.Seen)."""
+
+    def holds(self, title: str, paragraph: str) -> bool:
+        """Whether a question over ``paragraph`` of article ``title`` is not held out from it."""
+        ...
+
+
+@runtime_checkable
+class TrainedReader(Protocol):
+    """A reader trained on QA data: it says what it read, so that ``rag eval`` flags the
+    questions whose numbers are not held out from it (the span reader: reader.json's ``seen``)."""
+
+    @property
+    def seen(self) -> Provenance | None:
+        """None when its model does not record what it read."""
+        ...
+
+
 class StageMismatch(ValueError):
     """A reader was combined with stages that do not produce the scores it was fitted on."""
 

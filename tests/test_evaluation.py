@@ -460,6 +460,7 @@ def test_run_squad_indexes_contexts_and_reuses_the_cache(squad_files, e5, tmp_pa
     assert first["dataset"]["n_documents"] == 3 and first["dataset"]["embedded_texts"] > 0
     assert first["dataset"]["gold_mismatches"] == 1 and first["questions"]["total"] == 4
     assert first["retrieval"]["hit@5"] == 1.0  # three paragraphs only: the gold one is always in
+    assert first["dataset"]["reader_seen"] == 0  # the shipped span reader says what it read: none of these
     second = run_squad(ar, Settings(), index_cache=cache, embedder=e5).summary
     assert second["dataset"]["embedded_texts"] == 0  # same contexts and settings: nothing re-embedded
     assert second["retrieval"] == first["retrieval"] and second["answer"] == first["answer"]

@@ -15,6 +15,7 @@ from rag.evaluation.report import dataset_line
 from rag.reader.data import QAExample, reader_corpus
 from rag.reader.provenance import Seen, fingerprint
 from rag.reader.runtime import Manifest, default_model_dir
+from rag.stages import TrainedReader, make_reader
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -71,18 +72,24 @@ def _squad(path: Path) -> Path:
 def test_eval_counts_the_questions_the_span_reader_is_not_held_out_from(tmp_path):
     squad = load_squad(_squad(tmp_path / "squad.json"))
     bridge = next(d for d in squad.documents if d.title == "Bridge")
-    copy = tmp_path / "reader"
-    shutil.copytree(default_model_dir(), copy)
-    manifest = json.loads((copy / "reader.json").read_text(encoding="utf-8"))
-    manifest["seen"] = Seen.of([_example("Bridge", bridge.text)]).to_dict()
-    (copy / "reader.json").write_text(json.dumps(manifest), encoding="utf-8")
-    span = Settings(reader="span", reader_model=copy)
+
+    def model(name: str, seen: Seen | None) -> Path:
+        copy = tmp_path / name
+        shutil.copytree(default_model_dir(), copy)
+        manifest = json.loads((copy / "reader.json").read_text(encoding="utf-8"))
+        manifest.pop("seen", None)
+        if seen is not None:
+            manifest["seen"] = seen.to_dict()
+        (copy / "reader.json").write_text(json.dumps(manifest), encoding="utf-8")
+        return copy
+
+    span = make_reader(Settings(reader="span", reader_model=model("read-bridge", Seen.of([_example("Bridge", bridge.text)]))))
+    assert isinstance(span, TrainedReader)
     assert reader_seen(span, squad, squad.items) == 1  # the one question over the Bridge article
     assert reader_seen(span, squad, squad.items[:2]) == 0
-    assert reader_seen(span.model_copy(update={"reader": "sentence"}), squad, squad.items) is None  # nothing trained
-    del manifest["seen"]
-    (copy / "reader.json").write_text(json.dumps(manifest), encoding="utf-8")
-    assert reader_seen(span, squad, squad.items) is None  # a model that does not say
+    assert reader_seen(make_reader(Settings(reader="sentence")), squad, squad.items) is None  # nothing trained
+    silent = make_reader(Settings(reader="span", reader_model=model("silent", None)))
+    assert reader_seen(silent, squad, squad.items) is None  # a model that does not say
 
 
 def test_the_report_says_when_questions_are_not_held_out():

@@ -46,7 +46,7 @@ from rag.pipeline import RAG
 from rag.reranking import NoReranker
 from rag.retrieval import BM25Retriever, DenseRetriever
 from rag.schema import AskResult, Document
-from rag.stages import Query, make_reader
+from rag.stages import Query, Reader, TrainedReader, make_reader
 from rag.text import detect_language
 
 Split = Literal["dev", "test", "all"]
@@ -670,19 +670,16 @@ def run_squad(
             "gold_mismatch_examples": [_mismatch(m) for m in squad.mismatches[:5]],
             "questions_unmatched": squad.questions_unmatched,
         }
-        dataset["reader_seen"] = reader_seen(settings, squad, items)
-        return _run(build_systems(settings, embedder, baselines=baselines), items, dataset, k, progress)
+        systems = build_systems(settings, embedder, baselines=baselines)
+        dataset["reader_seen"] = reader_seen(systems["system"].reader, squad, items)
+        return _run(systems, items, dataset, k, progress)
 
 
-def reader_seen(settings: Settings, squad: SquadSet, items: Sequence[QAItem]) -> int | None:
-    """How many of ``items`` ask about an article (or paragraph) the span reader trained or was
-    tuned on, by its manifest's ``seen`` block: their numbers are not held out. None for another
-    reader, or a model whose manifest does not say."""
-    if settings.reader != "span":
-        return None
-    from rag.reader.runtime import Manifest, default_model_dir
-
-    seen = Manifest.read(settings.reader_model or default_model_dir()).seen
+def reader_seen(reader: Reader, squad: SquadSet, items: Sequence[QAItem]) -> int | None:
+    """How many of ``items`` ask about an article (or paragraph) ``reader`` trained or was tuned
+    on: their numbers are not held out. None for a reader that was not trained, or whose model
+    does not record what it read."""
+    seen = reader.seen if isinstance(reader, TrainedReader) else None
     if seen is None:
         return None
     docs = {d.doc_id: d for d in squad.documents}

@@ -388,6 +388,11 @@ class SpanReader:
         # The sentence answering's scores are fitted on upstream features; the model is not.
         return self.sentence.features if self.sentence is not None else frozenset()
 
+    @property
+    def seen(self) -> Seen | None:
+        """What the model trained or was tuned on (the manifest's ``seen``; rag.stages.TrainedReader)."""
+        return self.scorer.manifest.seen
+
     @classmethod
     def from_settings(cls, settings: Settings) -> SpanReader:
         from rag.answering import SentenceReader
