@@ -125,8 +125,12 @@ def run(
     """All held-out sets for ``model``, reports under ``out``, then the threshold table
     (``thresholds.md``; our QA set's dev and test splits, whole whatever ``limit``). ``index`` is
     the default corpus's, for our QA set."""
+    if not (model / "reader.json").is_file():
+        sys.exit(f"error: {model} holds no reader.json (a model folder, e.g. models/reader)")
+    # the commands run from the checkout root: paths given relative to here must survive that
+    model, out, data, index, index_cache = (p.resolve() for p in (model, out, data, index, index_cache))
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "RAG_READER_MODEL": str(model.resolve())}
+    env = {**os.environ, "RAG_READER_MODEL": str(model)}
     py = sys.executable
     split = [py, "eval/reader_split.py", str(data / "arcd" / "arcd.train.json"), "test", str(out / "arcd.test.json")]
     subprocess.run(split, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
