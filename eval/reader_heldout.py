@@ -68,6 +68,11 @@ class SetResult:
             misses={str(f["id"]): str(f["reason"]) for f in d["failures"]},
         )
 
+    def miss_kinds(self) -> str:
+        """Its misses as wrong (an answer that misses, or one to an unanswerable question) / abstained / retrieval."""
+        c = Counter(self.misses.values())
+        return f"{c['answer'] + c['false_answer']} / {c['abstained']} / {c['retrieval']}"
+
 
 def read_run(out: Path) -> dict[str, SetResult]:
     """The sets of one ``run`` folder (those it holds)."""
@@ -92,13 +97,9 @@ def compare(a: dict[str, SetResult], b: dict[str, SetResult]) -> list[str]:
         fixed = set(x.misses) - set(y.misses)
         broke = set(y.misses) - set(x.misses)
 
-        def kinds(r: SetResult) -> str:
-            c = Counter(r.misses.values())
-            return f"{c['answer'] + c['false_answer']} / {c['abstained']} / {c['retrieval']}"
-
         lines.append(
             f"| {name} ({x.questions}) | {x.f1:.3f} → {y.f1:.3f} | {x.em:.3f} → {y.em:.3f} | {x.hit:.3f} → {y.hit:.3f} "
-            f"| {x.answered:.3f} → {y.answered:.3f} | {kinds(x)} → {kinds(y)} | {len(fixed)} | {len(broke)} |"
+            f"| {x.answered:.3f} → {y.answered:.3f} | {x.miss_kinds()} → {y.miss_kinds()} | {len(fixed)} | {len(broke)} |"
         )
     qa, qb = weighted_quality({n: a[n] for n in common}), weighted_quality({n: b[n] for n in common})
     lines.append(f"\nquestion-weighted mean of F1 + sentence hit: {qa:.4f} → {qb:.4f} ({qb - qa:+.4f})")
