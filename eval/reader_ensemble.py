@@ -29,6 +29,11 @@ pipeline weighs spans), fit the model trained without dev and carry the fit over
 The printed report's ``quality`` is the selection quality of the chosen weights on the rows they
 were chosen on; ``cross_fitted_quality`` chooses them on half the questions and scores the other
 half (both ways). Compare recipes or seeds by the second: the first reads 0.06-0.08 higher.
+``cross_fitted_by_set`` gives it per dev set, and ``cross_fitted_abstention`` the (answered,
+abstained) shares of each half under the whole fit (weights, calibration, threshold) chosen on the
+other half. ``--rows FILE`` keeps the collected rows; ``--from-rows FILE`` fits on them again in
+seconds, e.g. with ``--coverage`` (weights on how much of the question a span's sentence says,
+``rag.reader.coverage``; off by default, eval/RESULTS.md).
 
 ``--folds DIR`` checks a fit out of fold instead (it writes nothing): DIR holds the fold models of
 ``rag train-reader --folds K --keep-models``, each of which reads the XQuAD (Arabic and English
@@ -52,7 +57,7 @@ from rag.evaluation.harness import QAItem, SquadSet, load_jsonl, load_squad, sel
 from rag.evaluation.metrics import contains_answer, f1_score  # noqa: E402
 from rag.pipeline import RAG  # noqa: E402
 from rag.reader.data import arcd_split, xquad_dev_article  # noqa: E402
-from rag.reader.ensemble import Weights, choose, out_of_fold, selection_quality  # noqa: E402
+from rag.reader.ensemble import COVERAGE_WEIGHTS, Weights, choose, out_of_fold, selection_quality  # noqa: E402
 from rag.reader.package import carry_fit, package, save_manifest  # noqa: E402
 from rag.reader.recipe import TrainConfig  # noqa: E402
 from rag.reader.runtime import MANIFEST, SpanReader, default_model_dir, shared_scorer  # noqa: E402
@@ -81,12 +86,41 @@ def collect(rag: RAG, reader: SpanReader, items: list[QAItem], near_miss: bool =
                     "rank": e.rank,
                     "in_sentence": float(e.in_sentence),
                     "sentence_logit": e.sentence_logit,
+                    "coverage": e.coverage,
                     "f1": f1_score(e.answer.text, golds) if golds and not near_miss else 0.0,
                     "sentence_hit": contains_answer(sentence, golds) if golds and not near_miss else 0.0,
                 }
             )
         rows.append({"id": item.id, "answerable": bool(item.answers) and not near_miss, "cands": cands})
     return rows
+
+
+def collect_dev(args: argparse.Namespace, model: dict) -> dict[str, list[dict]]:
+    """The dev rows of ``args.model``: our QA dev, ARCD dev and its near misses, and (for a model
+    trained with ``--xquad-dev``) XQuAD dev in Arabic and English with theirs."""
+    settings = Settings(index=args.index, cache_size=0, reader="sentence", reader_model=args.model)
+    scorer = shared_scorer(args.model)
+    reader = SpanReader(scorer, sentence=SentenceReader(), threshold=0.0, require_numbers=False)
+    qa = RAG(settings)
+    sets = {"qa_dev": collect(qa, reader, select(load_jsonl(args.qaset), "dev"))}
+
+    squad = load_squad(args.arcd)
+    arcd = _cached_index(qa, settings, squad, args.cache)
+    titles = {d.doc_id: d.title for d in squad.documents}
+    dev = [it for it in squad.items if it.doc_id and arcd_split(titles[it.doc_id]) == "dev"]
+    sets["arcd_dev"] = collect(arcd, reader, dev)
+    sets["arcd_dev_near_miss"] = collect(arcd, reader, dev, near_miss=True)
+    if training_config(model).get("xquad_dev"):
+        data = args.arcd.parents[1] / "xquad"
+        xquad_ar = load_squad(data / "xquad.ar.json")
+        xquad_en = load_squad(data / "xquad.ar.json", data / "xquad.en.json")  # English questions, Arabic paragraphs
+        xquad = _cached_index(qa, settings, xquad_ar, args.cache.with_name("xquad-index"))
+        titles = {d.doc_id: d.title for d in xquad_ar.documents}
+        for name, squad_set in (("xquad_dev_ar", xquad_ar), ("xquad_dev_en", xquad_en)):
+            items = [it for it in squad_set.items if it.doc_id and xquad_dev_article(titles[it.doc_id])]
+            sets[name] = collect(xquad, reader, items)
+            sets[f"{name}_near_miss"] = collect(xquad, reader, items, near_miss=True)
+    return sets
 
 
 # What may differ between the model a fit is chosen with and the model it is carried to: which
@@ -102,7 +136,13 @@ def training_config(manifest: dict) -> dict:
 def selection_weights(manifest: dict) -> Weights:
     """The span-selection weights of a manifest's pipeline fit (all 0, the margin alone, without one)."""
     pipeline = manifest.get("pipeline") or {}
-    return Weights(pipeline.get("rank_weight", 0.0), pipeline.get("sentence_weight", 0.0), 0.0, pipeline.get("mass_weight", 0.0))
+    return Weights(
+        pipeline.get("rank_weight", 0.0),
+        pipeline.get("sentence_weight", 0.0),
+        0.0,
+        pipeline.get("mass_weight", 0.0),
+        pipeline.get("coverage_weight", 0.0),
+    )
 
 
 def training_defaults() -> dict:
@@ -181,6 +221,15 @@ def main() -> None:
         type=Path,
         help="a reader.json whose pipeline weights are scored on the same dev rows beside the new fit (the fit in use, say)",
     )
+    ap.add_argument(
+        "--coverage",
+        action="store_true",
+        help="also try weights on the question coverage of a span's sentence (rag.reader.coverage) in the selection grid; "
+        "off: it did not hold on a second seed's dev rows (eval/RESULTS.md)",
+    )
+    ap.add_argument(
+        "--from-rows", type=Path, help="fit on rows an earlier --rows wrote instead of collecting them (a report only: writes nothing)"
+    )
     ap.add_argument("--rows", type=Path, help="also write the collected dev rows (each question's candidates and signals) here, as JSON")
     ap.add_argument(
         "--repoint",
@@ -196,6 +245,9 @@ def main() -> None:
             sys.exit("--folds only reports how --model's fit does out of fold: it writes nothing (drop --write and --carry-to)")
         report_out_of_fold(args, selection_weights(model))
         return
+    if args.from_rows is not None and (args.write or args.carry_to is not None):
+        # rows are not tied to a model file: a fit written from them could belong to another model
+        sys.exit("--from-rows only reports a fit on rows collected before: it writes nothing (drop --write and --carry-to)")
     if args.carry_to is not None:
         source = model.get("sha256")
         target = json.loads((args.carry_to / MANIFEST).read_text(encoding="utf-8"))
@@ -213,42 +265,24 @@ def main() -> None:
         sys.exit(
             f"{args.model} was trained on the dev split too (rag train-reader --all-data): its pipeline fit is carried from {trained_on_dev.get('sha256')}, not refitted"
         )
-    settings = Settings(index=args.index, cache_size=0, reader="sentence", reader_model=args.model)
-    scorer = shared_scorer(args.model)
-    reader = SpanReader(scorer, sentence=SentenceReader(), threshold=0.0, require_numbers=False)
-    qa = RAG(settings)
-    sets = {"qa_dev": collect(qa, reader, select(load_jsonl(args.qaset), "dev"))}
-
-    squad = load_squad(args.arcd)
-    arcd = _cached_index(qa, settings, squad, args.cache)
-    titles = {d.doc_id: d.title for d in squad.documents}
-    dev = [it for it in squad.items if it.doc_id and arcd_split(titles[it.doc_id]) == "dev"]
-    sets["arcd_dev"] = collect(arcd, reader, dev)
-    sets["arcd_dev_near_miss"] = collect(arcd, reader, dev, near_miss=True)
-    answerable, near_misses = ["qa_dev", "arcd_dev"], ["arcd_dev_near_miss"]
-    if training_config(model).get("xquad_dev"):
-        data = args.arcd.parents[1] / "xquad"
-        xquad_ar = load_squad(data / "xquad.ar.json")
-        xquad_en = load_squad(data / "xquad.ar.json", data / "xquad.en.json")  # English questions, Arabic paragraphs
-        xquad = _cached_index(qa, settings, xquad_ar, args.cache.with_name("xquad-index"))
-        titles = {d.doc_id: d.title for d in xquad_ar.documents}
-        for name, squad_set in (("xquad_dev_ar", xquad_ar), ("xquad_dev_en", xquad_en)):
-            items = [it for it in squad_set.items if it.doc_id and xquad_dev_article(titles[it.doc_id])]
-            sets[name] = collect(xquad, reader, items)
-            sets[f"{name}_near_miss"] = collect(xquad, reader, items, near_miss=True)
-            answerable.append(name)
-            near_misses.append(f"{name}_near_miss")
-
+    sets = json.loads(args.from_rows.read_text(encoding="utf-8")) if args.from_rows is not None else collect_dev(args, model)
+    near_misses = [n for n in sets if n.endswith("_near_miss")]
+    answerable = [n for n in sets if n not in near_misses]
     if args.rows is not None:  # for looking into where the chosen span goes wrong
         args.rows.write_text(json.dumps(sets, ensure_ascii=False), encoding="utf-8")
     # Selection is judged on the answerable sets (each counts the same); abstention on all rows.
-    w, calibration, threshold, report = choose([sets[n] for n in answerable], extra=[r for n in near_misses for r in sets[n]])
+    w, calibration, threshold, report = choose(
+        [sets[n] for n in answerable],
+        extra=[r for n in near_misses for r in sets[n]],
+        coverage=COVERAGE_WEIGHTS if args.coverage else (0.0,),
+    )
+    report["cross_fitted_by_set"] = dict(zip(answerable, report["cross_fitted_by_set"], strict=True))
     if args.against is not None:
         old = selection_weights(json.loads(args.against.read_text(encoding="utf-8")))
         by_set = {n: selection_quality(sets[n], old) for n in answerable}
         report["against"] = {
             "manifest": str(args.against),
-            "weights": [old.rank, old.sentence, old.mass],
+            "weights": [old.rank, old.sentence, old.mass, old.coverage],
             "quality": sum(by_set.values()) / len(by_set),
             "by_set": by_set,
         }
@@ -258,6 +292,7 @@ def main() -> None:
         "sentence_weight": w.sentence,
         "confidence_weight": w.confidence,
         "mass_weight": w.mass,
+        "coverage_weight": w.coverage,
         "calibration": [round(calibration[0], 6), round(calibration[1], 6)],
         "threshold": threshold,
         "dev": {name: len(rows) for name, rows in sets.items()},

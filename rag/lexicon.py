@@ -103,19 +103,23 @@ class Lexicon:
         """A float32 copy of the vectors (for saving and merging, not per query)."""
         return self._index.reconstruct_n(0, len(self)) if len(self) else np.zeros((0, self.dim), np.float32)
 
+    def neighbours(self, word_vectors: np.ndarray, k: int = NEIGHBOURS) -> list[list[str]]:
+        """For each query word, the BM25 tokens of its ``k`` nearest words (cosine >=
+        ``min_cosine``), nearest first."""
+        if not len(self) or not len(word_vectors):
+            return [[] for _ in range(len(word_vectors))]
+        sims, rows = self._index.search(np.ascontiguousarray(word_vectors, np.float32), min(k, len(self)))
+        return [
+            [self.tokens[i] for s, i in zip(row_sims, row_ids, strict=True) if i >= 0 and s >= self.min_cosine and self.tokens[i]]
+            for row_sims, row_ids in zip(sims, rows, strict=True)
+        ]
+
     def translate(self, word_vectors: np.ndarray | None, k: int = NEIGHBOURS) -> list[str]:
         """BM25 tokens of the ``k`` nearest words of each query word (cosine >= ``min_cosine``),
         each once, nearest first for each word."""
-        if not len(self) or word_vectors is None or not len(word_vectors):
+        if word_vectors is None:
             return []
-        sims, rows = self._index.search(np.ascontiguousarray(word_vectors, np.float32), min(k, len(self)))
-        out = [
-            self.tokens[i]
-            for row_sims, row_ids in zip(sims, rows, strict=True)
-            for s, i in zip(row_sims, row_ids, strict=True)
-            if i >= 0 and s >= self.min_cosine and self.tokens[i]
-        ]
-        return list(dict.fromkeys(out))
+        return list(dict.fromkeys(t for found in self.neighbours(word_vectors, k) for t in found))
 
     def save(self, directory: Path) -> None:
         np.save(directory / "lexicon.npy", self.vectors.astype(np.float16))

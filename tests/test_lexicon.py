@@ -57,6 +57,7 @@ def test_translate_takes_the_nearest_words_above_the_threshold_once() -> None:
     assert lex.translate(query, k=1) == [tok[1]]
     assert Lexicon(lex.words, vectors, min_cosine=0.7).translate(query, k=2) == [tok[1]]
     assert lex.translate(np.zeros((0, 4), np.float32)) == []
+    assert lex.neighbours(query, k=2) == [[tok[1], tok[0]], [], [tok[1]]]  # one list per word, in order
     with pytest.raises(ValueError, match="vectors"):
         Lexicon(("a",), np.zeros((2, 4), np.float16), 0.5)
 

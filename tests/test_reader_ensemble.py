@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.reader.ensemble import Weights, auc, best, choose, out_of_fold, selection_quality
+from rag.reader.ensemble import COVERAGE_WEIGHTS, Weights, auc, best, choose, cross_fitted_abstention, out_of_fold, selection_quality
 from rag.reader.package import fit_calibration
 
 
@@ -26,6 +26,44 @@ def _cand(margin: float, rank: int, in_sentence: bool, logit: float, good: bool,
         "f1": float(good),
         "sentence_hit": float(good),
     }
+
+
+def _covering_rows(rng: random.Random, n: int) -> tuple[list[dict], list[dict]]:
+    """Answerable rows whose right span's sentence says the question (coverage 1) but often has
+    the lower margin, and near misses whose best span's sentence says half of it."""
+    answerable, near = [], []
+    for i in range(n):
+        right = {**_cand(rng.uniform(0, 3), 0, False, 0.0, True), "coverage": 1.0}
+        wrong = {**_cand(right["margin"] + rng.uniform(-1, 1.5), 0, False, 0.0, False), "coverage": 0.5}
+        answerable.append({"id": f"q{i}", "answerable": True, "cands": [right, wrong]})
+        miss = {**_cand(rng.uniform(0, 4), 0, False, 0.0, False), "coverage": 0.5}
+        near.append({"id": f"q{i}", "answerable": False, "cands": [miss]})
+    return answerable, near
+
+
+def test_a_coverage_weight_is_chosen_only_where_the_grid_offers_one():
+    answerable, near = _covering_rows(random.Random(5), 80)
+    plain, *_ = choose([answerable], extra=near)
+    w, _, _, report = choose([answerable], extra=near, coverage=COVERAGE_WEIGHTS)
+    assert plain.coverage == 0.0 and w.coverage > 0
+    assert all(best(r, w)["f1"] == 1.0 for r in answerable)
+    assert report["quality"] == 2.0 > selection_quality(answerable, plain)
+    assert report["cross_fitted_quality"] == 2.0
+    # rows collected before coverage existed read as coverage 0: the weight changes nothing there
+    old = [{**r, "cands": [{k: v for k, v in c.items() if k != "coverage"} for c in r["cands"]]} for r in answerable]
+    assert selection_quality(old, w) == selection_quality(old, Weights(w.rank, w.sentence, w.confidence, w.mass))
+
+
+def test_abstention_is_scored_on_the_half_the_fit_did_not_see():
+    answerable, near = _covering_rows(random.Random(6), 120)
+    plain = cross_fitted_abstention([answerable], near)
+    covered = cross_fitted_abstention([answerable], near, coverage=COVERAGE_WEIGHTS)
+    assert len(plain) == len(covered) == 2
+    for answered, abstained in [*plain, *covered]:
+        assert 0.0 <= answered <= 1.0 and 0.0 <= abstained <= 1.0
+    # the coverage weight lifts every right span above the near misses' spans
+    assert sum(a for _, a in covered) > sum(a for _, a in plain)
+    assert all(answered >= 0.85 for answered, _ in covered)
 
 
 def test_calibration_converges_on_large_scores():
@@ -219,6 +257,38 @@ def test_the_out_of_fold_check_writes_nothing(tmp_path):
         )
         assert done.returncode != 0 and "writes nothing" in done.stderr
         assert (tmp_path / "reader.json").read_text(encoding="utf-8") == manifest
+
+
+def test_the_fit_script_refits_saved_rows_with_and_without_coverage_and_writes_nothing(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "eval" / "reader_ensemble.py"
+    manifest = json.dumps({"model": "reader.int8.onnx", "sha256": "aaa111"})
+    (tmp_path / "reader.json").write_text(manifest, encoding="utf-8")
+    answerable, near = _covering_rows(random.Random(7), 60)
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps({"qa_dev": answerable, "qa_dev_near_miss": near}), encoding="utf-8")
+    fits = {}
+    for flags in ([], ["--coverage"]):
+        done = subprocess.run(
+            [sys.executable, str(script), "--model", str(tmp_path), "--from-rows", str(rows), *flags],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        out = json.loads(done.stdout)
+        fits[bool(flags)] = out["fit"]
+        assert list(out["report"]["cross_fitted_by_set"]) == ["qa_dev"]  # the near misses judge abstention only
+        assert len(out["report"]["cross_fitted_abstention"]) == 2
+    assert fits[False]["coverage_weight"] == 0.0 < fits[True]["coverage_weight"]
+    for flags in (["--write"], ["--carry-to", str(tmp_path)]):
+        done = subprocess.run(
+            [sys.executable, str(script), "--model", str(tmp_path), "--from-rows", str(rows), *flags],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode != 0 and "writes nothing" in done.stderr
+    assert (tmp_path / "reader.json").read_text(encoding="utf-8") == manifest
 
 
 def test_the_cross_fitted_quality_scores_each_half_with_weights_chosen_on_the_other():

@@ -15,7 +15,8 @@ In the pipeline the margin alone is not the best judge: where ``reader.json`` ca
 pipeline), every sentence of the read passages offers its best span, and each span's score also
 weighs its sentence's span mass (how much of the model's belief lies in that sentence), its
 passage's rank, whether it lies in the sentence the sentence answering picks, and that
-answering's own P(answerable); the fit's calibration and threshold then replace the model's. On
+answering's own P(answerable) (and, where the fit gives it a weight, how much of the question the
+span's sentence says: ``rag.reader.coverage``); the fit's calibration and threshold then replace the model's. On
 dev this moved the sentence hit from 0.47 to 0.67 (our QA set) and 0.68 to 0.78 (ARCD), see
 eval/RESULTS.md.
 """
@@ -36,6 +37,7 @@ import numpy as np
 
 from rag.answering import missing_numbers
 from rag.checksum import sha256_file
+from rag.reader.coverage import coverage, question_units
 from rag.reader.provenance import Seen
 from rag.reader.spans import MAX_ANSWER_TOKENS, best_spans_by_group, token_sentences
 from rag.reader.tokenizer import Encoded, ReaderTokenizer
@@ -65,7 +67,8 @@ class PipelineFit:
     """How the span score is weighed with the pipeline's own signals (fitted on dev by
     ``eval/reader_ensemble.py``): z = margin + mass_weight * (mass - margin)
     - rank_weight * log(1 + passage rank) + sentence_weight * [span inside the sentence
-    answering's pick] + confidence_weight * logit(the sentence answering's P(answerable));
+    answering's pick] + confidence_weight * logit(the sentence answering's P(answerable))
+    + coverage_weight * (the share of the question's content words its sentence says);
     p = sigmoid(a * z + b). Every sentence of a read passage offers its best span."""
 
     rank_weight: float
@@ -74,6 +77,7 @@ class PipelineFit:
     calibration: tuple[float, float]
     threshold: float
     mass_weight: float = 0.0  # fits written before sentence masses existed have none
+    coverage_weight: float = 0.0  # fits written before question coverage existed have none
 
     @classmethod
     def from_dict(cls, raw: dict) -> PipelineFit:
@@ -84,6 +88,7 @@ class PipelineFit:
             calibration=(float(raw["calibration"][0]), float(raw["calibration"][1])),
             threshold=float(raw["threshold"]),
             mass_weight=float(raw.get("mass_weight", 0.0)),
+            coverage_weight=float(raw.get("coverage_weight", 0.0)),
         )
 
     def score(self, e: SpanEvidence) -> float:
@@ -93,6 +98,7 @@ class PipelineFit:
             - self.rank_weight * math.log1p(e.rank)
             + self.sentence_weight * e.in_sentence
             + self.confidence_weight * e.sentence_logit
+            + self.coverage_weight * e.coverage
         )
 
     def probability(self, z: float) -> float:
@@ -332,6 +338,7 @@ class SpanEvidence:
     in_sentence: bool  # the span lies inside the sentence the sentence answering picked
     sentence_logit: float  # logit of the sentence answering's P(answerable), clipped to +-9.2
     mass: float = 0.0  # the span mass of its sentence, minus no-answer (SpanCandidate.mass)
+    coverage: float = 0.0  # the share of the question's content words its sentence says (rag.reader.coverage)
 
 
 def passage_sentences(p: Passage, index: Index) -> list[tuple[int, int]]:
@@ -411,11 +418,13 @@ class SpanReader:
             reading = self.sentence.read(query, passages, index)
             pick = reading.candidates[0] if reading.candidates else None
             logit = _logit(reading.confidence)
+        units = question_units(query, index.lexicon)
         out = []
         for c in sorted(found, key=lambda c: (c.context, c.sentence)):
             a = self._answer(top[c.context], c, index)
             inside = pick is not None and pick.doc_id == a.doc_id and pick.start <= a.start and a.end <= pick.end
-            out.append(SpanEvidence(a, c.margin, c.context, inside, logit, c.mass))
+            said = coverage(units, a.sentence.text if a.sentence else a.text)
+            out.append(SpanEvidence(a, c.margin, c.context, inside, logit, c.mass, said))
         return out
 
     def read(self, query: Query, passages: Sequence[Passage], index: Index) -> Reading:
