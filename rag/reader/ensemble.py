@@ -146,6 +146,8 @@ class Fit:
 def _fit(
     sets: Sequence[Sequence[dict]], extra: Sequence[dict], min_answered: float, coverage: Sequence[float]
 ) -> tuple[Fit, dict[Weights, float], dict[float, float], list[dict]]:
+    """``choose`` without its report: the fit, every grid weight's quality, the AUC per confidence
+    weight, and the threshold table (also what ``cross_fitted_abstention`` fits on each half)."""
     chosen, quality = choose_selection(sets, coverage)
     rows = [*(r for rows in sets for r in rows), *extra]
     aucs = {}
