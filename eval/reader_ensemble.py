@@ -76,7 +76,7 @@ def collect(rag: RAG, reader: SpanReader, items: list[QAItem], near_miss: bool =
             passages = [p for p in passages if p.doc_id != item.doc_id]
         passages = passages[: reader.context_passages]
         cands = []
-        for e in reader.evidence(query, passages, index):
+        for e in reader.evidence(query, passages, index, coverage=True):
             golds = item.answers
             sentence = e.answer.sentence.text if e.answer.sentence else e.answer.text
             cands.append(

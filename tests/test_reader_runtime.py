@@ -210,12 +210,18 @@ def test_pipeline_fit_ranks_spans_and_calibrates_with_the_pipeline_signals(corpu
     assert [a.start for a in reading.candidates] == [e.answer.start for e in by_z]
     assert reading.candidates[0].score == pytest.approx(fit.probability(fit.score(by_z[0])))
     assert sum(e.in_sentence for e in evidence) <= 1 or len({e.answer.doc_id for e in evidence}) < len(evidence)
-    # each span carries how much of the question its sentence says; a fit that weighs it scores it
-    assert all(0.0 <= e.coverage <= 1.0 for e in evidence)
-    said = max(evidence, key=lambda e: e.coverage)
-    assert said.coverage > 0 and "TMRW" in (said.answer.sentence.text if said.answer.sentence else said.answer.text)
+    # asked for, each span carries how much of the question its sentence says; a fit that weighs it
+    # scores it. The shipped fit does not, so by default it is not computed.
+    assert fit.coverage_weight == 0 and all(e.coverage is None for e in evidence)
+    evidence = reader.evidence(query, passages, index, coverage=True)
+    assert all(e.coverage is not None and 0.0 <= e.coverage <= 1.0 for e in evidence)
+    said = max(evidence, key=lambda e: e.coverage or 0.0)
+    assert said.coverage and "TMRW" in (said.answer.sentence.text if said.answer.sentence else said.answer.text)
     heavier = replace(fit, coverage_weight=fit.coverage_weight + 2.0)
-    assert all(heavier.score(e) == pytest.approx(fit.score(e) + 2.0 * e.coverage) for e in evidence)
+    assert all(heavier.score(e) == pytest.approx(fit.score(e) + 2.0 * (e.coverage or 0.0)) for e in evidence)
+    weighing = SpanReader(reader.scorer, sentence=reader.sentence)
+    weighing.fit = heavier
+    assert all(e.coverage is not None for e in weighing.evidence(query, passages, index))
 
 
 def test_malformed_pipeline_block_is_refused(tmp_path: Path):

@@ -37,7 +37,8 @@ import numpy as np
 
 from rag.answering import missing_numbers
 from rag.checksum import sha256_file
-from rag.reader.coverage import coverage, question_units
+from rag.reader.coverage import coverage as share_said
+from rag.reader.coverage import question_units
 from rag.reader.provenance import Seen
 from rag.reader.spans import MAX_ANSWER_TOKENS, best_spans_by_group, token_sentences
 from rag.reader.tokenizer import Encoded, ReaderTokenizer
@@ -98,7 +99,7 @@ class PipelineFit:
             - self.rank_weight * math.log1p(e.rank)
             + self.sentence_weight * e.in_sentence
             + self.confidence_weight * e.sentence_logit
-            + self.coverage_weight * e.coverage
+            + self.coverage_weight * (e.coverage or 0.0)
         )
 
     def probability(self, z: float) -> float:
@@ -338,7 +339,7 @@ class SpanEvidence:
     in_sentence: bool  # the span lies inside the sentence the sentence answering picked
     sentence_logit: float  # logit of the sentence answering's P(answerable), clipped to +-9.2
     mass: float = 0.0  # the span mass of its sentence, minus no-answer (SpanCandidate.mass)
-    coverage: float = 0.0  # the share of the question's content words its sentence says (rag.reader.coverage)
+    coverage: float | None = None  # the share of the question's content words its sentence says (rag.reader.coverage), where asked for
 
 
 def passage_sentences(p: Passage, index: Index) -> list[tuple[int, int]]:
@@ -408,9 +409,11 @@ class SpanReader:
         sentence = SentenceReader.from_settings(settings) if scorer.manifest.pipeline is not None else None
         return cls(scorer, context_passages=settings.reader_passages, threshold=settings.reader_threshold, sentence=sentence)
 
-    def evidence(self, query: Query, passages: Sequence[Passage], index: Index) -> list[SpanEvidence]:
+    def evidence(self, query: Query, passages: Sequence[Passage], index: Index, *, coverage: bool | None = None) -> list[SpanEvidence]:
         """The best span of each sentence of the top passages, with the pipeline signals (in
-        rank order)."""
+        rank order). Their question ``coverage`` is computed where asked (collecting dev rows) or,
+        by default, where the fit weighs it: for an English question it searches the lexicon a
+        second time (retrieval did once), work a fit without that weight would throw away."""
         top = list(passages[: self.span_passages])
         found = self.scorer.score(query.reading, [p.text for p in top], [passage_sentences(p, index) for p in top])
         pick, logit = None, 0.0
@@ -418,12 +421,14 @@ class SpanReader:
             reading = self.sentence.read(query, passages, index)
             pick = reading.candidates[0] if reading.candidates else None
             logit = _logit(reading.confidence)
-        units = question_units(query, index.lexicon)
+        if coverage is None:
+            coverage = self.fit is not None and self.fit.coverage_weight != 0
+        units = question_units(query, index.lexicon) if coverage else None
         out = []
         for c in sorted(found, key=lambda c: (c.context, c.sentence)):
             a = self._answer(top[c.context], c, index)
             inside = pick is not None and pick.doc_id == a.doc_id and pick.start <= a.start and a.end <= pick.end
-            said = coverage(units, a.sentence.text if a.sentence else a.text)
+            said = share_said(units, a.sentence.text if a.sentence else a.text) if units is not None else None
             out.append(SpanEvidence(a, c.margin, c.context, inside, logit, c.mass, said))
         return out
 
