@@ -185,7 +185,9 @@ class QuestionSwapper:
 
     Measured (eval/RESULTS.md, "Tried: unanswerable twins"): a model trained with them tells dev
     questions from their twins far better (AUC 0.76 -> 0.85), but not answerable questions from
-    near misses in the pipeline (0.70 -> 0.69), so the shipped recipe leaves them off."""
+    near misses in the pipeline (0.70 -> 0.69), so the shipped recipe leaves them off. On
+    Update 8's recipe ("Tried: swapped-twin no-answer windows again") they picked better spans
+    on dev at two seeds, but abstained no more, and the second seed lost English questions."""
 
     def __init__(self, examples: Sequence[QAExample], max_share: float = 0.02):
         paragraphs = {ex.context for ex in examples}
