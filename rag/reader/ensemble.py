@@ -175,11 +175,12 @@ def choose(
     ``coverage``: the coverage weights the selection grid tries. Returns (weights, calibration,
     threshold, report)."""
     fit, quality, aucs, table = _fit(sets, extra, min_answered, coverage)
+    by_set = cross_fitted_by_set(sets, coverage)  # once: its mean is the cross-fitted quality
     report = {
         "baseline_quality": quality[Weights(0.0, 0.0)],
         "quality": quality[replace(fit.weights, confidence=0.0)],
-        "cross_fitted_quality": cross_fitted_quality(sets, coverage),
-        "cross_fitted_by_set": cross_fitted_by_set(sets, coverage),
+        "cross_fitted_quality": sum(by_set) / len(by_set),
+        "cross_fitted_by_set": by_set,
         "cross_fitted_abstention": cross_fitted_abstention(sets, extra, min_answered, coverage),
         "auc_by_confidence_weight": aucs,
         "trade_off": table,
