@@ -14,7 +14,9 @@ answering from the same retrieval), plus the abstention trade-off of ``eval/read
 ``compare`` prints, per set, F1 / EM / sentence hit / answered and how the misses split (wrong
 answer, abstained, retrieval), the questions the second run fixed and broke, and the
 question-weighted mean of F1 + sentence hit over the four sets (the figure a shipping rule can
-name). These are held-out sets: decide on dev (``eval/reader_ensemble.py``), then run these once
+name). Where both runs wrote ``scores.jsonl`` (``rag eval --report`` does), it adds each
+difference's 95% interval, paired question by question (``rag.evaluation.uncertainty``), and
+that of F1 + sentence hit pooled over every answerable question of the sets. These are held-out sets: decide on dev (``eval/reader_ensemble.py``), then run these once
 and report them, win or lose.
 """
 
@@ -26,11 +28,15 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT))
+
+from rag.evaluation.uncertainty import Interval, paired_difference  # noqa: E402
 
 # name -> the `rag eval` arguments after the binary (reports go to OUT/name; {data} is --data, and
 # the ARCD file is written by eval/reader_split.py into OUT first)
@@ -53,11 +59,17 @@ class SetResult:
     hit: float
     answered: float
     misses: dict[str, str]  # question id -> reason (answer, abstained, false_answer, retrieval)
+    scores: dict[str, dict] | None = None  # question id -> the system's line of scores.jsonl (None: a run without it)
 
     @classmethod
     def read(cls, path: Path) -> SetResult:
         d = json.loads(path.read_text(encoding="utf-8"))
         a = d["answer"]
+        scores_file = path.with_name("scores.jsonl")
+        scores = None
+        if scores_file.is_file():
+            lines = (json.loads(line) for line in scores_file.read_text(encoding="utf-8").splitlines() if line.strip())
+            scores = {str(x["id"]): x for x in lines if x["system"] == "system"}
         return cls(
             name=path.parent.name,
             questions=int(d["questions"]["total"]),
@@ -66,6 +78,7 @@ class SetResult:
             hit=float(a["hit@1"]),
             answered=float(d["abstention"]["answered_rate"]),
             misses={str(f["id"]): str(f["reason"]) for f in d["failures"]},
+            scores=scores,
         )
 
     def miss_kinds(self) -> str:
@@ -103,6 +116,51 @@ def compare(a: dict[str, SetResult], b: dict[str, SetResult]) -> list[str]:
         )
     qa, qb = weighted_quality({n: a[n] for n in common}), weighted_quality({n: b[n] for n in common})
     lines.append(f"\nquestion-weighted mean of F1 + sentence hit: {qa:.4f} → {qb:.4f} ({qb - qa:+.4f})")
+    return lines + differences(a, b, common)
+
+
+# (column, which questions, a question's score from its scores.jsonl line)
+_COLUMNS: tuple[tuple[str, bool, Callable[[dict], float]], ...] = (
+    ("F1", True, lambda x: float(x["f1"])),
+    ("sentence hit", True, lambda x: float(x["hit"])),
+    ("answered (answerable)", True, lambda x: float(x["answered"])),
+    ("abstained (unanswerable)", False, lambda x: float(not x["answered"])),
+)
+
+
+def _paired(a: dict[str, dict], b: dict[str, dict], answerable: bool, score: Callable[[dict], float]) -> tuple[list[float], list[float]]:
+    """One score of the questions both runs scored (those answerable or not), before and after."""
+    ids = [q for q, x in a.items() if q in b and x["answerable"] == answerable]
+    return [score(a[q]) for q in ids], [score(b[q]) for q in ids]
+
+
+def differences(a: dict[str, SetResult], b: dict[str, SetResult], common: list[str]) -> list[str]:
+    """The 95% intervals of the differences, per set and pooled (the sets both runs scored question by question)."""
+    paired = [(n, sa, sb) for n in common if (sa := a[n].scores) is not None and (sb := b[n].scores) is not None]
+    if not paired:
+        return ["\n(no 95% intervals: a run without scores.jsonl, from before `rag eval --report` wrote it)"]
+
+    def cell(iv: Interval | None) -> str:
+        return "–" if iv is None else iv.signed() + (" *" if iv.excludes_zero else "")
+
+    lines = [
+        "\n95% intervals of the differences (after − before), paired question by question; * = the interval excludes 0:",
+        "",
+        "| set | " + " | ".join(c for c, _, _ in _COLUMNS) + " |",
+        "|---|" + "---|" * len(_COLUMNS),
+    ]
+    for n, sa, sb in paired:
+        lines.append(f"| {n} | " + " | ".join(cell(paired_difference(*_paired(sa, sb, ans, f))) for _, ans, f in _COLUMNS) + " |")
+    before: list[float] = []
+    after: list[float] = []
+    for _, sa, sb in paired:
+        x, y = _paired(sa, sb, True, lambda q: float(q["f1"]) + float(q["hit"]))
+        before += x
+        after += y
+    names = ", ".join(n for n, _, _ in paired)
+    lines.append(
+        f"\nF1 + sentence hit, pooled over the {len(before)} answerable questions of {names}: {cell(paired_difference(before, after))}"
+    )
     return lines
 
 

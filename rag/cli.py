@@ -399,6 +399,7 @@ def eval_(
     (and, for a reader other than sentence, the sentence answering)."""
     from rag.evaluation.harness import Split, run_jsonl, run_squad
     from rag.evaluation.report import print_summary, to_json, write_report
+    from rag.evaluation.uncertainty import intervals
 
     if (qaset is None) == (squad is None):
         raise typer.BadParameter("give either a QA set (JSONL) or --squad FILE")
@@ -456,9 +457,10 @@ def eval_(
             f"[yellow]warning:[/yellow] {d['reader_seen']} of {run.summary['questions']['total']} questions ask about articles the "
             "span reader trained or was tuned on: their numbers are not held out (XQuAD: --split test is; ARCD: eval/reader_split.py's test file is)"
         )
+    rows = intervals(run.results)
     if report is not None:
         try:
-            paths = write_report(report, run)
+            paths = write_report(report, run, rows)
         except OSError as exc:
             err.print(f"[red]error:[/red] the report could not be written into {report}: {exc}")
             raise typer.Exit(2) from exc
@@ -466,7 +468,7 @@ def eval_(
     if as_json:
         print(to_json(run.summary))
     else:
-        print_summary(run.summary, console)
+        print_summary(run.summary, console, rows)
 
 
 @app.command()

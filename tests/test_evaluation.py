@@ -17,12 +17,14 @@ from rag.evaluation.harness import (
     Outcome,
     QAItem,
     QuestionResult,
+    Scores,
     build_systems,
     evaluate,
     failure_reason,
     hit_curves,
     load_jsonl,
     load_squad,
+    question_scores,
     run_jsonl,
     run_squad,
     select,
@@ -335,6 +337,20 @@ def test_summarize_by_hand():
     assert a2["gold_rank"] == 2 and a2["returned_doc_id"] == "d1" and a2["returned_text"] == "something else entirely"
     assert a2["expected"] == ["Y"] and a2["answerable"] is True
     json.dumps(s)  # valid JSON: no nan, no custom types
+
+
+def test_question_scores_are_what_the_blocks_average():
+    results = _results()
+    system = {s.id: s for s in question_scores(results, "system")}
+    assert system["a1"] == Scores("a1", "ar", True, True, 1.0, 1.0, 1.0)  # scored on its focus "X"
+    assert system["a2"] == Scores("a2", "en", True, True, 0.0, 0.0, 0.0)
+    assert system["a3"] == Scores("a3", "ar", True, False, 0.0, 0.0, 0.0)  # abstained: 0
+    assert system["u1"] == Scores("u1", "en", False, True, 0.0, 0.0, 0.0)  # answered falsely, nothing to score
+    dense = {s.id: s for s in question_scores(results, "dense")}
+    assert dense["a2"].f1 == 1.0 and dense["a2"].hit == 1.0
+    s = summarize(results, {"name": "synthetic"}, k=5)
+    answerable = [x for x in system.values() if x.answerable]
+    assert s["answer"]["f1"] == round(sum(x.f1 for x in answerable) / len(answerable), 4)
 
 
 def test_summarize_keeps_both_languages_when_one_is_absent():

@@ -56,7 +56,49 @@ def test_compare_counts_fixed_and_broken_questions_and_weighs_sets_by_size(heldo
     qa = next(line for line in lines if line.startswith("| qa (100)"))
     assert qa.endswith("| 1 | 0 |")
     assert not any(line.startswith("| arcd") for line in lines)
-    assert lines[-1].endswith("1.2500 → 1.1500 (-0.1000)")  # over the two common sets: (300 * 1.0 + 100 * 1.6) / 400
+    weighted = next(line for line in lines if "question-weighted mean" in line)
+    assert weighted.endswith("1.2500 → 1.1500 (-0.1000)")  # over the two common sets: (300 * 1.0 + 100 * 1.6) / 400
+    assert "no 95% intervals" in lines[-1]  # these runs have no scores.jsonl
+
+
+def _scores(out: Path, name: str, rows: list[tuple[str, bool, bool, float, float]]) -> None:
+    """scores.jsonl beside metrics.json: (id, answerable, answered, hit, f1) of the system, and a baseline line to ignore."""
+    lines = []
+    for q, answerable, answered, hit, f1 in rows:
+        x = {"id": q, "lang": "ar", "answerable": answerable, "answered": answered, "hit": hit, "em": 0.0, "f1": f1}
+        lines += [json.dumps({"system": "system", **x}), json.dumps({"system": "sentence", **x, "hit": 1.0, "f1": 1.0})]
+    (out / name / "scores.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_compare_gives_paired_intervals_of_the_differences_where_both_runs_kept_scores(heldout, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    ids = [str(i) for i in range(40)]
+    for out in (a, b):
+        _metrics(out, "xquad-ar", total=40, f1=0.5, hit=0.5, answered=1.0, misses={})
+        _metrics(out, "qa", total=4, f1=0.5, hit=0.5, answered=1.0, misses={})
+    # the second run fixes 10 of the 20 questions the first missed, and breaks none
+    _scores(a, "xquad-ar", [(q, True, True, float(int(q) < 20), float(int(q) < 20)) for q in ids])
+    _scores(b, "xquad-ar", [(q, True, True, float(int(q) < 30), float(int(q) < 30)) for q in ids])
+    # our QA set: two answerable, two unanswerable; the second run abstains on one more of those
+    _scores(
+        a, "qa", [("q1", True, True, 1.0, 1.0), ("q2", True, False, 0.0, 0.0), ("u1", False, True, 0.0, 0.0), ("u2", False, True, 0.0, 0.0)]
+    )
+    _scores(
+        b,
+        "qa",
+        [("q1", True, True, 1.0, 1.0), ("q2", True, False, 0.0, 0.0), ("u1", False, False, 0.0, 0.0), ("u2", False, True, 0.0, 0.0)],
+    )
+    lines = heldout.compare(heldout.read_run(a), heldout.read_run(b))
+    xquad = next(line for line in lines if line.startswith("| xquad-ar |"))
+    cells = [c.strip() for c in xquad.strip("|").split("|")]
+    assert cells[1].startswith("+0.250 [") and cells[1].endswith("*")  # F1: 10 of 40 fixed, none broken
+    assert cells[3] == "+0.000 [+0.000, +0.000]"  # answered: the same
+    assert cells[4] == "–"  # no unanswerable questions in XQuAD
+    qa = next(line for line in lines if line.startswith("| qa |"))
+    assert qa.split("|")[5].strip().startswith("+0.500 [")  # abstained on 1 of 2 unanswerable more
+    pooled = lines[-1]
+    assert "pooled over the 42 answerable questions of qa, xquad-ar" in pooled
+    assert pooled.split(": ", 1)[1].startswith("+0.476 [")  # (10 * 2) / 42 of F1 + hit
 
 
 def _small_data(root: Path) -> Path:

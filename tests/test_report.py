@@ -47,7 +47,7 @@ def test_write_report_writes_markdown_json_and_a_valid_png(tmp_path):
     pytest.importorskip("matplotlib")  # the plot extra
     run = _run()
     paths = write_report(tmp_path / "out", run)
-    assert {p.name for p in paths.values()} == {"report.md", "metrics.json", "hitk.png"}
+    assert {p.name for p in paths.values()} == {"report.md", "metrics.json", "scores.jsonl", "hitk.png"}
     assert all(p.is_file() for p in paths.values())
 
     assert json.loads(paths["metrics"].read_text(encoding="utf-8")) == run.summary
@@ -65,6 +65,34 @@ def test_write_report_writes_markdown_json_and_a_valid_png(tmp_path):
     assert "## ar (1: 1 answerable, 0 unanswerable)" in md
     assert "| q2 | en | answer |" in md and "| u1 | en | false_answer |" in md
     assert "How many visitors \\| per year?" in md  # a pipe in a question does not break the table
+
+
+def test_the_report_holds_every_question_s_scores_and_the_intervals(tmp_path):
+    paths = write_report(tmp_path / "out", _run())
+    lines = [json.loads(line) for line in paths["scores"].read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == 9  # three questions, three systems
+    q2 = next(x for x in lines if x["system"] == "system" and x["id"] == "q2")
+    assert q2 == {"system": "system", "id": "q2", "lang": "en", "answerable": True, "answered": True, "hit": 0.0, "em": 0.0, "f1": 0.0}
+    assert next(x for x in lines if x["system"] == "bm25" and x["id"] == "q2")["answered"] is False
+    md = paths["report"].read_text(encoding="utf-8")
+    assert "## How sure: 95% intervals" in md
+    assert "| scope | metric | n | system | bm25 | dense | system − bm25 | system − dense |" in md
+    # hit@1: 1 of 2 for every system (Wilson 0.095-0.905), the same questions: no difference
+    assert "| all | answer hit@1 | 2 | 0.500 [0.095, 0.905] | 0.500 [0.095, 0.905] | 0.500 [0.095, 0.905] | +0.000 [+0.000, +0.000] |" in md
+    assert "| all | abstention abstained_rate | 1 | 0.000 [0.000, 0.793] |" in md  # u1 answered falsely
+
+
+def test_the_terminal_shows_the_system_s_intervals_and_its_difference_from_the_sentence_answering():
+    from rag.evaluation.uncertainty import intervals
+
+    run = _run()
+    for r in run.results:  # the span reader's run: the sentence answering as the only baseline
+        r.outcomes = {"system": r.outcomes["system"], "sentence": r.outcomes["bm25"]}
+    console = Console(record=True, width=80)
+    print_summary(run.summary, console, intervals(run.results))
+    text = console.export_text()
+    assert "system − sentence" in text
+    assert "│ all   │ answered  │ 2 │ 1.000 (0.34, 1.00) │ +0.500 (+0.00, +1.00) │" in text
 
 
 def test_markdown_headers_name_the_systems_the_run_compared():
@@ -125,7 +153,7 @@ def test_without_the_plot_extra_the_report_has_no_plot(tmp_path, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the plot extra were not installed
     paths = write_report(tmp_path / "report", _run())
-    assert set(paths) == {"report", "metrics"} and not (tmp_path / "report" / "hitk.png").exists()
+    assert set(paths) == {"report", "metrics", "scores"} and not (tmp_path / "report" / "hitk.png").exists()
     assert "hitk.png" not in paths["report"].read_text(encoding="utf-8")
 
 

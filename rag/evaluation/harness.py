@@ -417,23 +417,59 @@ def retrieval_block(results: Sequence[QuestionResult], system: str, k: int) -> d
     }
 
 
+@dataclass(frozen=True)
+class Scores:
+    """One question's answer scores for one system: what the answer and abstention blocks
+    average, and what ``rag.evaluation.uncertainty`` resamples. ``hit``/``em``/``f1`` are 0 when
+    it abstained, and 0 for an unanswerable question."""
+
+    id: str
+    lang: str
+    answerable: bool
+    answered: bool
+    hit: float
+    em: float
+    f1: float
+
+    @classmethod
+    def of(cls, result: QuestionResult, system: str) -> Scores:
+        it, o = result.item, result.outcomes[system]
+        scored = it.answerable and o.answered
+        return cls(
+            id=it.id,
+            lang=it.lang,
+            answerable=it.answerable,
+            answered=o.answered,
+            hit=_answer_hit(o, it) if it.answerable else 0.0,
+            em=exact_match(_scored_text(o), it.answers) if scored else 0.0,
+            f1=f1_score(_scored_text(o), it.answers) if scored else 0.0,
+        )
+
+
+def question_scores(results: Sequence[QuestionResult], system: str) -> list[Scores]:
+    """``Scores`` of every question for ``system``, in the results' order."""
+    return [Scores.of(r, system) for r in results]
+
+
 def answer_block(results: Sequence[QuestionResult], system: str) -> dict[str, float | None]:
     """hit@1 (the answer's sentence holds a gold answer) / em / f1 of the answer span over answerable
     questions (0 when abstained); mean span tokens when answered."""
-    rs = [(r.item, r.outcomes[system]) for r in results if r.item.answerable]
+    scores = [s for s in question_scores(results, system) if s.answerable]
+    spans = [r.outcomes[system].answer_text or "" for r in results if r.item.answerable and r.outcomes[system].answered]
     return {
-        "hit@1": _r(mean([_answer_hit(o, it) for it, o in rs])),
-        "em": _r(mean([exact_match(_scored_text(o), it.answers) if o.answered else 0.0 for it, o in rs])),
-        "f1": _r(mean([f1_score(_scored_text(o), it.answers) if o.answered else 0.0 for it, o in rs])),
-        "mean_span_tokens": _r(mean([span_tokens(o.answer_text or "") for _, o in rs if o.answered])),
+        "hit@1": _r(mean([s.hit for s in scores])),
+        "em": _r(mean([s.em for s in scores])),
+        "f1": _r(mean([s.f1 for s in scores])),
+        "mean_span_tokens": _r(mean([span_tokens(text) for text in spans])),
     }
 
 
 def abstention_block(results: Sequence[QuestionResult], system: str) -> dict[str, float | None]:
     """answered_rate on answerable (HasAns) and abstained_rate on unanswerable (NoAns) questions."""
+    scores = question_scores(results, system)
     return {
-        "answered_rate": _r(answered_rate([r.outcomes[system].answered for r in results if r.item.answerable])),
-        "abstained_rate": _r(abstained_rate([r.outcomes[system].answered for r in results if not r.item.answerable])),
+        "answered_rate": _r(answered_rate([s.answered for s in scores if s.answerable])),
+        "abstained_rate": _r(abstained_rate([s.answered for s in scores if not s.answerable])),
     }
 
 

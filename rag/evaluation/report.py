@@ -1,18 +1,22 @@
 """Presenting an evaluation: the terminal table, the JSON text, and the report directory
-(``report.md``, ``metrics.json``, ``hitk.png``) that ``rag eval --report DIR`` writes."""
+(``report.md``, ``metrics.json``, ``scores.jsonl``, ``hitk.png``) that ``rag eval --report DIR``
+writes. The tables and report.md end with the 95% intervals of ``rag.evaluation.uncertainty``;
+``scores.jsonl`` holds every question's scores, so two runs can be compared question by question."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from rag.evaluation.harness import EvalRun, hit_curves
+from rag.evaluation.harness import EvalRun, hit_curves, question_scores
+from rag.evaluation.uncertainty import IntervalRow, intervals
 
 FAILURES_SHOWN = 40  # failures listed in report.md (metrics.json has them all)
 
@@ -95,11 +99,62 @@ def dataset_line(summary: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
-def print_summary(summary: dict[str, Any], console: Console) -> None:
-    """The terminal view: dataset line, the tables, latency and the failure count by reason."""
+# the interval table's short metric names, so that it fits a terminal
+_SHORT = {
+    "answer hit@1": "hit@1",
+    "answer em": "EM",
+    "answer f1": "F1",
+    "abstention answered_rate": "answered",
+    "abstention abstained_rate": "abstained",
+}
+
+
+def interval_table(rows: Sequence[IntervalRow]) -> Table:
+    """The 95% intervals of the system, and of its difference from the sentence answering on the
+    same questions where the run has it (the issue's baseline). Every system's and every
+    difference's are in report.md: they do not fit a terminal's 80 columns."""
+    against = [n for n in (rows[0].differences if rows else ()) if n == "sentence"]
+    t = Table(title="95% intervals (rates: Wilson; F1 and differences: bootstrap over questions)", title_justify="left")
+    for col in ["scope", "metric", "n", "system", *(f"system − {b}" for b in against)]:
+        t.add_column(col, justify="left" if col in ("scope", "metric") else "right", no_wrap=True)
+    for r in rows:
+        cells = [r.systems["system"].short() if "system" in r.systems else "–"]
+        cells += [r.differences[b].short(signed=True) if b in r.differences else "–" for b in against]
+        t.add_row(r.scope, _SHORT.get(r.metric, r.metric), str(r.questions), *cells)
+    return t
+
+
+def interval_markdown(rows: Sequence[IntervalRow]) -> list[str]:
+    """report.md's interval section (an empty list for no rows)."""
+    if not rows:
+        return []
+    names = list(rows[0].systems)
+    baselines = [n for n in names if n != "system"]
+    lines = [
+        "## How sure: 95% intervals",
+        "",
+        "Rates (sentence hit, EM, answered, abstained): Wilson score intervals. Mean F1 and every difference: a "
+        "percentile bootstrap over the questions (2,000 resamples, seeded), the difference paired question by "
+        "question. A difference whose interval holds 0 is not shown to be one.",
+        "",
+        "| scope | metric | n | " + " | ".join([*names, *(f"system − {b}" for b in baselines)]) + " |",
+        "|---|---|---:|" + "---:|" * (len(names) + len(baselines)),
+    ]
+    for r in rows:
+        cells = [str(r.systems[n]) if n in r.systems else "–" for n in names]
+        cells += [r.differences[b].signed() if b in r.differences else "–" for b in baselines]
+        lines.append(f"| {r.scope} | {r.metric} | {r.questions} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def print_summary(summary: dict[str, Any], console: Console, interval_rows: Sequence[IntervalRow] = ()) -> None:
+    """The terminal view: dataset line, the tables, the intervals (where given), latency and the
+    failure count by reason."""
     console.print(dataset_line(summary))
     for t in tables(summary):
         console.print(t)
+    if interval_rows:
+        console.print(interval_table(interval_rows))
     lat = summary["latency_ms"]
     console.print(f"latency (full ask): p50 {_fmt(lat['p50'], 0)} ms, p95 {_fmt(lat['p95'], 0)} ms")
     console.print(f"failures: {len(summary['failures'])} ({_reason_counts(summary['failures'])})")
@@ -143,8 +198,9 @@ def _md_escape(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def markdown(summary: dict[str, Any], plot_name: str | None = "hitk.png") -> str:
-    """report.md: dataset, the side-by-side tables per scope, latency, the plot and failures."""
+def markdown(summary: dict[str, Any], plot_name: str | None = "hitk.png", interval_rows: Sequence[IntervalRow] = ()) -> str:
+    """report.md: dataset, the side-by-side tables per scope, their intervals (where given),
+    latency, the plot and failures."""
     d = summary["dataset"]
     run_line = f"Run {d.get('date', '')}; options: split `{d['split']}`, limit `{d['limit']}`, k `{d['k']}`."
     lines = [f"# Evaluation: {d['name']}", "", dataset_line(summary), "", run_line, ""]
@@ -153,6 +209,7 @@ def markdown(summary: dict[str, Any], plot_name: str | None = "hitk.png") -> str
         lines += [f"## {heading}", "", f"| metric | {' | '.join(names)} |", "|---|" + "---:|" * len(names)]
         lines += [f"| {label} | " + " | ".join(values) + " |" for label, values in metric_rows(summary, lang)]
         lines.append("")
+    lines += interval_markdown(interval_rows)
     lat = summary["latency_ms"]
     lines += [f"Latency of the full `ask`: p50 {_fmt(lat['p50'], 0)} ms, p95 {_fmt(lat['p95'], 0)} ms.", ""]
     if plot_name:
@@ -172,17 +229,27 @@ def markdown(summary: dict[str, Any], plot_name: str | None = "hitk.png") -> str
     return "\n".join(lines) + "\n"
 
 
+def scores_jsonl(run: EvalRun) -> str:
+    """scores.jsonl: one line per question and system (``harness.Scores`` and the system's name)."""
+    systems_run = list(run.results[0].outcomes) if run.results else []
+    lines = [
+        json.dumps({"system": name, **asdict(s)}, ensure_ascii=False) for name in systems_run for s in question_scores(run.results, name)
+    ]
+    return "".join(line + "\n" for line in lines)
+
+
 def can_plot() -> bool:
     """Whether matplotlib (the ``plot`` extra) is installed."""
     return importlib.util.find_spec("matplotlib") is not None
 
 
-def write_report(directory: Path | str, run: EvalRun) -> dict[str, Path]:
-    """Write report.md, metrics.json and (with the ``plot`` extra) hitk.png into ``directory``;
-    return their paths."""
+def write_report(directory: Path | str, run: EvalRun, interval_rows: Sequence[IntervalRow] | None = None) -> dict[str, Path]:
+    """Write report.md, metrics.json, scores.jsonl and (with the ``plot`` extra) hitk.png into
+    ``directory``; return their paths. ``interval_rows``: ``intervals(run.results)``, computed
+    here when not given."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"report": out / "report.md", "metrics": out / "metrics.json"}
+    paths = {"report": out / "report.md", "metrics": out / "metrics.json", "scores": out / "scores.jsonl"}
     if can_plot():
         paths["plot"] = out / "hitk.png"
     # every file is written aside first and moved into place only when all are: a failure leaves
@@ -192,7 +259,9 @@ def write_report(directory: Path | str, run: EvalRun) -> dict[str, Path]:
         staged["metrics"].write_text(json.dumps(run.summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         if "plot" in staged:
             plot_hit_curves(hit_curves(run.results), staged["plot"], run.summary["dataset"]["name"])
-        staged["report"].write_text(markdown(run.summary, "hitk.png" if "plot" in paths else None), encoding="utf-8")
+        staged["scores"].write_text(scores_jsonl(run), encoding="utf-8")
+        rows = intervals(run.results) if interval_rows is None else interval_rows
+        staged["report"].write_text(markdown(run.summary, "hitk.png" if "plot" in paths else None, rows), encoding="utf-8")
         for name, path in paths.items():
             staged[name].replace(path)
     finally:
