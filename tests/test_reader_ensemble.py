@@ -326,3 +326,58 @@ def test_a_setting_an_older_manifest_does_not_name_counts_as_its_default(load_sc
     # ... but not when the newer one turned it on, or when a named setting differs
     new["history"]["config"] |= {"sentence_loss": 0.5, "soup": 3}
     assert script.recipe_differences(old, new) == ["sentence_loss", "soup"]
+
+
+def test_each_question_is_scored_under_the_weights_chosen_on_the_other_half():
+    from rag.reader.ensemble import _half, choose_selection, cross_fitted_by_question, cross_fitted_by_set
+
+    rng = random.Random(11)
+    noisy = []
+    for i in range(60):
+        cands = [_cand(rng.uniform(0, 3), rng.randrange(4), rng.random() < 0.5, 0.0, rng.random() < 0.5) for _ in range(3)]
+        noisy.append({"id": f"n{i}", "answerable": True, "cands": cands})
+    noisy.append({"id": "empty", "answerable": True, "cands": []})  # nothing read: scores 0
+    noisy.append({"id": "near", "answerable": False, "cands": [_cand(1.0, 0, False, 0.0, False)]})  # not a selection question
+    (per_question,) = cross_fitted_by_question([noisy])
+    assert set(per_question) == {r["id"] for r in noisy if r["answerable"]} and per_question["empty"] == 0.0
+    for r in noisy[:-2]:
+        other = [x for x in noisy if _half(x["id"]) != _half(r["id"])]
+        w, _ = choose_selection([other])
+        c = best(r, w)
+        assert c is not None and per_question[r["id"]] == c["f1"] + c["sentence_hit"]
+    halves = [[v for q, v in per_question.items() if _half(q) == h] for h in (0, 1)]
+    assert cross_fitted_by_set([noisy]) == [pytest.approx(sum(sum(v) / len(v) for v in halves) / 2)]
+
+
+def test_the_fit_script_gives_the_paired_difference_from_another_model_s_rows(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "eval" / "reader_ensemble.py"
+    (tmp_path / "reader.json").write_text(json.dumps({"model": "reader.int8.onnx", "sha256": "aaa111"}), encoding="utf-8")
+    rng = random.Random(3)
+    # the same questions; the new model's right span wins more often
+    old_rows, new_rows = {}, {}
+    for name, n in (("qa_dev", 40), ("arcd_dev", 120)):
+        old_rows[name], new_rows[name] = [], []
+        for i in range(n):
+            right = rng.uniform(0, 2)
+            for rows, lead in ((old_rows, -0.5), (new_rows, 0.5)):
+                cands = [_cand(right + lead + rng.uniform(-1, 1), 0, False, 0.0, True), _cand(right, 0, False, 0.0, False)]
+                rows[name].append({"id": f"{name}{i}", "answerable": True, "cands": cands})
+    old_rows["qa_dev"] = old_rows["qa_dev"][:30]  # ten questions only the new rows hold
+    paths = {}
+    for label, rows in (("old", old_rows), ("new", new_rows)):
+        paths[label] = tmp_path / f"{label}.json"
+        paths[label].write_text(json.dumps(rows), encoding="utf-8")
+    cmd = [sys.executable, str(script), "--model", str(tmp_path), "--from-rows", str(paths["new"]), "--paired-with", str(paths["old"])]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    paired = json.loads(done.stdout)["report"]["paired_with"]
+    assert paired["left_out"] == {"qa_dev": 10, "arcd_dev": 0}
+    assert paired["by_set"]["qa_dev"]["questions"] == 30 and paired["by_set"]["arcd_dev"]["questions"] == 120
+    for block in (*paired["by_set"].values(), paired["mean"]):
+        assert 0 < block["low"] < block["difference"] < block["high"]  # the new rows win, and the interval says so
+    assert paired["mean"]["excludes_zero"] is True
+    by_set = paired["by_set"]
+    assert paired["mean"]["difference"] == pytest.approx((by_set["qa_dev"]["difference"] + by_set["arcd_dev"]["difference"]) / 2)
+    # the same rows on both sides: no difference at all
+    same = subprocess.run([*cmd[:-1], str(paths["new"])], capture_output=True, text=True, timeout=120)
+    assert json.loads(same.stdout)["report"]["paired_with"]["mean"] == {"difference": 0.0, "low": 0.0, "high": 0.0, "excludes_zero": False}

@@ -120,3 +120,20 @@ def test_interval_rows_cover_every_scope_and_metric_on_the_right_questions():
     assert abstained.questions == 2 and abstained.systems["system"].value == 0.5 and abstained.systems["sentence"].value == 0.0
     en = rows[("en", "abstention abstained_rate")]
     assert en.questions == 1 and en.systems["system"].value == 0.0
+
+
+def test_a_mean_over_groups_counts_each_group_the_same_and_resamples_within_each():
+    from rag.evaluation.uncertainty import paired_mean_of_means
+
+    # a large group with no change, a small one that improved by one question in four
+    before = [[0.0, 1.0] * 100, [0.0, 0.0, 1.0, 1.0]]
+    after = [[0.0, 1.0] * 100, [1.0, 0.0, 1.0, 1.0]]
+    iv = paired_mean_of_means(before, after)
+    assert iv is not None and iv.value == pytest.approx((0.0 + 0.25) / 2)  # not 1 / 204, as pooling would read
+    assert iv.low >= 0.0 and iv.high <= 0.5  # the small group's mean difference lies in [0, 1]
+    assert paired_mean_of_means(before, after) == iv  # seeded
+    one = paired_mean_of_means([[1.0], [0.0, 1.0, 0.5]], [[0.0], [1.0, 1.0, 0.5]])  # a group of one question is allowed
+    assert one is not None and one.value == pytest.approx((-1.0 + 1 / 3) / 2) and one.low == pytest.approx(-0.5)
+    assert paired_mean_of_means([[], []], [[], []]) is None
+    with pytest.raises(ValueError, match="same questions"):
+        paired_mean_of_means([[1.0]], [[1.0, 0.0]])

@@ -98,6 +98,26 @@ def paired_difference(before: Sequence[float], after: Sequence[float], *, seed: 
     return mean_of([b - a for a, b in zip(before, after, strict=True)], seed=seed)
 
 
+def paired_mean_of_means(before: Sequence[Sequence[float]], after: Sequence[Sequence[float]], *, seed: int = SEED) -> Interval | None:
+    """The difference of a mean over groups of each group's mean (each group counts the same,
+    whatever its size, as the pipeline fit's dev quality counts its sets), with a percentile
+    bootstrap interval that resamples each group's paired per-question differences on its own
+    (stratified, which ``scipy.stats.bootstrap`` does not do for a group of one); None for no
+    groups with questions."""
+    import numpy as np
+
+    if len(before) != len(after) or any(len(a) != len(b) for a, b in zip(before, after, strict=False)):
+        raise ValueError("paired scores need the same questions in every group")
+    diffs = [np.asarray(b, dtype=float) - np.asarray(a, dtype=float) for a, b in zip(before, after, strict=True) if len(a)]
+    if not diffs:
+        return None
+    rng = np.random.default_rng(seed)
+    resampled = np.mean([d[rng.integers(0, len(d), size=(RESAMPLES, len(d)))].mean(axis=1) for d in diffs], axis=0)
+    alpha = (1 - LEVEL) / 2
+    low, high = np.quantile(resampled, [alpha, 1 - alpha])
+    return Interval(float(np.mean([d.mean() for d in diffs])), float(low), float(high))
+
+
 def _value(s: Scores, score: str) -> float:
     if score == "abstained":
         return float(not s.answered)

@@ -94,21 +94,39 @@ def _half(row_id: str) -> int:
 def _halves(sets: Sequence[Sequence[dict]], h: int) -> tuple[list[list[dict]], list[list[dict]]]:
     """Each set's rows outside and inside half ``h`` (by a hash of the row's id; a row without an
     id, as in synthetic rows, by its position)."""
-    fit = [[r for i, r in enumerate(rows) if _half(str(r.get("id", i))) != h] for rows in sets]
-    held = [[r for i, r in enumerate(rows) if _half(str(r.get("id", i))) == h] for rows in sets]
+    fit = [[r for i, r in enumerate(rows) if _half(_row_id(r, i)) != h] for rows in sets]
+    held = [[r for i, r in enumerate(rows) if _half(_row_id(r, i)) == h] for rows in sets]
     return fit, held
+
+
+def _row_id(row: dict, position: int) -> str:
+    return str(row.get("id", position))
+
+
+def cross_fitted_by_question(sets: Sequence[Sequence[dict]], coverage: Sequence[float] = (0.0,)) -> list[dict[str, float]]:
+    """Per set, each answerable question's F1 + sentence hit under the weights chosen on the
+    other half of the questions (``cross_fitted_by_set``'s choice; 0 for a row without
+    candidates): what a paired comparison of two models' dev rows resamples."""
+    out: list[dict[str, float]] = [{} for _ in sets]
+    for h in (0, 1):
+        fit, _ = _halves(sets, h)
+        w, _ = choose_selection(fit, coverage)
+        for i, rows in enumerate(sets):
+            for j, r in enumerate(rows):
+                if r["answerable"] and _half(_row_id(r, j)) == h:
+                    c = best(r, w)
+                    out[i][_row_id(r, j)] = c["f1"] + c["sentence_hit"] if c is not None else 0.0
+    return out
 
 
 def cross_fitted_by_set(sets: Sequence[Sequence[dict]], coverage: Sequence[float] = (0.0,)) -> list[float]:
     """Selection quality out of sample, per set: the questions split in two halves by a hash of
     their id, the weights chosen on one half (all sets together) scored on the other, both ways,
-    averaged."""
-    out = [0.0] * len(sets)
-    for h in (0, 1):
-        fit, held = _halves(sets, h)
-        w, _ = choose_selection(fit, coverage)
-        for i, rows in enumerate(held):
-            out[i] += selection_quality(rows, w) / 2
+    averaged (the mean of the two halves' means of ``cross_fitted_by_question``)."""
+    out = []
+    for per_question in cross_fitted_by_question(sets, coverage):
+        halves = [[q for k, q in per_question.items() if _half(k) == h] for h in (0, 1)]
+        out.append(sum(sum(v) / max(1, len(v)) for v in halves) / 2)
     return out
 
 
