@@ -109,6 +109,13 @@ _SHORT = {
 }
 
 
+def _interval_cells(row: IntervalRow, names: Sequence[str], against: Sequence[str], short: bool = False) -> list[str]:
+    """The intervals of ``names``, then the system's differences from ``against`` ("–" where missing)."""
+    cells = [(row.systems[n].short() if short else str(row.systems[n])) if n in row.systems else "–" for n in names]
+    diffs = [row.differences.get(b) for b in against]
+    return cells + ["–" if d is None else d.short(signed=True) if short else d.signed() for d in diffs]
+
+
 def interval_table(rows: Sequence[IntervalRow]) -> Table:
     """The 95% intervals of the system, and of its difference from the sentence answering on the
     same questions where the run has it (the issue's baseline). Every system's and every
@@ -118,9 +125,7 @@ def interval_table(rows: Sequence[IntervalRow]) -> Table:
     for col in ["scope", "metric", "n", "system", *(f"system − {b}" for b in against)]:
         t.add_column(col, justify="left" if col in ("scope", "metric") else "right", no_wrap=True)
     for r in rows:
-        cells = [r.systems["system"].short() if "system" in r.systems else "–"]
-        cells += [r.differences[b].short(signed=True) if b in r.differences else "–" for b in against]
-        t.add_row(r.scope, _SHORT.get(r.metric, r.metric), str(r.questions), *cells)
+        t.add_row(r.scope, _SHORT.get(r.metric, r.metric), str(r.questions), *_interval_cells(r, ["system"], against, short=True))
     return t
 
 
@@ -141,9 +146,7 @@ def interval_markdown(rows: Sequence[IntervalRow]) -> list[str]:
         "|---|---|---:|" + "---:|" * (len(names) + len(baselines)),
     ]
     for r in rows:
-        cells = [str(r.systems[n]) if n in r.systems else "–" for n in names]
-        cells += [r.differences[b].signed() if b in r.differences else "–" for b in baselines]
-        lines.append(f"| {r.scope} | {r.metric} | {r.questions} | " + " | ".join(cells) + " |")
+        lines.append(f"| {r.scope} | {r.metric} | {r.questions} | " + " | ".join(_interval_cells(r, names, baselines)) + " |")
     return [*lines, ""]
 
 
