@@ -80,34 +80,18 @@ def test_intervals_print_as_estimates_and_as_signed_differences():
     assert not Interval(0.05, -0.01, 0.09).excludes_zero and Interval(-0.05, -0.09, -0.01).excludes_zero
 
 
-def _scores(spec: list[tuple[str, str, bool, bool, float]]) -> list[Scores]:
-    """(id, lang, answerable, answered, hit): EM = hit, F1 = hit / 2."""
+def _scores(questions: list[tuple[str, str, bool]], outcomes: list[tuple[bool, float]]) -> list[Scores]:
+    """Questions (id, lang, answerable) with one system's (answered, hit): EM = hit, F1 = hit / 2."""
     return [
-        Scores(q, lang, ans, done, hit if ans else 0.0, hit if ans else 0.0, hit / 2 if ans else 0.0) for q, lang, ans, done, hit in spec
+        Scores(q, lang, ans, done, hit if ans else 0.0, hit if ans else 0.0, hit / 2 if ans else 0.0)
+        for (q, lang, ans), (done, hit) in zip(questions, outcomes, strict=True)
     ]
 
 
 def test_interval_rows_cover_every_scope_and_metric_on_the_right_questions():
-    system = _scores(
-        [
-            ("a1", "ar", True, True, 1.0),
-            ("a2", "ar", True, True, 1.0),
-            ("a3", "ar", True, False, 0.0),
-            ("e1", "en", True, True, 0.0),
-            ("u1", "ar", False, False, 0.0),
-            ("u2", "en", False, True, 0.0),
-        ]
-    )
-    sentence = _scores(
-        [
-            ("a1", "ar", True, True, 1.0),
-            ("a2", "ar", True, True, 0.0),
-            ("a3", "ar", True, True, 0.0),
-            ("e1", "en", True, True, 0.0),
-            ("u1", "ar", False, True, 0.0),
-            ("u2", "en", False, True, 0.0),
-        ]
-    )
+    questions = [("a1", "ar", True), ("a2", "ar", True), ("a3", "ar", True), ("e1", "en", True), ("u1", "ar", False), ("u2", "en", False)]
+    system = _scores(questions, [(True, 1.0), (True, 1.0), (False, 0.0), (True, 0.0), (False, 0.0), (True, 0.0)])
+    sentence = _scores(questions, [(True, 1.0), (True, 0.0), (True, 0.0), (True, 0.0), (True, 0.0), (True, 0.0)])
     rows = {(r.scope, r.metric): r for r in interval_rows({"system": system, "sentence": sentence})}
     assert [s for s, m in rows if m == "answer hit@1"] == ["all", "ar", "en"]
     hit = rows[("all", "answer hit@1")]
