@@ -45,9 +45,9 @@ def test_a_bootstrap_interval_is_seeded_holds_the_mean_and_narrows_with_more_que
     assert mean_of(few, seed=2) != a  # the seed is what makes it repeat
 
 
-def test_constant_scores_give_a_point_interval():
+def test_constant_scores_give_a_point_interval_and_one_question_none():
     assert mean_of([0.5] * 30) == Interval(0.5, 0.5, 0.5)
-    assert mean_of([0.7]) == Interval(0.7, 0.7, 0.7)
+    assert mean_of([0.7]) is None and paired_difference([0.2], [0.9]) is None  # one question: no interval, not a point
 
 
 def test_a_paired_difference_sees_a_small_change_that_unpaired_intervals_cannot():

@@ -77,22 +77,21 @@ def rate(flags: Sequence[bool | float]) -> Interval | None:
 
 
 def mean_of(values: Sequence[float], *, seed: int = SEED) -> Interval | None:
-    """The mean with a percentile-bootstrap interval over the values; None for no values."""
+    """The mean with a percentile-bootstrap interval over the values; None for fewer than two
+    (one question says nothing of how the mean would vary: no interval rather than a point)."""
     import numpy as np
     from scipy.stats import bootstrap
 
-    if len(values) == 0:
+    if len(values) < 2:
         return None
     x = np.asarray(values, dtype=float)
-    if len(x) == 1:
-        return Interval(float(x[0]), float(x[0]), float(x[0]))
     res = bootstrap((x,), np.mean, confidence_level=LEVEL, n_resamples=RESAMPLES, method="percentile", rng=np.random.default_rng(seed))
     return Interval(float(x.mean()), float(res.confidence_interval.low), float(res.confidence_interval.high))
 
 
 def paired_difference(before: Sequence[float], after: Sequence[float], *, seed: int = SEED) -> Interval | None:
     """``mean(after) - mean(before)`` over the same questions (in the same order), with a paired
-    percentile-bootstrap interval; None for no questions."""
+    percentile-bootstrap interval; None for fewer than two questions."""
     if len(before) != len(after):
         raise ValueError(f"paired scores need the same questions: {len(before)} before, {len(after)} after")
     return mean_of([b - a for a, b in zip(before, after, strict=True)], seed=seed)
