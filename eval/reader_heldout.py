@@ -16,8 +16,9 @@ answer, abstained, retrieval), the questions the second run fixed and broke, and
 question-weighted mean of F1 + sentence hit over the four sets (the figure a shipping rule can
 name). Where both runs wrote ``scores.jsonl`` (``rag eval --report`` does), it adds each
 difference's 95% interval, paired question by question (``rag.evaluation.uncertainty``), and
-that of F1 + sentence hit pooled over every answerable question of the sets. These are held-out sets: decide on dev (``eval/reader_ensemble.py``), then run these once
-and report them, win or lose.
+that of F1 + sentence hit pooled over every answerable question of the sets. These are held-out
+sets: decide on dev (``eval/reader_ensemble.py``), then run these once and report them, win or
+lose.
 """
 
 from __future__ import annotations
