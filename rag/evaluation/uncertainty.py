@@ -1,8 +1,8 @@
 """How sure an evaluation's numbers are: 95% intervals for each system's answer and abstention
 rates, and for the difference between two systems that answered the same questions.
 
-Our QA set's test split has 66 answerable and 18 unanswerable questions: one question moves the
-abstention rate by 0.056, and 9 of 18 abstained reads 0.50 with a 95% interval of 0.29-0.71. A
+Our QA set's test split has 66 answerable and 32 unanswerable questions: one question moves the
+abstention rate by 0.031, and 15 of 32 abstained reads 0.47 with a 95% interval of 0.31-0.64. A
 change a reader of the report can trust is one whose interval for the difference excludes 0.
 
 - Rates of yes/no outcomes (sentence hit, EM, answered, abstained): Wilson score intervals
