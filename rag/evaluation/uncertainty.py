@@ -162,6 +162,8 @@ def interval_rows(scores: Mapping[str, Sequence[Scores]]) -> list[IntervalRow]:
 
 def intervals(results: Sequence[QuestionResult]) -> list[IntervalRow]:
     """``interval_rows`` of an evaluation's per-question results, for every system it ran."""
+    # here, not at the top: the harness brings the whole pipeline, which eval/reader_heldout.py's
+    # comparison of two finished runs does not need
     from rag.evaluation.harness import question_scores
 
     if not results:
