@@ -466,10 +466,9 @@ def answer_block(results: Sequence[QuestionResult], system: str) -> dict[str, fl
 
 def abstention_block(results: Sequence[QuestionResult], system: str) -> dict[str, float | None]:
     """answered_rate on answerable (HasAns) and abstained_rate on unanswerable (NoAns) questions."""
-    scores = question_scores(results, system)
     return {
-        "answered_rate": _r(answered_rate([s.answered for s in scores if s.answerable])),
-        "abstained_rate": _r(abstained_rate([s.answered for s in scores if not s.answerable])),
+        "answered_rate": _r(answered_rate([r.outcomes[system].answered for r in results if r.item.answerable])),
+        "abstained_rate": _r(abstained_rate([r.outcomes[system].answered for r in results if not r.item.answerable])),
     }
 
 
